@@ -1,0 +1,157 @@
+"""Event types and their typed payloads (the ``data`` of an envelope)."""
+
+from __future__ import annotations
+
+import builtins
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import AwareDatetime, BaseModel, Field
+
+from eas_schemas import streams
+from eas_schemas.cap import CapAlert, CapCertainty, CapMsgType, CapSeverity, CapStatus, CapUrgency
+from eas_schemas.streams import StreamSpec
+
+
+class FeedKind(StrEnum):
+    NWS = "nws"
+    IPAWS = "ipaws"
+    CAP_FOLDER = "cap-folder"
+    CAP_URL = "cap-url"
+    MANUAL = "manual"
+
+
+class AlertIngested(BaseModel):
+    """A CAP alert as fetched from a feed, before it is stored."""
+
+    feed: str = Field(description="configured feed name, e.g. nws or cap-folder:/srv/cap")
+    feed_kind: FeedKind
+    received_at: AwareDatetime
+    alert: CapAlert
+    raw_sha256: str | None = Field(default=None, description="digest of the source document")
+
+
+class AlertState(StrEnum):
+    ACTIVE = "active"
+    UPDATED = "updated"  # superseded by a later Update
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+class AlertSummary(BaseModel):
+    """What every alert lifecycle event carries: enough to render and to decide on relay."""
+
+    id: int = Field(description="alerts-api's stable id for the alert")
+    identifier: str
+    sender: str
+    sent: AwareDatetime
+    status: CapStatus
+    msg_type: CapMsgType
+    state: AlertState
+    source: FeedKind
+    event: str
+    same_event: str | None
+    severity: CapSeverity
+    urgency: CapUrgency
+    certainty: CapCertainty
+    headline: str | None
+    area_desc: str
+    same_codes: list[str]
+    ugc_codes: list[str]
+    onset: AwareDatetime | None
+    expires: AwareDatetime | None
+    relevant: bool
+    relevance_reason: str
+    references: list[int] = Field(
+        default_factory=list, description="alerts-api ids of the alerts this one references"
+    )
+
+
+class AlertLifecycle(BaseModel):
+    alert: AlertSummary
+    reason: str = Field(description="why the state changed, e.g. 'cancelled by <identifier>'")
+    previous_state: AlertState | None = None
+
+
+class AlertEventType(StrEnum):
+    CREATED = "alert.created"
+    UPDATED = "alert.updated"
+    CANCELLED = "alert.cancelled"
+    EXPIRED = "alert.expired"
+
+
+class PollerStatus(BaseModel):
+    feed: str
+    feed_kind: FeedKind
+    started_at: AwareDatetime
+    duration_s: float = Field(ge=0)
+    fetched: int = Field(ge=0, description="documents fetched this cycle")
+    new: int = Field(ge=0, description="alerts published that this poller had not seen")
+    not_modified: bool = Field(description="the feed answered 304 / nothing changed")
+    errors: int = Field(ge=0)
+    rejected: list[str] = Field(
+        default_factory=list, description="one reason per rejected document (malformed, hostile)"
+    )
+    next_poll_s: float = Field(ge=0)
+    ok: bool
+
+
+class ServiceHeartbeat(BaseModel):
+    service: str
+    instance: str
+    version: str
+    started_at: AwareDatetime
+    uptime_s: float
+    ready: bool
+    interval_s: float
+    figures: dict[str, float] = Field(
+        default_factory=dict, description="service key figures: lag, pending, dead letters..."
+    )
+
+
+class DeadLetter(BaseModel):
+    stream: str
+    group: str
+    entry_id: str
+    deliveries: int
+    reason: str
+    fields: dict[str, str]
+    failed_at: datetime
+
+
+POLLER_STATUS_TYPE = "poller.status"
+HEARTBEAT_TYPE = "service.heartbeat"
+DEAD_LETTER_TYPE = "bus.deadletter"
+ALERT_INGESTED_TYPE = "alerts.ingested"
+
+
+@dataclass(frozen=True, slots=True)
+class EventTypeSpec:
+    type: str
+    stream: str
+    payload: builtins.type[BaseModel]
+    summary: str
+
+
+def _spec(type_: str, stream: StreamSpec, payload: type[BaseModel], summary: str) -> EventTypeSpec:
+    return EventTypeSpec(type=type_, stream=stream.name, payload=payload, summary=summary)
+
+
+EVENT_TYPES: tuple[EventTypeSpec, ...] = (
+    _spec(ALERT_INGESTED_TYPE, streams.ALERTS_INGESTED, AlertIngested, "A CAP alert fetched"),
+    _spec(AlertEventType.CREATED, streams.ALERT_EVENTS, AlertLifecycle, "New alert stored"),
+    _spec(AlertEventType.UPDATED, streams.ALERT_EVENTS, AlertLifecycle, "Alert superseded"),
+    _spec(AlertEventType.CANCELLED, streams.ALERT_EVENTS, AlertLifecycle, "Alert cancelled"),
+    _spec(AlertEventType.EXPIRED, streams.ALERT_EVENTS, AlertLifecycle, "Alert expired"),
+    _spec(POLLER_STATUS_TYPE, streams.POLLER_STATUS, PollerStatus, "One poll cycle of a feed"),
+    _spec(HEARTBEAT_TYPE, streams.SERVICE_HEARTBEAT, ServiceHeartbeat, "Service is alive"),
+    _spec(DEAD_LETTER_TYPE, streams.DEAD_LETTER, DeadLetter, "Entry given up by a group"),
+)
+
+
+def payload_model(event_type: str) -> type[BaseModel]:
+    for spec in EVENT_TYPES:
+        if spec.type == event_type:
+            return spec.payload
+    raise KeyError(f"unknown event type {event_type!r}")

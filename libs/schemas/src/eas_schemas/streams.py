@@ -1,0 +1,71 @@
+"""Every stream of the bus: its name, what it carries, who reads it and how long it is kept.
+
+Services never write a stream name as a literal; they take these constants. A deployment may
+put all streams under a namespace prefix (``<ns>:alerts.ingested``) so several stations, or
+parallel tests, can share one Redis; the bus applies the prefix, the names here stay bare.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Retention(Enum):
+    """How a stream is capped (approximate MAXLEN, trimmed on every XADD)."""
+
+    HISTORY = 200_000  # alert/decode history: days of traffic, for replay and resume
+    STATUS = 10_000  # status and heartbeat: minutes to hours
+    METRICS = 2_000  # high-rate metrics: seconds to minutes
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSpec:
+    name: str
+    description: str
+    retention: Retention
+    public: bool  # fanned out to browsers by ws-broadcaster
+
+    @property
+    def maxlen(self) -> int:
+        return self.retention.value
+
+
+ALERTS_INGESTED = StreamSpec(
+    "alerts.ingested",
+    "CAP alerts fetched by the pollers, to be stored once by alerts-api (consumer group).",
+    Retention.HISTORY,
+    public=False,
+)
+ALERT_EVENTS = StreamSpec(
+    "alert.events",
+    "Alert lifecycle: alert.created, alert.updated, alert.cancelled, alert.expired.",
+    Retention.HISTORY,
+    public=True,
+)
+POLLER_STATUS = StreamSpec(
+    "poller.status", "One event per poll cycle per feed.", Retention.STATUS, public=True
+)
+SERVICE_HEARTBEAT = StreamSpec(
+    "service.heartbeat",
+    "Every service instance says it is alive every few seconds.",
+    Retention.STATUS,
+    public=True,
+)
+DEAD_LETTER = StreamSpec(
+    "bus.deadletter",
+    "Entries a consumer group gave up on, with the reason and the original entry.",
+    Retention.HISTORY,
+    public=False,
+)
+
+ALL_STREAMS: tuple[StreamSpec, ...] = (
+    ALERTS_INGESTED,
+    ALERT_EVENTS,
+    POLLER_STATUS,
+    SERVICE_HEARTBEAT,
+    DEAD_LETTER,
+)
+
+# Consumer groups (work that must happen once) are named after the owning service.
+ALERTS_API_GROUP = "alerts-api"

@@ -1,0 +1,117 @@
+"""Minting and verifying station access tokens (EdDSA / Ed25519 JWT)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from servicekit.auth.permissions import ANONYMOUS_PERMISSIONS, ROLE_PERMISSIONS, Permission, Role
+
+ISSUER = "eas-station"
+AUDIENCE = "eas-station"
+ALGORITHM = "EdDSA"
+LEEWAY_S = 30
+
+
+class TokenError(Exception):
+    """The token is missing, malformed, tampered with or expired."""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    subject: str
+    role: Role | None
+    permissions: frozenset[Permission]
+    token_id: str | None = None
+    expires_at: float | None = None
+
+    @property
+    def anonymous(self) -> bool:
+        return self.role is None
+
+    @classmethod
+    def anonymous_reader(cls) -> Principal:
+        return cls(subject="anonymous", role=None, permissions=ANONYMOUS_PERMISSIONS)
+
+
+def generate_keypair() -> tuple[str, str]:
+    """A new (private PEM, public PEM) Ed25519 key pair."""
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return private, public
+
+
+def write_keypair(directory: Path) -> tuple[Path, Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    private, public = generate_keypair()
+    priv_path, pub_path = directory / "signing.pem", directory / "signing.pub.pem"
+    priv_path.write_text(private)
+    priv_path.chmod(0o600)
+    pub_path.write_text(public)
+    return priv_path, pub_path
+
+
+class TokenSigner:
+    def __init__(self, private_pem: str) -> None:
+        self._key = serialization.load_pem_private_key(private_pem.encode(), password=None)
+
+    def mint(self, subject: str, role: Role, ttl_s: int = 900, now: float | None = None) -> str:
+        issued = int(time.time() if now is None else now)
+        claims = {
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "sub": subject,
+            "role": role.value,
+            "iat": issued,
+            "nbf": issued,
+            "exp": issued + ttl_s,
+            "jti": uuid.uuid4().hex,
+        }
+        return jwt.encode(claims, self._key, algorithm=ALGORITHM)  # type: ignore[arg-type]
+
+
+class TokenVerifier:
+    def __init__(self, public_pem: str) -> None:
+        self._key = serialization.load_pem_public_key(public_pem.encode())
+
+    def verify(self, token: str) -> Principal:
+        try:
+            claims = jwt.decode(
+                token,
+                self._key,  # type: ignore[arg-type]
+                algorithms=[ALGORITHM],
+                audience=AUDIENCE,
+                issuer=ISSUER,
+                leeway=LEEWAY_S,
+                options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise TokenError("token expired") from exc
+        except jwt.InvalidTokenError as exc:
+            raise TokenError(f"invalid token: {exc}") from exc
+        try:
+            role = Role(str(claims.get("role")))
+        except ValueError as exc:
+            raise TokenError(f"unknown role {claims.get('role')!r}") from exc
+        return Principal(
+            subject=str(claims["sub"]),
+            role=role,
+            permissions=ROLE_PERMISSIONS[role],
+            token_id=claims.get("jti"),
+            expires_at=float(claims["exp"]),
+        )

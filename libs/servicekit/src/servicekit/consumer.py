@@ -1,0 +1,251 @@
+"""Consumer groups: work that must happen once, acknowledged only after its effect commits.
+
+The delivery rules (DESIGN.md, "The bus"):
+- an entry is acknowledged only after the handler returned, i.e. after its commit;
+- an entry left pending by a consumer that died is reclaimed with XAUTOCLAIM once it has been
+  idle for ``min_idle_ms``; a failed entry stays pending and is retried the same way;
+- after ``max_deliveries`` deliveries, or at once for a ``PermanentError`` (an entry that can
+  never succeed, such as one that is not an envelope), it is copied to the dead-letter stream
+  with the reason and acknowledged, so it never blocks the entries after it;
+- a Redis restart or flush loses groups (NOGROUP): the group is recreated and reading goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+from eas_schemas.envelope import EventEnvelope, decode_entry, encode_entry
+from eas_schemas.events import DEAD_LETTER_TYPE, DeadLetter
+from eas_schemas.streams import DEAD_LETTER
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from servicekit.bus import fields_to_str, stream_key
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[str, EventEnvelope[dict[str, Any]]], Awaitable[None]]
+
+
+class PermanentError(Exception):
+    """The entry can never be processed; dead-letter it without retrying."""
+
+
+@dataclass
+class ConsumerStats:
+    handled: int = 0
+    failed: int = 0
+    dead_lettered: int = 0
+    reclaimed: int = 0
+    group_recreated: int = 0
+    redis_errors: int = 0
+    last_entry_id: str = ""
+    by_reason: dict[str, int] = field(default_factory=dict)
+
+
+class GroupConsumer:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        stream: str,
+        group: str,
+        consumer: str,
+        handler: Handler,
+        *,
+        namespace: str = "",
+        source: str = "",
+        batch_size: int = 64,
+        concurrency: int = 8,
+        block_ms: int = 1000,
+        min_idle_ms: int = 30_000,
+        max_deliveries: int = 5,
+    ) -> None:
+        self.client = client
+        self.stream = stream_key(stream, namespace)
+        self.stream_name = stream
+        self.group = group
+        self.consumer = consumer
+        self.handler = handler
+        self.namespace = namespace
+        self.source = source or f"{group}/{consumer}"
+        self.batch_size = batch_size
+        self.block_ms = block_ms
+        self.min_idle_ms = min_idle_ms
+        self.max_deliveries = max_deliveries
+        self.stats = ConsumerStats()
+        self._slots = asyncio.Semaphore(concurrency)
+        self._next_reclaim = 0.0
+
+    async def ensure_group(self) -> None:
+        try:
+            # From "0": a group created after entries were written still processes them.
+            await self.client.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = 0.1
+        while not stop.is_set():
+            try:
+                await self.ensure_group()
+                while not stop.is_set():
+                    await self.poll_once()
+                    backoff = 0.1
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                self.stats.group_recreated += 1
+                log.warning("consumer group %s on %s lost; recreating", self.group, self.stream)
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                self.stats.redis_errors += 1
+                log.warning(
+                    "redis unavailable for %s (%s); retrying in %.1fs", self.stream, exc, backoff
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def poll_once(self) -> int:
+        """Reclaim idle pending entries (at most every min_idle/2), then read new ones."""
+        handled = 0
+        loop = asyncio.get_running_loop()
+        if loop.time() >= self._next_reclaim:
+            self._next_reclaim = loop.time() + max(self.min_idle_ms / 2000, 0.05)
+            handled += await self.reclaim_idle()
+        reply: Any = await self.client.xreadgroup(
+            self.group,
+            self.consumer,
+            {self.stream: ">"},
+            count=self.batch_size,
+            block=self.block_ms,
+        )
+        for _stream, entries in reply or []:
+            await self._process([(eid, fields, 1) for eid, fields in entries])
+            handled += len(entries)
+        return handled
+
+    async def reclaim_idle(self) -> int:
+        start = "0-0"
+        total = 0
+        while True:
+            reply: Any = await self.client.xautoclaim(
+                self.stream,
+                self.group,
+                self.consumer,
+                self.min_idle_ms,
+                start,
+                count=self.batch_size,
+            )
+            start, entries = reply[0], reply[1]
+            live = [(eid, fields) for eid, fields in entries if fields]
+            if live:
+                deliveries = await self._delivery_counts([eid for eid, _ in live])
+                self.stats.reclaimed += len(live)
+                await self._process([(eid, f, deliveries.get(eid, 1)) for eid, f in live])
+                total += len(live)
+            if start in ("0-0", b"0-0"):
+                return total
+
+    async def _delivery_counts(self, ids: list[str]) -> dict[str, int]:
+        rows = await self.client.xpending_range(
+            self.stream, self.group, min=ids[0], max=ids[-1], count=len(ids) * 4 + 10
+        )
+        return {str(r["message_id"]): int(r["times_delivered"]) for r in rows}
+
+    async def _process(self, entries: list[tuple[str, Any, int]]) -> None:
+        async def one(entry_id: str, fields: Any, deliveries: int) -> None:
+            async with self._slots:
+                await self._handle_entry(entry_id, fields_to_str(fields), deliveries)
+
+        await asyncio.gather(*(one(e, f, d) for e, f, d in entries))
+
+    async def _handle_entry(self, entry_id: str, fields: dict[str, str], deliveries: int) -> None:
+        if deliveries > self.max_deliveries:
+            await self._dead_letter(entry_id, fields, deliveries, "retries exhausted")
+            return
+        try:
+            envelope = decode_entry(fields)
+        except ValueError as exc:
+            await self._dead_letter(entry_id, fields, deliveries, f"not an event envelope: {exc}")
+            return
+        try:
+            await self.handler(entry_id, envelope)
+        except PermanentError as exc:
+            await self._dead_letter(entry_id, fields, deliveries, str(exc))
+            return
+        except Exception as exc:
+            self.stats.failed += 1
+            log.exception(
+                "handler failed on %s %s (delivery %d/%d): %s",
+                self.stream,
+                entry_id,
+                deliveries,
+                self.max_deliveries,
+                exc,
+            )
+            if deliveries >= self.max_deliveries:
+                await self._dead_letter(
+                    entry_id, fields, deliveries, f"{type(exc).__name__}: {exc}"
+                )
+            return
+        await self.client.xack(self.stream, self.group, entry_id)
+        self.stats.handled += 1
+        self.stats.last_entry_id = entry_id
+
+    async def _dead_letter(
+        self, entry_id: str, fields: dict[str, str], deliveries: int, reason: str
+    ) -> None:
+        letter = DeadLetter(
+            stream=self.stream_name,
+            group=self.group,
+            entry_id=entry_id,
+            deliveries=deliveries,
+            reason=reason[:2000],
+            fields=fields,
+            failed_at=datetime.now(UTC),
+        )
+        envelope = EventEnvelope[DeadLetter](
+            type=DEAD_LETTER_TYPE, source=self.source, subject=entry_id, data=letter
+        )
+        pipe = self.client.pipeline(transaction=True)
+        pipe.xadd(
+            stream_key(DEAD_LETTER, self.namespace),
+            dict[Any, Any](encode_entry(envelope)),
+            maxlen=DEAD_LETTER.maxlen,
+            approximate=True,
+        )
+        pipe.xack(self.stream, self.group, entry_id)
+        await pipe.execute()
+        self.stats.dead_lettered += 1
+        key = reason.split(":")[0][:60]
+        self.stats.by_reason[key] = self.stats.by_reason.get(key, 0) + 1
+        log.error(
+            "dead-lettered %s %s after %d deliveries: %s", self.stream, entry_id, deliveries, reason
+        )
+
+    async def pending_count(self) -> int:
+        try:
+            info = await self.client.xpending(self.stream, self.group)
+        except ResponseError:
+            return 0
+        return int(info["pending"])
+
+    async def lag(self) -> int:
+        """Entries in the stream not yet delivered to the group (Redis >= 7 reports it)."""
+        try:
+            groups = await self.client.xinfo_groups(self.stream)
+        except ResponseError:
+            return 0
+        for g in groups:
+            if g["name"] == self.group:
+                return int(g.get("lag") or 0)
+        return 0

@@ -1,0 +1,51 @@
+"""Async SQLAlchemy engine factory for PostgreSQL (asyncpg) and SQLite (aiosqlite)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept plain postgresql:// and sqlite:// URLs and pick the async driver."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        return "postgresql+asyncpg://" + url[len("postgresql://") :]
+    if url.startswith("sqlite://") and not url.startswith("sqlite+aiosqlite://"):
+        return "sqlite+aiosqlite://" + url[len("sqlite://") :]
+    return url
+
+
+def sync_database_url(url: str) -> str:
+    """The same database for sync tools (Alembic offline, benchmarks)."""
+    url = normalize_database_url(url)
+    return url.replace("+asyncpg", "+psycopg").replace("+aiosqlite", "")
+
+
+def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+    url = normalize_database_url(url)
+    kwargs: dict[str, Any] = {"echo": echo}
+    if url.startswith("postgresql"):
+        kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    engine = create_async_engine(url, **kwargs)
+    if url.startswith("sqlite"):
+        _sqlite_pragmas(engine)
+    return engine
+
+
+def _sqlite_pragmas(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # WAL lets readers run beside the single writer; busy_timeout waits instead of failing.
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=5000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[Any]:
+    return async_sessionmaker(engine, expire_on_commit=False)

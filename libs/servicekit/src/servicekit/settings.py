@@ -1,0 +1,58 @@
+"""Settings every service shares; each service subclasses with its own env prefix."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+
+def default_instance() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class ServiceSettings(BaseSettings):
+    """Common knobs. A service's prefixed variable wins, then the station-wide ``EAS_`` one.
+
+    Subclasses set their own ``env_prefix`` (``ALERTS_API_``, ``POLLERS_`` ...); any field may
+    also be given once for the whole station as ``EAS_<FIELD>`` (e.g. ``EAS_REDIS_URL``).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="EAS_", extra="ignore", env_file=None)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        station_env = EnvSettingsSource(settings_cls, env_prefix="EAS_")
+        return (init_settings, env_settings, station_env, dotenv_settings, file_secret_settings)
+
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Redis (Streams bus)")
+    bus_namespace: str = Field(
+        default="", description="prefix for every stream key, so stations can share one Redis"
+    )
+    instance: str = Field(default_factory=default_instance)
+    heartbeat_interval_s: float = Field(default=5.0, gt=0)
+    log_level: str = "INFO"
+    log_json: bool = True
+    # Auth: tokens are verified locally with the station's public key (Ed25519).
+    auth_public_key_file: Path | None = None
+    auth_public_key: str | None = Field(default=None, description="PEM text, instead of a file")
+    anonymous_read: bool = Field(
+        default=False, description="let anyone read non-private data without a token"
+    )
+    max_request_bytes: int = Field(default=1_048_576, gt=0)
+    cors_origins: list[str] = Field(default_factory=list)

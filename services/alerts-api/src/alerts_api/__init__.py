@@ -1,0 +1,3 @@
+"""EAS Station alerts-api."""
+
+__version__ = "0.1.0"

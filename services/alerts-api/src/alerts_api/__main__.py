@@ -1,0 +1,42 @@
+"""`alerts-api serve|migrate`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+import uvicorn
+from servicekit.web import configure_logging
+
+from alerts_api.app import create_app
+from alerts_api.migrate import upgrade_url
+from alerts_api.settings import AlertsApiSettings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="alerts-api")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the HTTP API and the ingest consumer")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8001)
+    serve.add_argument("--no-migrate", action="store_true", help="do not upgrade the schema first")
+    sub.add_parser("migrate", help="upgrade the database schema to the latest version")
+    args = parser.parse_args(argv)
+    settings = AlertsApiSettings()
+    configure_logging(settings.log_level, settings.log_json)
+    if args.command == "migrate" or not args.no_migrate:
+        asyncio.run(upgrade_url(settings.database_url))
+    if args.command == "serve":
+        uvicorn.run(
+            create_app(settings),
+            host=args.host,
+            port=args.port,
+            log_config=None,
+            ws="none",
+            access_log=False,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

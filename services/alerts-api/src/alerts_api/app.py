@@ -1,0 +1,170 @@
+"""alerts-api application: resources are made in the lifespan, never at import."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from eas_schemas.streams import ALERT_EVENTS, ALERTS_API_GROUP, ALERTS_INGESTED
+from fastapi import FastAPI, Request
+from servicekit.asyncapi import build_asyncapi
+from servicekit.auth.tokens import TokenVerifier
+from servicekit.bus import AsyncBus, async_redis
+from servicekit.consumer import GroupConsumer
+from servicekit.db import make_engine
+from servicekit.heartbeat import run_heartbeat
+from servicekit.web import ServiceMetrics, check, install_common
+from sqlalchemy import text
+
+from alerts_api import __version__
+from alerts_api.api import router
+from alerts_api.ingest_consumer import make_handler
+from alerts_api.service import AlertService
+from alerts_api.settings import AlertsApiSettings
+
+log = logging.getLogger(__name__)
+
+SERVICE = "alerts-api"
+
+
+def load_verifier(settings: AlertsApiSettings) -> TokenVerifier | None:
+    if settings.auth_public_key:
+        return TokenVerifier(settings.auth_public_key)
+    if settings.auth_public_key_file and settings.auth_public_key_file.exists():
+        return TokenVerifier(settings.auth_public_key_file.read_text())
+    return None
+
+
+async def _every(
+    interval_s: float, stop: asyncio.Event, work: Callable[[], Awaitable[Any]]
+) -> None:
+    while not stop.is_set():
+        try:
+            await work()
+        except Exception:
+            log.exception("background task failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval_s)
+
+
+def create_app(settings: AlertsApiSettings | None = None) -> FastAPI:
+    settings = settings or AlertsApiSettings()
+    metrics = ServiceMetrics(SERVICE)
+    ingested_total = metrics.counter(
+        "alerts_ingest_events_total", "alerts.ingested entries", ("outcome",)
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
+        redis_client = async_redis(settings.redis_url)
+        bus = AsyncBus(redis_client, settings.bus_namespace)
+        source = f"{SERVICE}/{settings.instance}"
+        service = AlertService(
+            engine, bus, source, settings.station_same_codes, settings.station_ugc_codes
+        )
+        app.state.alert_service = service
+        app.state.redis = redis_client
+        app.state.verifier = load_verifier(settings)
+        app.state.anonymous_read = settings.anonymous_read
+        if app.state.verifier is None and not settings.anonymous_read:
+            log.warning("no auth public key configured: every protected route will answer 401")
+        stop = asyncio.Event()
+        handler = make_handler(service)
+
+        async def counted(entry_id: str, envelope: Any) -> None:
+            await handler(entry_id, envelope)
+            ingested_total.labels("handled").inc()
+
+        consumer = GroupConsumer(
+            redis_client,
+            ALERTS_INGESTED.name,
+            ALERTS_API_GROUP,
+            settings.instance,
+            counted,
+            namespace=settings.bus_namespace,
+            source=source,
+            batch_size=settings.consumer_batch,
+            concurrency=settings.consumer_concurrency,
+            min_idle_ms=settings.consumer_min_idle_ms,
+            max_deliveries=settings.consumer_max_deliveries,
+        )
+        app.state.consumer = consumer
+
+        async def figures() -> dict[str, float]:
+            return {
+                "ingest_handled": consumer.stats.handled,
+                "ingest_failed": consumer.stats.failed,
+                "dead_lettered": consumer.stats.dead_lettered,
+                "pending": await consumer.pending_count(),
+                "lag": await consumer.lag(),
+                "events_published": service.published,
+                "publish_failures": service.publish_failures,
+            }
+
+        tasks = [
+            asyncio.create_task(_every(settings.expiry_interval_s, stop, service.expire_due)),
+            asyncio.create_task(_every(settings.outbox_interval_s, stop, service.flush_outbox)),
+            asyncio.create_task(
+                run_heartbeat(
+                    bus,
+                    SERVICE,
+                    settings.instance,
+                    __version__,
+                    settings.heartbeat_interval_s,
+                    stop,
+                    figures,
+                )
+            ),
+        ]
+        if settings.run_consumer:
+            tasks.append(asyncio.create_task(consumer.run(stop)))
+        try:
+            yield
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await redis_client.aclose()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="EAS Station alerts-api",
+        version=__version__,
+        description="CAP alert store: ingest from the bus, lifecycle events, /api/alerts. "
+        "The bus contract is at /asyncapi.json.",
+        lifespan=lifespan,
+    )
+    app.include_router(router)
+
+    async def readiness(request: Request) -> dict[str, str]:
+        out: dict[str, str] = {}
+        service: AlertService = request.app.state.alert_service
+
+        async def db() -> None:
+            async with service.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+
+        await check("database", db, out)
+        await check("redis", request.app.state.redis.ping, out)
+        return out
+
+    install_common(
+        app,
+        settings,
+        metrics,
+        readiness,
+        asyncapi=lambda: build_asyncapi(
+            SERVICE,
+            __version__,
+            sends=[ALERT_EVENTS.name, "service.heartbeat", "bus.deadletter"],
+            receives=[ALERTS_INGESTED.name],
+            description="alerts-api stores alerts.ingested once and announces alert.* events.",
+        ),
+    )
+    app.state.started_at = datetime.now(UTC)
+    return app

@@ -1,0 +1,32 @@
+"""The alerts.ingested consumer group: one committed transaction per event, then ack."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eas_schemas.envelope import EventEnvelope
+from eas_schemas.events import ALERT_INGESTED_TYPE, AlertIngested
+from pydantic import ValidationError
+from servicekit.consumer import PermanentError
+
+from alerts_api.service import AlertService
+
+
+def make_handler(service: AlertService) -> Any:
+    async def handle(entry_id: str, envelope: EventEnvelope[dict[str, Any]]) -> None:
+        if envelope.type != ALERT_INGESTED_TYPE:
+            raise PermanentError(f"unexpected event type {envelope.type!r} on alerts.ingested")
+        try:
+            ingested = AlertIngested.model_validate(envelope.data)
+        except ValidationError as exc:
+            raise PermanentError(f"invalid alerts.ingested payload: {_short(exc)}") from exc
+        await service.ingest(ingested)
+
+    return handle
+
+
+def _short(exc: ValidationError) -> str:
+    errors = exc.errors()
+    parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors[:3]]
+    more = f" (+{len(errors) - 3} more)" if len(errors) > 3 else ""
+    return "; ".join(parts) + more

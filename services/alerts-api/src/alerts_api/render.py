@@ -1,0 +1,123 @@
+"""Rendering alerts for the wire, once per change instead of once per request.
+
+The list endpoint concatenates pre-rendered JSON items; it never parses or hydrates rows.
+DESIGN.md measured serialization, not the framework, as what dominated this endpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime
+from typing import Any
+
+from eas_schemas.cap import CapAlert, CapArea, CapScope
+from eas_schemas.events import AlertState, AlertSummary, FeedKind
+from eas_schemas.relevance import RelevanceDecision
+from pydantic import AwareDatetime, BaseModel, Field
+
+
+class AlertItem(AlertSummary):
+    """One alert as listed by GET /api/alerts (an AlertSummary plus its texts)."""
+
+    scope: CapScope
+    feed: str
+    description: str | None
+    instruction: str | None
+    effective: AwareDatetime | None
+    received_at: AwareDatetime
+    updated_at: AwareDatetime
+
+
+class AlertPage(BaseModel):
+    items: list[AlertItem]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page")
+
+
+def build_item(
+    alert_id: int,
+    cap: CapAlert,
+    *,
+    state: AlertState,
+    source: FeedKind,
+    feed: str,
+    relevance: RelevanceDecision,
+    received_at: datetime,
+    updated_at: datetime,
+    references: list[int],
+) -> AlertItem:
+    info = cap.primary_info()
+    areas = [a.area_desc for i in cap.infos[:1] for a in i.areas] if cap.infos else []
+    return AlertItem(
+        id=alert_id,
+        identifier=cap.identifier,
+        sender=cap.sender,
+        sent=cap.sent,
+        status=cap.status,
+        msg_type=cap.msg_type,
+        scope=cap.scope,
+        state=state,
+        source=source,
+        feed=feed,
+        event=info.event if info else "(no info)",
+        same_event=info.same_event_code() if info else None,
+        severity=info.severity if info else "Unknown",
+        urgency=info.urgency if info else "Unknown",
+        certainty=info.certainty if info else "Unknown",
+        headline=info.headline if info else None,
+        description=info.description if info else None,
+        instruction=info.instruction if info else None,
+        area_desc="; ".join(areas),
+        same_codes=cap.same_codes(),
+        ugc_codes=cap.ugc_codes(),
+        onset=info.onset if info else None,
+        effective=info.effective if info else None,
+        expires=cap.expires(),
+        relevant=relevance.relevant,
+        relevance_reason=relevance.reason,
+        received_at=received_at,
+        updated_at=updated_at,
+        references=references,
+    )
+
+
+def summary_of(item: AlertItem) -> AlertSummary:
+    return AlertSummary.model_validate(item.model_dump(include=set(AlertSummary.model_fields)))
+
+
+def _circle_ring(lat: float, lon: float, radius_km: float, points: int = 32) -> list[list[float]]:
+    # A circle becomes a 32-gon in GeoJSON (which has no circles); fine at county scale.
+    ring = []
+    for k in range(points):
+        theta = 2 * math.pi * k / points
+        dlat = (radius_km / 111.32) * math.cos(theta)
+        dlon = (radius_km / (111.32 * max(math.cos(math.radians(lat)), 1e-6))) * math.sin(theta)
+        ring.append([round(lon + dlon, 6), round(lat + dlat, 6)])
+    ring.append(ring[0])
+    return ring
+
+
+def geometry_of(cap: CapAlert) -> dict[str, Any] | None:
+    """GeoJSON MultiPolygon ([lon, lat] order) of every polygon and circle of the first info."""
+    polygons: list[list[list[list[float]]]] = []
+    areas: list[CapArea] = cap.infos[0].areas if cap.infos else []
+    for area in areas:
+        for ring in area.polygons:
+            polygons.append([[[lon, lat] for lat, lon in ring]])
+        for c in area.circles:
+            polygons.append([_circle_ring(c.lat, c.lon, c.radius_km)])
+    if not polygons:
+        return None
+    return {"type": "MultiPolygon", "coordinates": polygons}
+
+
+def geometry_json(cap: CapAlert) -> str | None:
+    geometry = geometry_of(cap)
+    return json.dumps(geometry, separators=(",", ":")) if geometry else None
+
+
+def feature_bytes(item_json: str, geometry: str | None, alert_id: int) -> bytes:
+    return (
+        f'{{"type":"Feature","id":{alert_id},"geometry":{geometry or "null"},'
+        f'"properties":{item_json}}}'
+    ).encode()

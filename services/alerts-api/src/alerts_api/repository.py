@@ -1,0 +1,342 @@
+"""All SQL of the alert store. Functions take a connection inside the caller's transaction."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from alerts_api.tables import alert_codes, alert_history, alert_references, alerts, outbox
+
+
+def _insert(conn: AsyncConnection, table: Any) -> Any:
+    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
+
+
+async def insert_alert(conn: AsyncConnection, values: dict[str, Any]) -> int | None:
+    """Insert unless (sender, identifier, sent) exists; the new id, or None for a duplicate."""
+    stmt = (
+        _insert(conn, alerts)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["sender", "identifier", "sent"])
+        .returning(alerts.c.id)
+    )
+    new_id: int | None = (await conn.execute(stmt)).scalar_one_or_none()
+    return new_id
+
+
+async def set_rendered(conn: AsyncConnection, alert_id: int, item_json: str) -> None:
+    await conn.execute(update(alerts).where(alerts.c.id == alert_id).values(item_json=item_json))
+
+
+async def insert_codes(
+    conn: AsyncConnection, alert_id: int, kind: str, codes: Iterable[str]
+) -> None:
+    rows = [{"alert_id": alert_id, "kind": kind, "code": c} for c in dict.fromkeys(codes)]
+    if rows:
+        await conn.execute(alert_codes.insert(), rows)
+
+
+async def find_alert_id(
+    conn: AsyncConnection, sender: str, identifier: str, sent: datetime
+) -> int | None:
+    stmt = select(alerts.c.id).where(
+        alerts.c.sender == sender, alerts.c.identifier == identifier, alerts.c.sent == sent
+    )
+    found: int | None = (await conn.execute(stmt)).scalar_one_or_none()
+    return found
+
+
+async def insert_references(
+    conn: AsyncConnection, alert_id: int, refs: Sequence[tuple[str, str, datetime, int | None]]
+) -> None:
+    rows = [
+        {
+            "alert_id": alert_id,
+            "ref_sender": s,
+            "ref_identifier": i,
+            "ref_sent": t,
+            "ref_alert_id": r,
+        }
+        for s, i, t, r in dict.fromkeys(refs)
+    ]
+    if rows:
+        await conn.execute(alert_references.insert(), rows)
+
+
+async def unresolved_referrers(
+    conn: AsyncConnection, sender: str, identifier: str, sent: datetime
+) -> list[Any]:
+    """Alerts stored earlier that reference this identity before it arrived (out of order)."""
+    stmt = (
+        select(alert_references.c.alert_id, alerts.c.msg_type, alerts.c.identifier)
+        .join(alerts, alerts.c.id == alert_references.c.alert_id)
+        .where(
+            alert_references.c.ref_sender == sender,
+            alert_references.c.ref_identifier == identifier,
+            alert_references.c.ref_sent == sent,
+            alert_references.c.ref_alert_id.is_(None),
+        )
+        .order_by(alerts.c.sent, alerts.c.id)
+    )
+    return list((await conn.execute(stmt)).all())
+
+
+async def resolve_reference(
+    conn: AsyncConnection,
+    referrer_id: int,
+    sender: str,
+    identifier: str,
+    sent: datetime,
+    target: int,
+) -> None:
+    await conn.execute(
+        update(alert_references)
+        .where(
+            alert_references.c.alert_id == referrer_id,
+            alert_references.c.ref_sender == sender,
+            alert_references.c.ref_identifier == identifier,
+            alert_references.c.ref_sent == sent,
+        )
+        .values(ref_alert_id=target)
+    )
+
+
+async def lock_alerts(conn: AsyncConnection, ids: Sequence[int]) -> list[Any]:
+    stmt = select(alerts.c.id, alerts.c.state, alerts.c.item_json).where(alerts.c.id.in_(ids))
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    return list((await conn.execute(stmt.order_by(alerts.c.id))).all())
+
+
+async def change_state(
+    conn: AsyncConnection,
+    alert_id: int,
+    from_state: str,
+    to_state: str,
+    item_json: str,
+    now: datetime,
+) -> bool:
+    """Compare-and-set, so two instances never both announce the same change."""
+    result = await conn.execute(
+        update(alerts)
+        .where(alerts.c.id == alert_id, alerts.c.state == from_state)
+        .values(state=to_state, item_json=item_json, updated_at=now)
+    )
+    return bool(result.rowcount)
+
+
+async def add_history(
+    conn: AsyncConnection,
+    alert_id: int,
+    at: datetime,
+    from_state: str | None,
+    to_state: str,
+    reason: str,
+    by_alert_id: int | None = None,
+) -> None:
+    await conn.execute(
+        alert_history.insert().values(
+            alert_id=alert_id,
+            at=at,
+            from_state=from_state,
+            to_state=to_state,
+            reason=reason,
+            by_alert_id=by_alert_id,
+        )
+    )
+
+
+async def add_outbox(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[int]:
+    if not rows:
+        return []
+    result = await conn.execute(outbox.insert().returning(outbox.c.id), rows)
+    return [r[0] for r in result.all()]
+
+
+async def delete_outbox(conn: AsyncConnection, ids: Sequence[int]) -> None:
+    if ids:
+        await conn.execute(delete(outbox).where(outbox.c.id.in_(ids)))
+
+
+async def stale_outbox(conn: AsyncConnection, older_than: datetime, limit: int) -> list[Any]:
+    stmt = (
+        select(outbox.c.id, outbox.c.stream, outbox.c.envelope)
+        .where(outbox.c.created_at < older_than)
+        .order_by(outbox.c.id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    return list((await conn.execute(stmt)).all())
+
+
+async def expiring(conn: AsyncConnection, now: datetime, limit: int) -> list[Any]:
+    stmt = (
+        select(alerts.c.id, alerts.c.item_json)
+        .where(alerts.c.state == "active", alerts.c.expires.is_not(None), alerts.c.expires <= now)
+        .order_by(alerts.c.expires)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    return list((await conn.execute(stmt)).all())
+
+
+async def next_expiry(conn: AsyncConnection) -> datetime | None:
+    stmt = select(func.min(alerts.c.expires)).where(
+        alerts.c.state == "active", alerts.c.expires.is_not(None)
+    )
+    earliest: datetime | None = (await conn.execute(stmt)).scalar_one_or_none()
+    return earliest
+
+
+# ---- reads -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AlertFilters:
+    states: tuple[str, ...] | None = None
+    event: str | None = None
+    same_event: str | None = None
+    severity: str | None = None
+    urgency: str | None = None
+    certainty: str | None = None
+    cap_status: str | None = None
+    same_code: str | None = None
+    ugc_code: str | None = None
+    source: str | None = None
+    relevant: bool | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def encode_cursor(sent: datetime, alert_id: int) -> str:
+    raw = json.dumps([sent.isoformat(), alert_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    """Raises ValueError for anything that is not a cursor this service issued."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        sent_text, alert_id = json.loads(base64.urlsafe_b64decode(padded))
+        sent = datetime.fromisoformat(sent_text)
+        if sent.tzinfo is None or not isinstance(alert_id, int):
+            raise ValueError
+        return sent, alert_id
+    except Exception as exc:
+        raise ValueError("invalid cursor") from exc
+
+
+def _where(f: AlertFilters) -> list[Any]:
+    c = alerts.c
+    conds: list[Any] = []
+    if f.states:
+        conds.append(c.state.in_(f.states))
+    for column, value in (
+        (c.event, f.event),
+        (c.same_event, f.same_event),
+        (c.severity, f.severity),
+        (c.urgency, f.urgency),
+        (c.certainty, f.certainty),
+        (c.status, f.cap_status),
+        (c.source, f.source),
+    ):
+        if value is not None:
+            conds.append(
+                func.lower(column) == value.lower() if column is c.event else column == value
+            )
+    if f.relevant is not None:
+        conds.append(c.relevant.is_(f.relevant))
+    if f.since is not None:
+        conds.append(c.sent >= f.since)
+    if f.until is not None:
+        conds.append(c.sent < f.until)
+    for kind, code in (("SAME", f.same_code), ("UGC", f.ugc_code)):
+        if code is not None:
+            conds.append(
+                exists().where(
+                    alert_codes.c.alert_id == c.id,
+                    alert_codes.c.kind == kind,
+                    alert_codes.c.code == code,
+                )
+            )
+    return conds
+
+
+async def list_page(
+    conn: AsyncConnection, f: AlertFilters, cursor: tuple[datetime, int] | None, limit: int
+) -> list[Any]:
+    c = alerts.c
+    conds = _where(f)
+    if cursor is not None:
+        sent, alert_id = cursor
+        conds.append(or_(c.sent < sent, and_(c.sent == sent, c.id < alert_id)))
+    stmt = (
+        select(c.id, c.sent, c.item_json, c.geometry_json)
+        .where(*conds)
+        .order_by(c.sent.desc(), c.id.desc())
+        .limit(limit)
+    )
+    return list((await conn.execute(stmt)).all())
+
+
+async def get_alert(conn: AsyncConnection, alert_id: int) -> Any:
+    stmt = select(alerts.c.id, alerts.c.item_json, alerts.c.cap, alerts.c.geometry_json).where(
+        alerts.c.id == alert_id
+    )
+    return (await conn.execute(stmt)).one_or_none()
+
+
+async def history(conn: AsyncConnection, alert_id: int) -> list[Any]:
+    stmt = (
+        select(alert_history)
+        .where(alert_history.c.alert_id == alert_id)
+        .order_by(alert_history.c.id)
+    )
+    return list((await conn.execute(stmt)).all())
+
+
+async def referenced_by(conn: AsyncConnection, alert_id: int) -> list[Any]:
+    """Later alerts (Updates, Cancels) that reference this one."""
+    stmt = (
+        select(alerts.c.id, alerts.c.identifier, alerts.c.msg_type, alerts.c.sent)
+        .join(alert_references, alert_references.c.alert_id == alerts.c.id)
+        .where(alert_references.c.ref_alert_id == alert_id)
+        .order_by(alerts.c.sent)
+    )
+    return list((await conn.execute(stmt)).all())
+
+
+async def references_of(conn: AsyncConnection, alert_id: int) -> list[Any]:
+    stmt = select(alert_references).where(alert_references.c.alert_id == alert_id)
+    return list((await conn.execute(stmt)).all())
+
+
+async def counts_by(
+    conn: AsyncConnection, column_name: str, since: datetime | None
+) -> dict[str, int]:
+    column = alerts.c[column_name]
+    stmt = select(column, func.count()).group_by(column)
+    if since is not None:
+        stmt = stmt.where(alerts.c.sent >= since)
+    return {str(k): int(v) for k, v in (await conn.execute(stmt)).all()}
+
+
+async def count(
+    conn: AsyncConnection, since: datetime | None = None, state: str | None = None
+) -> int:
+    stmt = select(func.count()).select_from(alerts)
+    if since is not None:
+        stmt = stmt.where(alerts.c.sent >= since)
+    if state is not None:
+        stmt = stmt.where(alerts.c.state == state)
+    return int((await conn.execute(stmt)).scalar_one())

@@ -1,0 +1,363 @@
+"""Alert store logic: idempotent ingest, Update/Cancel chains, expiry, lifecycle events.
+
+Every change commits its rows and its lifecycle events (to the outbox table) in one
+transaction, then publishes. If publishing fails the events stay in the outbox and the
+outbox flusher sends them later, so an acknowledged ingest is never an unannounced one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from eas_schemas.cap import CapAlert, CapMsgType, CapReference
+from eas_schemas.envelope import EventEnvelope
+from eas_schemas.events import AlertEventType, AlertIngested, AlertLifecycle, AlertState, FeedKind
+from eas_schemas.relevance import RelevanceDecision, decide_relevance
+from eas_schemas.streams import ALERT_EVENTS, ALL_STREAMS, StreamSpec
+from servicekit.bus import AsyncBus
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from alerts_api import repository as repo
+from alerts_api.render import AlertItem, build_item, geometry_json, summary_of
+
+log = logging.getLogger(__name__)
+
+_STREAMS: dict[str, StreamSpec] = {s.name: s for s in ALL_STREAMS}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class IngestResult:
+    alert_id: int | None
+    duplicate: bool
+    events: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Tx:
+    """Events produced inside one transaction, written to the outbox before commit."""
+
+    envelopes: list[EventEnvelope[AlertLifecycle]] = field(default_factory=list)
+
+
+class AlertService:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        bus: AsyncBus | None,
+        source: str,
+        station_same: list[str],
+        station_ugc: list[str],
+        station_sender: str = "eas-station@localhost",
+    ) -> None:
+        self.engine = engine
+        self.bus = bus
+        self.source = source
+        self.station_same = list(station_same)
+        self.station_ugc = list(station_ugc)
+        self.station_sender = station_sender
+        self.published = 0
+        self.publish_failures = 0
+
+    def relevance(self, cap: CapAlert) -> RelevanceDecision:
+        return decide_relevance(cap, self.station_same, self.station_ugc)
+
+    # ---- ingest ----------------------------------------------------------------------
+
+    async def ingest(self, ingested: AlertIngested) -> IngestResult:
+        cap = ingested.alert
+        now = utcnow()
+        tx = _Tx()
+        async with self.engine.begin() as conn:
+            alert_id = await self._insert(conn, tx, cap, ingested, now)
+            if alert_id is None:
+                return IngestResult(alert_id=None, duplicate=True)
+            await self._link_references(conn, tx, alert_id, cap, now)
+            outbox_ids = await self._to_outbox(conn, tx)
+        await self._publish(tx, outbox_ids)
+        return IngestResult(alert_id, False, [e.type for e in tx.envelopes])
+
+    async def _insert(
+        self, conn: AsyncConnection, tx: _Tx, cap: CapAlert, ingested: AlertIngested, now: datetime
+    ) -> int | None:
+        info = cap.primary_info()
+        relevance = self.relevance(cap)
+        expires = cap.expires()
+        if cap.msg_type == CapMsgType.CANCEL:
+            state = AlertState.CANCELLED  # a Cancel message is never itself an active alert
+        elif expires is not None and expires <= now:
+            state = AlertState.EXPIRED
+        else:
+            state = AlertState.ACTIVE
+        alert_id = await repo.insert_alert(
+            conn,
+            {
+                "sender": cap.sender,
+                "identifier": cap.identifier,
+                "sent": cap.sent,
+                "status": cap.status.value,
+                "msg_type": cap.msg_type.value,
+                "scope": cap.scope.value,
+                "source": ingested.feed_kind.value,
+                "feed": ingested.feed[:255],
+                "state": state.value,
+                "event": (info.event if info else "(no info)")[:255],
+                "same_event": info.same_event_code() if info else None,
+                "severity": info.severity.value if info else "Unknown",
+                "urgency": info.urgency.value if info else "Unknown",
+                "certainty": info.certainty.value if info else "Unknown",
+                "headline": info.headline if info else None,
+                "area_desc": "; ".join(a.area_desc for a in info.areas) if info else "",
+                "onset": info.onset if info else None,
+                "effective": info.effective if info else None,
+                "expires": expires,
+                "relevant": relevance.relevant,
+                "relevance_reason": relevance.reason,
+                "received_at": ingested.received_at,
+                "updated_at": now,
+                "cap": cap.model_dump_json(),
+                "item_json": "{}",
+                "geometry_json": geometry_json(cap),
+            },
+        )
+        if alert_id is None:
+            return None
+        await repo.insert_codes(conn, alert_id, "SAME", cap.same_codes())
+        await repo.insert_codes(conn, alert_id, "UGC", cap.ugc_codes())
+        refs: list[int] = []
+        ref_rows: list[tuple[str, str, datetime, int | None]] = []
+        for ref in cap.references:
+            target = await repo.find_alert_id(conn, ref.sender, ref.identifier, ref.sent)
+            ref_rows.append((ref.sender, ref.identifier, ref.sent, target))
+            if target is not None:
+                refs.append(target)
+        await repo.insert_references(conn, alert_id, ref_rows)
+        item = build_item(
+            alert_id,
+            cap,
+            state=state,
+            source=ingested.feed_kind,
+            feed=ingested.feed,
+            relevance=relevance,
+            received_at=ingested.received_at,
+            updated_at=now,
+            references=refs,
+        )
+        await repo.set_rendered(conn, alert_id, item.model_dump_json())
+        await repo.add_history(
+            conn, alert_id, now, None, state.value, f"received from {ingested.feed}"
+        )
+        self._event(tx, AlertEventType.CREATED, item, "received", None)
+        return alert_id
+
+    async def _link_references(
+        self, conn: AsyncConnection, tx: _Tx, alert_id: int, cap: CapAlert, now: datetime
+    ) -> None:
+        # This alert's own references (Update / Cancel of earlier alerts).
+        if cap.msg_type in (CapMsgType.UPDATE, CapMsgType.CANCEL):
+            for row in await repo.references_of(conn, alert_id):
+                if row.ref_alert_id is not None:
+                    await self._apply(
+                        conn, tx, cap.msg_type, alert_id, cap.identifier, row.ref_alert_id, now
+                    )
+        # Alerts that arrived earlier and reference this one (out-of-order delivery).
+        for ref_row in await repo.unresolved_referrers(conn, cap.sender, cap.identifier, cap.sent):
+            await repo.resolve_reference(
+                conn, ref_row.alert_id, cap.sender, cap.identifier, cap.sent, alert_id
+            )
+            msg_type = CapMsgType(ref_row.msg_type)
+            if msg_type in (CapMsgType.UPDATE, CapMsgType.CANCEL):
+                await self._apply(
+                    conn, tx, msg_type, ref_row.alert_id, ref_row.identifier, alert_id, now
+                )
+
+    async def _apply(
+        self,
+        conn: AsyncConnection,
+        tx: _Tx,
+        msg_type: CapMsgType,
+        by_id: int,
+        by_identifier: str,
+        target_id: int,
+        now: datetime,
+    ) -> None:
+        if msg_type == CapMsgType.UPDATE:
+            allowed, to_state, etype = {"active"}, AlertState.UPDATED, AlertEventType.UPDATED
+            reason = f"superseded by update {by_identifier}"
+        else:
+            allowed, to_state, etype = (
+                {"active", "updated"},
+                AlertState.CANCELLED,
+                AlertEventType.CANCELLED,
+            )
+            reason = f"cancelled by {by_identifier}"
+        for row in await repo.lock_alerts(conn, [target_id]):
+            if row.state not in allowed:
+                await repo.add_history(
+                    conn,
+                    target_id,
+                    now,
+                    row.state,
+                    row.state,
+                    f"{reason} (no change: already {row.state})",
+                    by_id,
+                )
+                continue
+            item = _restate(row.item_json, to_state, now)
+            if await repo.change_state(
+                conn, target_id, row.state, to_state.value, item.model_dump_json(), now
+            ):
+                await repo.add_history(
+                    conn, target_id, now, row.state, to_state.value, reason, by_id
+                )
+                self._event(tx, etype, item, reason, AlertState(row.state))
+
+    def _event(
+        self,
+        tx: _Tx,
+        etype: AlertEventType,
+        item: AlertItem,
+        reason: str,
+        previous: AlertState | None,
+    ) -> None:
+        tx.envelopes.append(
+            EventEnvelope[AlertLifecycle](
+                type=etype.value,
+                source=self.source,
+                subject=f"{item.sender}/{item.identifier}/{item.sent.isoformat()}",
+                data=AlertLifecycle(alert=summary_of(item), reason=reason, previous_state=previous),
+            )
+        )
+
+    async def _to_outbox(self, conn: AsyncConnection, tx: _Tx) -> list[int]:
+        now = utcnow()
+        return await repo.add_outbox(
+            conn,
+            [
+                {"stream": ALERT_EVENTS.name, "envelope": e.model_dump_json(), "created_at": now}
+                for e in tx.envelopes
+            ],
+        )
+
+    async def _publish(self, tx: _Tx, outbox_ids: list[int]) -> None:
+        if self.bus is None or not tx.envelopes:
+            return
+        try:
+            await self.bus.publish_many([(ALERT_EVENTS, e) for e in tx.envelopes])
+        except Exception as exc:
+            self.publish_failures += 1
+            log.warning("publishing %d events failed (%s); left in outbox", len(tx.envelopes), exc)
+            return
+        self.published += len(tx.envelopes)
+        async with self.engine.begin() as conn:
+            await repo.delete_outbox(conn, outbox_ids)
+
+    # ---- background work -------------------------------------------------------------
+
+    async def expire_due(self, now: datetime | None = None, batch: int = 200) -> int:
+        """Mark every active alert past its expiry as expired and announce it."""
+        now = now or utcnow()
+        total = 0
+        while True:
+            tx = _Tx()
+            async with self.engine.begin() as conn:
+                rows = await repo.expiring(conn, now, batch)
+                for row in rows:
+                    item = _restate(row.item_json, AlertState.EXPIRED, now)
+                    if await repo.change_state(
+                        conn, row.id, "active", "expired", item.model_dump_json(), now
+                    ):
+                        await repo.add_history(
+                            conn, row.id, now, "active", "expired", "expires time passed"
+                        )
+                        self._event(
+                            tx,
+                            AlertEventType.EXPIRED,
+                            item,
+                            "expires time passed",
+                            AlertState.ACTIVE,
+                        )
+                outbox_ids = await self._to_outbox(conn, tx)
+            await self._publish(tx, outbox_ids)
+            total += len(tx.envelopes)
+            if len(rows) < batch:
+                return total
+
+    async def next_expiry(self) -> datetime | None:
+        async with self.engine.connect() as conn:
+            return await repo.next_expiry(conn)
+
+    async def flush_outbox(self, older_than_s: float = 5.0, batch: int = 500) -> int:
+        """Publish events whose post-commit publish failed (or whose process died)."""
+        if self.bus is None:
+            return 0
+        cutoff = utcnow() - timedelta(seconds=older_than_s)
+        sent = 0
+        async with self.engine.begin() as conn:
+            rows = await repo.stale_outbox(conn, cutoff, batch)
+            if not rows:
+                return 0
+            pipe = self.bus.client.pipeline(transaction=False)
+            for row in rows:
+                spec = _STREAMS[row.stream]
+                envelope = EventEnvelope[dict[str, Any]].model_validate_json(row.envelope)
+                pipe.xadd(
+                    self.bus.key(spec),
+                    {"type": envelope.type, "id": envelope.id, "envelope": row.envelope},
+                    maxlen=spec.maxlen,
+                    approximate=True,
+                )
+            await pipe.execute()
+            await repo.delete_outbox(conn, [r.id for r in rows])
+            sent = len(rows)
+        self.published += sent
+        return sent
+
+    # ---- operator actions ------------------------------------------------------------
+
+    async def create_manual(self, cap: CapAlert, actor: str) -> int:
+        result = await self.ingest(
+            AlertIngested(
+                feed=f"manual:{actor}", feed_kind=FeedKind.MANUAL, received_at=utcnow(), alert=cap
+            )
+        )
+        if result.alert_id is None:
+            raise ValueError("an alert with this sender, identifier and sent time already exists")
+        return result.alert_id
+
+    async def cancel(self, alert_id: int, actor: str, note: str | None) -> int | None:
+        """Issue a CAP Cancel referencing the alert; returns the Cancel's id, None if unknown."""
+        async with self.engine.connect() as conn:
+            row = await repo.get_alert(conn, alert_id)
+        if row is None:
+            return None
+        target = CapAlert.model_validate_json(row.cap)
+        cancel = CapAlert(
+            identifier=f"eas-station-cancel-{uuid.uuid4().hex}",
+            sender=self.station_sender,
+            sent=utcnow().replace(microsecond=0),
+            status=target.status,
+            msg_type=CapMsgType.CANCEL,
+            scope=target.scope,
+            note=note or f"cancelled by operator {actor}",
+            references=[
+                CapReference(sender=target.sender, identifier=target.identifier, sent=target.sent)
+            ],
+            infos=target.infos[:1],
+        )
+        return await self.create_manual(cancel, actor)
+
+
+def _restate(item_json: str, state: AlertState, now: datetime) -> AlertItem:
+    doc = json.loads(item_json)
+    doc["state"] = state.value
+    doc["updated_at"] = now.isoformat()
+    return AlertItem.model_validate(doc)

@@ -1,0 +1,61 @@
+"""alerts-api settings: env prefix ALERTS_API_, falling back to station-wide EAS_ variables."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from eas_schemas.same_codes import validate_location_code, validate_ugc_code
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
+from servicekit.settings import ServiceSettings
+
+
+def _split(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.replace(";", ",").split(",") if part.strip()]
+    return value
+
+
+class AlertsApiSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="ALERTS_API_")
+
+    service_name: str = "alerts-api"
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///var/eas-station.db",
+        description="PostgreSQL (postgresql://...) or SQLite (sqlite:///path)",
+    )
+    db_pool_size: int = Field(default=10, ge=1)
+    station_same_codes: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="SAME codes (PSSCCC) this station serves"
+    )
+    station_ugc_codes: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="NWS UGC zones/counties this station serves"
+    )
+    consumer_concurrency: int = Field(default=16, ge=1, le=256)
+    consumer_batch: int = Field(default=128, ge=1, le=1000)
+    consumer_min_idle_ms: int = Field(default=30_000, ge=100)
+    consumer_max_deliveries: int = Field(default=5, ge=1)
+    expiry_interval_s: float = Field(default=5.0, gt=0)
+    outbox_interval_s: float = Field(default=2.0, gt=0)
+    run_consumer: bool = True
+    page_size_max: int = Field(default=500, ge=1)
+
+    @field_validator("station_same_codes", mode="before")
+    @classmethod
+    def _split_same(cls, value: object) -> object:
+        return _split(value)
+
+    @field_validator("station_ugc_codes", mode="before")
+    @classmethod
+    def _split_ugc(cls, value: object) -> object:
+        return _split(value)
+
+    @field_validator("station_same_codes")
+    @classmethod
+    def _valid_same(cls, codes: list[str]) -> list[str]:
+        return [validate_location_code(c) for c in codes]
+
+    @field_validator("station_ugc_codes")
+    @classmethod
+    def _valid_ugc(cls, codes: list[str]) -> list[str]:
+        return [validate_ugc_code(c) for c in codes]
