@@ -6,7 +6,6 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import httpx
-
 from eas_schemas.cap import CapMsgType
 from eas_schemas.envelope import decode_entry
 from eas_testkit.factories import ingested, make_alert
@@ -41,8 +40,12 @@ async def test_update_then_cancel_chain(client, aredis, bus_namespace):
     service = client.app.state.alert_service
     t0 = datetime.now(UTC) - timedelta(minutes=10)
     original = make_alert(sent=t0)
-    update = make_alert(sent=t0 + timedelta(minutes=2), msg_type=CapMsgType.UPDATE, references=[original])
-    cancel = make_alert(sent=t0 + timedelta(minutes=4), msg_type=CapMsgType.CANCEL, references=[update])
+    update = make_alert(
+        sent=t0 + timedelta(minutes=2), msg_type=CapMsgType.UPDATE, references=[original]
+    )
+    cancel = make_alert(
+        sent=t0 + timedelta(minutes=4), msg_type=CapMsgType.CANCEL, references=[update]
+    )
     ids = [(await service.ingest(ingested(a))).alert_id for a in (original, update, cancel)]
     types = [t for t, _ in await _events(aredis, bus_namespace)]
     assert types == [
@@ -75,7 +78,9 @@ async def test_cancel_arriving_before_its_alert_still_cancels_it(client, aredis,
 
 async def test_expiry_is_detected_and_announced(client, aredis, bus_namespace):
     service = client.app.state.alert_service
-    alert = make_alert(sent=datetime.now(UTC) - timedelta(seconds=30), expires_in=timedelta(seconds=31))
+    alert = make_alert(
+        sent=datetime.now(UTC) - timedelta(seconds=30), expires_in=timedelta(seconds=31)
+    )
     result = await service.ingest(ingested(alert))
     deadline = asyncio.get_running_loop().time() + 10
     while asyncio.get_running_loop().time() < deadline:
@@ -94,10 +99,17 @@ async def test_statewide_and_national_codes_are_relevant(client):
     national = await service.ingest(
         ingested(make_alert(same_codes=("000000",), ugc_codes=(), event="Required Weekly Test"))
     )
-    elsewhere = await service.ingest(ingested(make_alert(same_codes=("048201",), ugc_codes=("TXC201",))))
+    elsewhere = await service.ingest(
+        ingested(make_alert(same_codes=("048201",), ugc_codes=("TXC201",)))
+    )
     by_zone = await service.ingest(ingested(make_alert(same_codes=(), ugc_codes=("OHZ014",))))
     got = {}
-    for name, res in (("state", statewide), ("nation", national), ("else", elsewhere), ("zone", by_zone)):
+    for name, res in (
+        ("state", statewide),
+        ("nation", national),
+        ("else", elsewhere),
+        ("zone", by_zone),
+    ):
         detail = (await client.get(f"/api/alerts/{res.alert_id}", headers=_auth(client))).json()
         got[name] = (detail["alert"]["relevant"], detail["alert"]["relevance_reason"])
     assert got["state"] == (True, "SAME statewide: alert 039000 ~ station 039035")
