@@ -4,10 +4,11 @@ from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
+
 from alerts_api.app import create_app
 from alerts_api.migrate import upgrade_url
 from alerts_api.settings import AlertsApiSettings
-from asgi_lifespan import LifespanManager
 from servicekit.auth.permissions import Role
 from servicekit.auth.tokens import TokenSigner, generate_keypair
 

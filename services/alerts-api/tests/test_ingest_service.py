@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import httpx
+
 from eas_schemas.cap import CapMsgType
 from eas_schemas.envelope import decode_entry
 from eas_testkit.factories import ingested, make_alert

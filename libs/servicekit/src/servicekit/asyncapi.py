@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 from eas_schemas.envelope import SCHEMA_VERSION, SPEC_VERSION
 from eas_schemas.events import EVENT_TYPES
 from eas_schemas.streams import ALL_STREAMS
-from pydantic import BaseModel
 
 
 def _channel_id(stream: str) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+
 from eas_schemas.envelope import EventEnvelope, encode_entry
 from eas_schemas.streams import StreamSpec
 

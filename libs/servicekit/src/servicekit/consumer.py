@@ -21,13 +21,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as aioredis
-from eas_schemas.envelope import EventEnvelope, decode_entry, encode_entry
-from eas_schemas.events import DEAD_LETTER_TYPE, DeadLetter
-from eas_schemas.streams import DEAD_LETTER
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from eas_schemas.envelope import EventEnvelope, decode_entry, encode_entry
+from eas_schemas.events import DEAD_LETTER_TYPE, DeadLetter
+from eas_schemas.streams import DEAD_LETTER
 from servicekit.bus import fields_to_str, stream_key
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,9 @@ class GroupConsumer:
                     await self.poll_once()
                     backoff = 0.1
             except ResponseError as exc:
-                if "NOGROUP" not in str(exc):
+                # NOGROUP: the group is gone (restart without persistence, flush). UNBLOCKED: the
+                # stream was deleted while we were blocked reading it. Either way: recreate.
+                if "NOGROUP" not in str(exc) and "UNBLOCKED" not in str(exc):
                     raise
                 self.stats.group_recreated += 1
                 log.warning("consumer group %s on %s lost; recreating", self.group, self.stream)

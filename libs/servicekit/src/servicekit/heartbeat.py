@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from eas_schemas.envelope import EventEnvelope
 from eas_schemas.events import HEARTBEAT_TYPE, ServiceHeartbeat
 from eas_schemas.streams import SERVICE_HEARTBEAT
-
 from servicekit.bus import AsyncBus, SyncBus
 
 log = logging.getLogger(__name__)

@@ -21,6 +21,7 @@ from contextlib import suppress
 from pathlib import Path
 
 import redis
+
 from servicekit.embedded import EmbeddedRedis, free_port
 
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"

@@ -10,15 +10,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from eas_schemas.streams import ALERT_EVENTS, ALERTS_API_GROUP, ALERTS_INGESTED
 from fastapi import FastAPI, Request
-from servicekit.asyncapi import build_asyncapi
-from servicekit.auth.tokens import TokenVerifier
-from servicekit.bus import AsyncBus, async_redis
-from servicekit.consumer import GroupConsumer
-from servicekit.db import make_engine
-from servicekit.heartbeat import run_heartbeat
-from servicekit.web import ServiceMetrics, check, install_common
 from sqlalchemy import text
 
 from alerts_api import __version__
@@ -26,6 +18,14 @@ from alerts_api.api import router
 from alerts_api.ingest_consumer import make_handler
 from alerts_api.service import AlertService
 from alerts_api.settings import AlertsApiSettings
+from eas_schemas.streams import ALERT_EVENTS, ALERTS_API_GROUP, ALERTS_INGESTED
+from servicekit.asyncapi import build_asyncapi
+from servicekit.auth.tokens import TokenVerifier
+from servicekit.bus import AsyncBus, async_redis
+from servicekit.consumer import GroupConsumer
+from servicekit.db import make_engine
+from servicekit.heartbeat import run_heartbeat
+from servicekit.web import ServiceMetrics, check, install_common
 
 log = logging.getLogger(__name__)
 

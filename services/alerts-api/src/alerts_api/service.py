@@ -14,16 +14,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from alerts_api import repository as repo
+from alerts_api.render import AlertItem, build_item, geometry_json, summary_of
 from eas_schemas.cap import CapAlert, CapMsgType, CapReference
 from eas_schemas.envelope import EventEnvelope
 from eas_schemas.events import AlertEventType, AlertIngested, AlertLifecycle, AlertState, FeedKind
 from eas_schemas.relevance import RelevanceDecision, decide_relevance
 from eas_schemas.streams import ALERT_EVENTS, ALL_STREAMS, StreamSpec
 from servicekit.bus import AsyncBus
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
-from alerts_api import repository as repo
-from alerts_api.render import AlertItem, build_item, geometry_json, summary_of
 
 log = logging.getLogger(__name__)
 
