@@ -70,7 +70,10 @@ class EmbeddedRedis:
             if self.persist
             else ["--appendonly", "no", "--save", ""]
         )
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # Own session: a Ctrl-C meant for the station must not kill the bus before the services.
+        self.process = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
         client = redis.Redis(port=self.port)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 
 import uvicorn
-from servicekit.web import configure_logging
 
-from alerts_api.app import create_app
+from alerts_api.app import asyncapi_document, create_app
 from alerts_api.migrate import upgrade_url
 from alerts_api.settings import AlertsApiSettings
+from servicekit.web import configure_logging
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,7 +22,11 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8001)
     serve.add_argument("--no-migrate", action="store_true", help="do not upgrade the schema first")
     sub.add_parser("migrate", help="upgrade the database schema to the latest version")
+    sub.add_parser("asyncapi", help="print the AsyncAPI document of this service's bus use")
     args = parser.parse_args(argv)
+    if args.command == "asyncapi":
+        print(json.dumps(asyncapi_document(), indent=2, sort_keys=True))
+        return 0
     settings = AlertsApiSettings()
     configure_logging(settings.log_level, settings.log_json)
     if args.command == "migrate" or not args.no_migrate:

@@ -18,7 +18,13 @@ from alerts_api.api import router
 from alerts_api.ingest_consumer import make_handler
 from alerts_api.service import AlertService
 from alerts_api.settings import AlertsApiSettings
-from eas_schemas.streams import ALERT_EVENTS, ALERTS_API_GROUP, ALERTS_INGESTED
+from eas_schemas.streams import (
+    ALERT_EVENTS,
+    ALERTS_API_GROUP,
+    ALERTS_INGESTED,
+    DEAD_LETTER,
+    SERVICE_HEARTBEAT,
+)
 from servicekit.asyncapi import build_asyncapi
 from servicekit.auth.tokens import TokenVerifier
 from servicekit.bus import AsyncBus, async_redis
@@ -50,6 +56,16 @@ async def _every(
             log.exception("background task failed")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval_s)
+
+
+def asyncapi_document() -> dict[str, Any]:
+    return build_asyncapi(
+        SERVICE,
+        __version__,
+        sends=[ALERT_EVENTS.name, SERVICE_HEARTBEAT.name, DEAD_LETTER.name],
+        receives=[ALERTS_INGESTED.name],
+        description="alerts-api stores alerts.ingested once and announces alert.* events.",
+    )
 
 
 def create_app(settings: AlertsApiSettings | None = None) -> FastAPI:
@@ -158,13 +174,7 @@ def create_app(settings: AlertsApiSettings | None = None) -> FastAPI:
         settings,
         metrics,
         readiness,
-        asyncapi=lambda: build_asyncapi(
-            SERVICE,
-            __version__,
-            sends=[ALERT_EVENTS.name, "service.heartbeat", "bus.deadletter"],
-            receives=[ALERTS_INGESTED.name],
-            description="alerts-api stores alerts.ingested once and announces alert.* events.",
-        ),
+        asyncapi=asyncapi_document,
     )
     app.state.started_at = datetime.now(UTC)
     return app

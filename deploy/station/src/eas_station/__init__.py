@@ -1,0 +1,1 @@
+"""EAS Station one-machine runner."""

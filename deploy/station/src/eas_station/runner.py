@@ -1,0 +1,169 @@
+"""`eas-station run`: the whole station on one machine ("monolithic mode").
+
+Same code and bus as the scaled deployment, fewer processes: every service runs as its own
+supervised child process. With no ``EAS_REDIS_URL`` an embedded Redis-compatible server is
+started (data kept in ``<data dir>/redis`` with an append-only file); with no
+``EAS_DATABASE_URL`` the store is SQLite in ``<data dir>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from servicekit.auth.permissions import Role
+from servicekit.auth.tokens import TokenSigner, write_keypair
+from servicekit.embedded import EmbeddedRedis
+from servicekit.web import configure_logging
+
+log = logging.getLogger("eas_station")
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    next_start: float = 0.0
+    backoff: float = 1.0
+    started_at: float = field(default=0.0)
+
+    def start(self) -> None:
+        log.info("starting %s: %s", self.name, " ".join(self.argv))
+        self.process = subprocess.Popen(self.argv, env=self.env)
+        self.started_at = time.monotonic()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def wait(self, timeout: float) -> None:
+        if self.process is None:
+            return
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def station_env(
+    args: argparse.Namespace, data_dir: Path
+) -> tuple[dict[str, str], EmbeddedRedis | None]:
+    env = dict(os.environ)
+    embedded: EmbeddedRedis | None = None
+    if not env.get("EAS_REDIS_URL"):
+        embedded = EmbeddedRedis(data_dir / "redis", persist=True)
+        env["EAS_REDIS_URL"] = embedded.start()
+        log.info("no EAS_REDIS_URL: embedded Redis-compatible server at %s", env["EAS_REDIS_URL"])
+    if not env.get("EAS_DATABASE_URL"):
+        env["EAS_DATABASE_URL"] = f"sqlite+aiosqlite:///{(data_dir / 'eas-station.db').resolve()}"
+        log.info("no EAS_DATABASE_URL: SQLite at %s", data_dir / "eas-station.db")
+    keys = data_dir / "keys"
+    if not env.get("EAS_AUTH_PUBLIC_KEY_FILE") and not env.get("EAS_AUTH_PUBLIC_KEY"):
+        if not (keys / "signing.pem").exists():
+            write_keypair(keys)
+            log.info("made the station signing keys in %s", keys)
+        env["EAS_AUTH_PUBLIC_KEY_FILE"] = str((keys / "signing.pub.pem").resolve())
+    # A station reachable only from this machine lets local readers in without a token, so
+    # the first look needs no setup; bound to any other address it requires tokens for reads.
+    if "EAS_ANONYMOUS_READ" not in env:
+        env["EAS_ANONYMOUS_READ"] = (
+            "true" if args.host in ("127.0.0.1", "localhost", "::1") else "false"
+        )
+    if not env.get("POLLERS_CAP_FOLDER") and env.get("EAS_CAP_FOLDER"):
+        env["POLLERS_CAP_FOLDER"] = env["EAS_CAP_FOLDER"]
+    env.setdefault("EAS_LOG_JSON", "true")
+    return env, embedded
+
+
+def children(args: argparse.Namespace, env: dict[str, str]) -> list[Child]:
+    py = sys.executable
+    return [
+        Child(
+            "alerts-api",
+            [py, "-m", "alerts_api", "serve", "--host", args.host, "--port", str(args.port)],
+            env,
+        ),
+        Child("pollers", [py, "-m", "pollers", "run"], env),
+    ]
+
+
+def supervise(kids: list[Child]) -> None:
+    stopping = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    for kid in kids:
+        kid.start()
+    while not stopping:
+        now = time.monotonic()
+        for kid in kids:
+            if kid.process is not None and kid.process.poll() is not None:
+                code = kid.process.returncode
+                # A child that ran a while before dying gets a fresh backoff.
+                kid.backoff = 1.0 if now - kid.started_at > 60 else min(kid.backoff * 2, 30.0)
+                kid.next_start = now + kid.backoff
+                kid.process = None
+                kid.restarts += 1
+                log.error(
+                    "%s exited with %s; restart %d in %.0fs",
+                    kid.name,
+                    code,
+                    kid.restarts,
+                    kid.backoff,
+                )
+            if kid.process is None and now >= kid.next_start:
+                kid.start()
+        time.sleep(0.2)
+    log.info("stopping the station")
+    for kid in kids:
+        kid.stop()
+    for kid in kids:
+        kid.wait(timeout=15)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="eas-station", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run every service of the station on this machine")
+    run.add_argument("--host", default=os.environ.get("EAS_HOST", "127.0.0.1"))
+    run.add_argument("--port", type=int, default=int(os.environ.get("EAS_PORT", "8080")))
+    run.add_argument("--data-dir", type=Path, default=Path(os.environ.get("EAS_DATA_DIR", "var")))
+    token = sub.add_parser("token", help="print an access token signed with this station's key")
+    token.add_argument("--role", choices=[r.value for r in Role], default=Role.VIEWER.value)
+    token.add_argument("--ttl", type=int, default=3600)
+    token.add_argument("--data-dir", type=Path, default=Path(os.environ.get("EAS_DATA_DIR", "var")))
+    args = parser.parse_args(argv)
+    configure_logging("INFO", as_json=False)
+    if args.command == "token":
+        key = args.data_dir / "keys" / "signing.pem"
+        if not key.exists():
+            print(f"no signing key at {key}: run the station once first", file=sys.stderr)
+            return 2
+        print(TokenSigner(key.read_text()).mint("station-cli", Role(args.role), ttl_s=args.ttl))
+        return 0
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    env, embedded = station_env(args, args.data_dir)
+    try:
+        supervise(children(args, env))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
