@@ -8,6 +8,13 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
+from fastapi.responses import JSONResponse, Response
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from alerts_api import repository as repo
+from alerts_api.render import AlertItem, AlertPage, feature_bytes
+from alerts_api.service import AlertService
 from eas_schemas.cap import (
     CapAlert,
     CapArea,
@@ -22,16 +29,9 @@ from eas_schemas.cap import (
 )
 from eas_schemas.events import FeedKind
 from eas_schemas.same_codes import SameEventCode, SameLocationCode, UgcCode
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
-from fastapi.responses import JSONResponse, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from servicekit.auth.permissions import Permission
 from servicekit.auth.tokens import Principal
 from servicekit.security import require
-
-from alerts_api import repository as repo
-from alerts_api.render import AlertItem, AlertPage, feature_bytes
-from alerts_api.service import AlertService
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 

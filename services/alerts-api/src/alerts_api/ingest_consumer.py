@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from eas_schemas.envelope import EventEnvelope
-from eas_schemas.events import ALERT_INGESTED_TYPE, AlertIngested
 from pydantic import ValidationError
-from servicekit.consumer import PermanentError
 
 from alerts_api.service import AlertService
+from eas_schemas.envelope import EventEnvelope
+from eas_schemas.events import ALERT_INGESTED_TYPE, AlertIngested
+from servicekit.consumer import PermanentError
 
 
 def make_handler(service: AlertService) -> Any:

@@ -7,8 +7,9 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from servicekit.db import make_engine
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from servicekit.db import make_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

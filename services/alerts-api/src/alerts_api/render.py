@@ -11,10 +11,11 @@ import math
 from datetime import datetime
 from typing import Any
 
+from pydantic import AwareDatetime, BaseModel, Field
+
 from eas_schemas.cap import CapAlert, CapArea, CapScope
 from eas_schemas.events import AlertState, AlertSummary, FeedKind
 from eas_schemas.relevance import RelevanceDecision
-from pydantic import AwareDatetime, BaseModel, Field
 
 
 class AlertItem(AlertSummary):

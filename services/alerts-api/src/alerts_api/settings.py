@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from eas_schemas.same_codes import validate_location_code, validate_ugc_code
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
+
+from eas_schemas.same_codes import validate_location_code, validate_ugc_code
 from servicekit.settings import ServiceSettings
 
 

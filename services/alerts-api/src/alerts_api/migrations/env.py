@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
+
 from alerts_api.tables import metadata
 
 connection = context.config.attributes.get("connection")
