@@ -59,12 +59,48 @@ DEAD_LETTER = StreamSpec(
     public=False,
 )
 
+SAME_EVENTS = StreamSpec(
+    "same.events",
+    "What the monitors heard: same.header, same.eom, same.attention_tone.",
+    Retention.HISTORY,
+    public=True,
+)
+MONITOR_STATUS = StreamSpec(
+    "monitor.status",
+    "Per monitored input: running, signal, decoder state, restarts, errors (on change).",
+    Retention.STATUS,
+    public=True,
+)
+AUDIO_METRICS = StreamSpec(
+    "audio.metrics",
+    "Input and output levels (peak/RMS dBFS, silence, clipping), a few per second at most.",
+    Retention.METRICS,
+    public=True,
+)
+SETTINGS_CHANGED = StreamSpec(
+    "settings.changed",
+    "A new settings version was saved; services apply it without a restart.",
+    Retention.STATUS,
+    public=True,
+)
+SYSTEM_ALARMS = StreamSpec(
+    "system.alarm",
+    "A service instance went down (missed heartbeats) or came back.",
+    Retention.STATUS,
+    public=True,
+)
+
 ALL_STREAMS: tuple[StreamSpec, ...] = (
     ALERTS_INGESTED,
     ALERT_EVENTS,
     POLLER_STATUS,
     SERVICE_HEARTBEAT,
     DEAD_LETTER,
+    SAME_EVENTS,
+    MONITOR_STATUS,
+    AUDIO_METRICS,
+    SETTINGS_CHANGED,
+    SYSTEM_ALARMS,
 )
 
 # Consumer groups (work that must happen once) are named after the owning service.

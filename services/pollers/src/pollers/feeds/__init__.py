@@ -1,0 +1,1 @@
+"""Feeds: each polls one source and returns a PollResult."""

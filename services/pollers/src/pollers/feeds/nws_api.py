@@ -1,0 +1,136 @@
+"""NWS API feed: ``GET {base}/alerts/active?zone=...`` / ``?area=...`` as GeoJSON.
+
+The API asks every client for a User-Agent that identifies it and carries a contact, so the
+feed refuses to be built without one. ``zone`` and ``area`` cannot be combined in one request,
+so each configured kind is its own request with its own validators.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from urllib.parse import urlencode
+
+import httpx
+
+from eas_schemas.events import FeedKind
+from pollers import __version__
+from pollers.cap_xml import CapRejected
+from pollers.feeds.base import Feed, FeedConfigError, PollResult
+from pollers.feeds.conditional import Validators
+from pollers.http_fetch import RetryPolicy, Sleeper, fetch_with_retries, make_client, real_sleep
+from pollers.nws_geojson import parse_nws_json
+
+DEFAULT_NWS_BASE_URL = "https://api.weather.gov"
+
+
+def nws_user_agent(contact: str) -> str:
+    return f"eas-station-pollers/{__version__} ({contact.strip()})"
+
+
+class NwsApiFeed(Feed):
+    kind = FeedKind.NWS
+
+    def __init__(
+        self,
+        *,
+        contact: str,
+        zones: Sequence[str] = (),
+        areas: Sequence[str] = (),
+        base_url: str = DEFAULT_NWS_BASE_URL,
+        interval_s: float = 60.0,
+        max_response_bytes: int = 16 * 1_048_576,
+        deadline_s: float = 60.0,
+        connect_timeout_s: float = 5.0,
+        read_timeout_s: float = 20.0,
+        policy: RetryPolicy | None = None,
+        sleep: Sleeper = real_sleep,
+        rng: random.Random | None = None,
+        client: httpx.Client | None = None,
+        name: str = "nws",
+    ) -> None:
+        if not contact or not contact.strip():
+            raise FeedConfigError(
+                "the NWS API requires a contact in the User-Agent: set POLLERS_NWS_CONTACT "
+                "(an e-mail address or URL where NWS can reach the station operator)"
+            )
+        zones = [z.strip().upper() for z in zones if z.strip()]
+        areas = [a.strip().upper() for a in areas if a.strip()]
+        if not zones and not areas:
+            raise FeedConfigError(
+                "the NWS feed needs POLLERS_NWS_ZONES (e.g. OHZ014,OHC035) or "
+                "POLLERS_NWS_AREAS (e.g. OH); polling every alert in the country is not a default"
+            )
+        self.name = name
+        self.interval_s = interval_s
+        self.url = base_url.rstrip("/") + "/alerts/active"
+        self.queries: list[dict[str, str]] = []
+        if zones:
+            self.queries.append({"zone": ",".join(zones)})
+        if areas:
+            self.queries.append({"area": ",".join(areas)})
+        self.user_agent = nws_user_agent(contact)
+        self.max_response_bytes = max_response_bytes
+        self.deadline_s = deadline_s
+        self.policy = policy or RetryPolicy()
+        self.sleep = sleep
+        self.rng = rng or random.Random()
+        self.client = client or make_client(connect_timeout_s, read_timeout_s, self.user_agent)
+        self.validators = Validators()
+
+    def poll(self) -> PollResult:
+        result = PollResult()
+        pending: dict[str, tuple[str | None, str | None]] = {}
+        unchanged = 0
+        for params in self.queries:
+            key = urlencode(params)
+            headers = {
+                "Accept": "application/geo+json",
+                "User-Agent": self.user_agent,
+                **self.validators.request_headers(key),
+            }
+            outcome = fetch_with_retries(
+                self.client,
+                self.url,
+                params=params,
+                headers=headers,
+                max_bytes=self.max_response_bytes,
+                deadline_s=self.deadline_s,
+                policy=self.policy,
+                sleep=self.sleep,
+                rng=self.rng,
+            )
+            if outcome.retry_after_s is not None:
+                result.retry_after_s = max(result.retry_after_s or 0.0, outcome.retry_after_s)
+            response = outcome.result
+            if response is None:
+                result.errors.append(f"{key}: {outcome.error} after {outcome.attempts} attempt(s)")
+                continue
+            if response.status == 304:
+                unchanged += 1
+                continue
+            if response.status != 200:
+                result.errors.append(f"{key}: HTTP {response.status}")
+                continue
+            result.documents += 1
+            try:
+                batch = parse_nws_json(response.body, max_bytes=self.max_response_bytes)
+            except CapRejected as exc:
+                # A broken collection is a feed error, not a rejection: nothing of it was
+                # read, so its ETag must not be kept and the next poll fetches it again.
+                result.errors.append(f"{key}: {exc.reason}")
+                continue
+            result.alerts.extend(batch.alerts)
+            result.rejections.extend(f"{key}: {reason}" for reason in batch.rejections)
+            pending[key] = Validators.from_response(response.headers)
+        result.not_modified = unchanged == len(self.queries)
+
+        def commit() -> None:
+            for key, validators in pending.items():
+                self.validators.save(key, validators)
+
+        result.commit = commit
+        return result
+
+    def close(self) -> None:
+        self.client.close()
