@@ -19,6 +19,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from servicekit.settings import ServiceSettings
@@ -97,7 +98,9 @@ class EdgeMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body:
-                    raise _BodyTooLarge
+                    # FastAPI re-raises HTTPException from body reading (anything else becomes
+                    # a 400 "error parsing the body"); non-FastAPI apps reach the except below.
+                    raise _BodyTooLarge(413, f"request body over {self.max_body} bytes")
             return message
 
         async def send_with_headers(message: Message) -> None:
@@ -135,7 +138,7 @@ class EdgeMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
-class _BodyTooLarge(Exception):
+class _BodyTooLarge(HTTPException):
     pass
 
 

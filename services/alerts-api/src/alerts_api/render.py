@@ -6,6 +6,7 @@ DESIGN.md measured serialization, not the framework, as what dominated this endp
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from datetime import datetime
@@ -48,7 +49,7 @@ def build_item(
     references: list[int],
 ) -> AlertItem:
     info = cap.primary_info()
-    areas = [a.area_desc for i in cap.infos[:1] for a in i.areas] if cap.infos else []
+    areas = [a.area_desc for a in info.areas] if info else []
     return AlertItem(
         id=alert_id,
         identifier=cap.identifier,
@@ -88,23 +89,37 @@ def summary_of(item: AlertItem) -> AlertSummary:
 
 def _circle_ring(lat: float, lon: float, radius_km: float, points: int = 32) -> list[list[float]]:
     # A circle becomes a 32-gon in GeoJSON (which has no circles); fine at county scale.
+    # Counterclockwise (east of north first is clockwise, so go west), as RFC 7946 asks.
     ring = []
     for k in range(points):
         theta = 2 * math.pi * k / points
         dlat = (radius_km / 111.32) * math.cos(theta)
         dlon = (radius_km / (111.32 * max(math.cos(math.radians(lat)), 1e-6))) * math.sin(theta)
-        ring.append([round(lon + dlon, 6), round(lat + dlat, 6)])
+        ring.append(
+            [
+                round(min(max(lon - dlon, -180.0), 180.0), 6),
+                round(min(max(lat + dlat, -90.0), 90.0), 6),
+            ]
+        )
     ring.append(ring[0])
     return ring
 
 
+def _counterclockwise(ring: list[list[float]]) -> list[list[float]]:
+    """RFC 7946 3.1.6: exterior rings are counterclockwise (CAP does not say either way)."""
+    twice_area = sum(x1 * y2 - x2 * y1 for (x1, y1), (x2, y2) in itertools.pairwise(ring))
+    return ring[::-1] if twice_area < 0 else ring
+
+
 def geometry_of(cap: CapAlert) -> dict[str, Any] | None:
-    """GeoJSON MultiPolygon ([lon, lat] order) of every polygon and circle of the first info."""
+    """GeoJSON MultiPolygon ([lon, lat] order, closed counterclockwise rings) of every polygon
+    and circle of the alert's primary info (the one the list item describes)."""
     polygons: list[list[list[list[float]]]] = []
-    areas: list[CapArea] = cap.infos[0].areas if cap.infos else []
+    info = cap.primary_info()
+    areas: list[CapArea] = info.areas if info else []
     for area in areas:
         for ring in area.polygons:
-            polygons.append([[[lon, lat] for lat, lon in ring]])
+            polygons.append([_counterclockwise([[lon, lat] for lat, lon in ring])])
         for c in area.circles:
             polygons.append([_circle_ring(c.lat, c.lon, c.radius_km)])
     if not polygons:

@@ -6,7 +6,7 @@ import base64
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, exists, func, or_, select, update
@@ -112,7 +112,10 @@ async def resolve_reference(
 async def lock_alerts(conn: AsyncConnection, ids: Sequence[int]) -> list[Any]:
     stmt = select(alerts.c.id, alerts.c.state, alerts.c.item_json).where(alerts.c.id.in_(ids))
     if conn.dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
+        # FOR NO KEY UPDATE: the referencing rows inserted earlier in this transaction hold
+        # FOR KEY SHARE on the target (foreign key); a plain FOR UPDATE would conflict with a
+        # concurrent Update/Cancel's key-share lock and deadlock. State changes touch no key.
+        stmt = stmt.with_for_update(key_share=True)
     return list((await conn.execute(stmt.order_by(alerts.c.id))).all())
 
 
@@ -198,6 +201,24 @@ async def next_expiry(conn: AsyncConnection) -> datetime | None:
     return earliest
 
 
+# ---- serialising operator actions -------------------------------------------------------
+
+# Advisory lock keys are one bigint space per database; these are alerts-api's "cancel alert
+# <id>" locks (ids are < 2**62, so the namespace bit keeps them apart from any other use).
+_CANCEL_LOCK_NS = 1 << 62
+
+
+async def lock_for_cancel(conn: AsyncConnection, alert_id: int) -> bool:
+    """Hold a transaction-scoped lock on "cancelling alert ``alert_id``" (PostgreSQL only).
+
+    Returns False where there are no advisory locks (SQLite: one process, lock in memory).
+    """
+    if conn.dialect.name != "postgresql":
+        return False
+    await conn.execute(select(func.pg_advisory_xact_lock(_CANCEL_LOCK_NS + alert_id)))
+    return True
+
+
 # ---- reads -------------------------------------------------------------------------------
 
 
@@ -218,20 +239,37 @@ class AlertFilters:
     until: datetime | None = None
 
 
+_MAX_ID = 2**63 - 1
+_MAX_CURSOR = 200
+
+
 def encode_cursor(sent: datetime, alert_id: int) -> str:
-    raw = json.dumps([sent.isoformat(), alert_id]).encode()
+    raw = json.dumps([sent.astimezone(UTC).isoformat(), alert_id]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, int]:
-    """Raises ValueError for anything that is not a cursor this service issued."""
+    """Raises ValueError for anything that is not a cursor this service issued.
+
+    Every value that could reach the database is checked here, so a forged cursor answers
+    400 instead of failing inside the driver (an id beyond BIGINT, a time beyond year 1..9999).
+    """
     try:
+        if len(cursor) > _MAX_CURSOR:
+            raise ValueError("too long")
         padded = cursor + "=" * (-len(cursor) % 4)
-        sent_text, alert_id = json.loads(base64.urlsafe_b64decode(padded))
+        decoded = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        if not isinstance(decoded, list) or len(decoded) != 2:
+            raise ValueError("not a pair")
+        sent_text, alert_id = decoded
+        if not isinstance(sent_text, str) or type(alert_id) is not int:
+            raise ValueError("wrong types")
+        if not 1 <= alert_id <= _MAX_ID:
+            raise ValueError("id out of range")
         sent = datetime.fromisoformat(sent_text)
-        if sent.tzinfo is None or not isinstance(alert_id, int):
-            raise ValueError
-        return sent, alert_id
+        if sent.tzinfo is None:
+            raise ValueError("naive time")
+        return sent.astimezone(UTC), alert_id
     except Exception as exc:
         raise ValueError("invalid cursor") from exc
 
@@ -261,14 +299,16 @@ def _where(f: AlertFilters) -> list[Any]:
     if f.until is not None:
         conds.append(c.sent < f.until)
     for kind, code in (("SAME", f.same_code), ("UGC", f.ugc_code)):
-        if code is not None:
-            conds.append(
-                exists().where(
-                    alert_codes.c.alert_id == c.id,
-                    alert_codes.c.kind == kind,
-                    alert_codes.c.code == code,
-                )
-            )
+        if code is None:
+            continue
+        if kind == "UGC" and code.endswith("ALL"):
+            # OHZALL: every zone of the state (OHCALL: every county), like station config.
+            match = alert_codes.c.code.startswith(code[:3], autoescape=True)
+        else:
+            match = alert_codes.c.code == code
+        conds.append(
+            exists().where(alert_codes.c.alert_id == c.id, alert_codes.c.kind == kind, match)
+        )
     return conds
 
 
@@ -311,13 +351,17 @@ async def referenced_by(conn: AsyncConnection, alert_id: int) -> list[Any]:
         select(alerts.c.id, alerts.c.identifier, alerts.c.msg_type, alerts.c.sent)
         .join(alert_references, alert_references.c.alert_id == alerts.c.id)
         .where(alert_references.c.ref_alert_id == alert_id)
-        .order_by(alerts.c.sent)
+        .order_by(alerts.c.sent, alerts.c.id)
     )
     return list((await conn.execute(stmt)).all())
 
 
 async def references_of(conn: AsyncConnection, alert_id: int) -> list[Any]:
-    stmt = select(alert_references).where(alert_references.c.alert_id == alert_id)
+    stmt = (
+        select(alert_references)
+        .where(alert_references.c.alert_id == alert_id)
+        .order_by(alert_references.c.ref_sent, alert_references.c.ref_identifier)
+    )
     return list((await conn.execute(stmt)).all())
 
 
