@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import (
@@ -166,6 +168,35 @@ class ServiceMetrics:
         return Counter(name, doc, list(labels), registry=self.registry)
 
 
+def _renderable(value: Any) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except (ValueError, UnicodeEncodeError):
+        return False
+    return True
+
+
+async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422, except that it can always be rendered.
+
+    The standard handler echoes each invalid ``input``; a JSON body may carry values JSON
+    output cannot hold (a lone surrogate such as ``"\\ud800"``, or ``NaN``) and the answer
+    would become a 500. Such inputs are echoed as ``ascii()`` text instead.
+    """
+    assert isinstance(exc, RequestValidationError)
+    errors = jsonable_encoder(exc.errors())
+    if not _renderable(errors):
+        errors = [
+            e if _renderable(e) else {**e, "input": ascii(e.get("input")), "ctx": None}
+            for e in errors
+        ]
+        errors = [
+            e if _renderable(e) else {"loc": e.get("loc"), "msg": ascii(e.get("msg"))}
+            for e in errors
+        ]
+    return JSONResponse({"detail": errors}, status_code=422)
+
+
 def install_common(
     app: FastAPI,
     settings: ServiceSettings,
@@ -196,6 +227,7 @@ def install_common(
         async def asyncapi_json() -> dict[str, Any]:
             return document()
 
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

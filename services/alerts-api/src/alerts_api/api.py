@@ -6,17 +6,14 @@ import asyncio
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from enum import Enum, StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from fastapi.routing import APIRoute
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -64,51 +61,10 @@ _AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _renderable(value: Any) -> bool:
-    try:
-        json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
-    except (ValueError, UnicodeEncodeError):
-        return False
-    return True
-
-
-class _SafeValidationRoute(APIRoute):
-    """422s that can always be rendered.
-
-    FastAPI's 422 echoes each invalid ``input``; a JSON body may carry values JSON output
-    cannot (a lone surrogate such as ``"\\ud800"``, or ``NaN``), and the standard handler then
-    fails with a 500. Only in that case, answer the 422 here with those inputs as ``ascii()``
-    text; every other 422 goes to the app's handler unchanged.
-    """
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def safe_handler(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except RequestValidationError as exc:
-                errors = jsonable_encoder(exc.errors())
-                if _renderable(errors):
-                    raise
-                safe = [
-                    e if _renderable(e) else {**e, "input": ascii(e.get("input")), "ctx": None}
-                    for e in errors
-                ]
-                safe = [
-                    e if _renderable(e) else {"loc": e.get("loc"), "msg": ascii(e.get("msg"))}
-                    for e in safe
-                ]
-                return JSONResponse({"detail": safe}, status_code=422)
-
-        return safe_handler
-
-
 router = APIRouter(
     prefix="/api/alerts",
     tags=["alerts"],
     responses=_AUTH_ERRORS,
-    route_class=_SafeValidationRoute,
 )
 
 
