@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -26,36 +25,17 @@ from eas_schemas.streams import (
     SERVICE_HEARTBEAT,
 )
 from servicekit.asyncapi import build_asyncapi
-from servicekit.auth.tokens import TokenVerifier
+from servicekit.auth.loading import load_verifier
 from servicekit.bus import AsyncBus, async_redis
 from servicekit.consumer import GroupConsumer
 from servicekit.db import make_engine
 from servicekit.heartbeat import run_heartbeat
+from servicekit.tasks import every
 from servicekit.web import ServiceMetrics, check, install_common
 
 log = logging.getLogger(__name__)
 
 SERVICE = "alerts-api"
-
-
-def load_verifier(settings: AlertsApiSettings) -> TokenVerifier | None:
-    if settings.auth_public_key:
-        return TokenVerifier(settings.auth_public_key)
-    if settings.auth_public_key_file and settings.auth_public_key_file.exists():
-        return TokenVerifier(settings.auth_public_key_file.read_text())
-    return None
-
-
-async def _every(
-    interval_s: float, stop: asyncio.Event, work: Callable[[], Awaitable[Any]]
-) -> None:
-    while not stop.is_set():
-        try:
-            await work()
-        except Exception:
-            log.exception("background task failed")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval_s)
 
 
 def asyncapi_document() -> dict[str, Any]:
@@ -124,8 +104,8 @@ def create_app(settings: AlertsApiSettings | None = None) -> FastAPI:
             }
 
         tasks = [
-            asyncio.create_task(_every(settings.expiry_interval_s, stop, service.expire_due)),
-            asyncio.create_task(_every(settings.outbox_interval_s, stop, service.flush_outbox)),
+            asyncio.create_task(every(settings.expiry_interval_s, stop, service.expire_due)),
+            asyncio.create_task(every(settings.outbox_interval_s, stop, service.flush_outbox)),
             asyncio.create_task(
                 run_heartbeat(
                     bus,

@@ -2,58 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
-
 from sqlalchemy import (
-    BigInteger,
     Boolean,
     Column,
-    DateTime,
     ForeignKey,
     Index,
-    Integer,
-    MetaData,
     String,
     Table,
     Text,
-    TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.engine import Dialect
 
-metadata = MetaData(
-    naming_convention={
-        "ix": "ix_%(column_0_label)s",
-        "uq": "uq_%(table_name)s_%(column_0_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
+from servicekit.sqltypes import Id, UTCDateTime, new_metadata
 
-# SQLite has no 64-bit autoincrement type name; INTEGER PRIMARY KEY is its rowid alias.
-Id = BigInteger().with_variant(Integer(), "sqlite")
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Stored in UTC; always returned timezone-aware (SQLite would hand back naive values)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime refused: store times in UTC with an offset")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        parsed: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+metadata = new_metadata()
 
 
 alerts = Table(
@@ -129,7 +91,7 @@ alert_history = Table(
 )
 
 outbox = Table(
-    "outbox",
+    "alert_outbox",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("stream", String(128), nullable=False),

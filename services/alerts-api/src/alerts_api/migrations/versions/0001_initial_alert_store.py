@@ -55,12 +55,12 @@ def upgrade() -> None:
         batch_op.create_index('ix_alerts_state_expires', ['state', 'expires'], unique=False)
         batch_op.create_index('ix_alerts_state_sent', ['state', 'sent'], unique=False)
 
-    op.create_table('outbox',
+    op.create_table('alert_outbox',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('stream', sa.String(length=128), nullable=False),
     sa.Column('envelope', sa.Text(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_alert_outbox'))
     )
     op.create_table('alert_codes',
     sa.Column('alert_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -119,7 +119,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_alert_codes_kind_code')
 
     op.drop_table('alert_codes')
-    op.drop_table('outbox')
+    op.drop_table('alert_outbox')
     with op.batch_alter_table('alerts', schema=None) as batch_op:
         batch_op.drop_index('ix_alerts_state_sent')
         batch_op.drop_index('ix_alerts_state_expires')

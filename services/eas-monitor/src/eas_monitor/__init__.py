@@ -1,0 +1,3 @@
+"""EAS Station eas-monitor."""
+
+__version__ = "0.1.0"
