@@ -33,6 +33,11 @@ from servicekit.bus import fields_to_str, stream_key
 log = logging.getLogger(__name__)
 
 Handler = Callable[[str, EventEnvelope[dict[str, Any]]], Awaitable[None]]
+# A batch handler commits a whole batch at once and returns {entry id: reason} for the
+# entries it rejected as permanently invalid (they are dead-lettered, the rest acknowledged).
+BatchHandler = Callable[
+    [list[tuple[str, EventEnvelope[dict[str, Any]]]]], Awaitable[dict[str, str]]
+]
 
 
 class PermanentError(Exception):
@@ -67,6 +72,7 @@ class GroupConsumer:
         block_ms: int = 1000,
         min_idle_ms: int = 30_000,
         max_deliveries: int = 5,
+        batch_handler: BatchHandler | None = None,
     ) -> None:
         self.client = client
         self.stream = stream_key(stream, namespace)
@@ -80,6 +86,7 @@ class GroupConsumer:
         self.block_ms = block_ms
         self.min_idle_ms = min_idle_ms
         self.max_deliveries = max_deliveries
+        self.batch_handler = batch_handler
         self.stats = ConsumerStats()
         self._slots = asyncio.Semaphore(concurrency)
         self._next_reclaim = 0.0
@@ -164,6 +171,55 @@ class GroupConsumer:
         return {str(r["message_id"]): int(r["times_delivered"]) for r in rows}
 
     async def _process(self, entries: list[tuple[str, Any, int]]) -> None:
+        if self.batch_handler is not None and len(entries) > 1:
+            await self._process_batch(entries)
+            return
+        await self._process_each(entries)
+
+    async def _process_batch(self, entries: list[tuple[str, Any, int]]) -> None:
+        """One commit for the batch; if the batch fails, fall back to one entry at a time so
+        a single bad entry is isolated (retried, then dead-lettered) instead of blocking all."""
+        assert self.batch_handler is not None
+        good: list[tuple[str, EventEnvelope[dict[str, Any]]]] = []
+        fields_by_id: dict[str, dict[str, str]] = {}
+        deliveries_by_id: dict[str, int] = {}
+        for entry_id, raw, deliveries in entries:
+            fields = fields_to_str(raw)
+            if deliveries > self.max_deliveries:
+                await self._dead_letter(entry_id, fields, deliveries, "retries exhausted")
+                continue
+            try:
+                good.append((entry_id, decode_entry(fields)))
+            except ValueError as exc:
+                await self._dead_letter(
+                    entry_id, fields, deliveries, f"not an event envelope: {exc}"
+                )
+                continue
+            fields_by_id[entry_id] = fields
+            deliveries_by_id[entry_id] = deliveries
+        if not good:
+            return
+        try:
+            rejected = await self.batch_handler(good)
+        except Exception as exc:
+            log.warning(
+                "batch of %d on %s failed (%s); handling one by one", len(good), self.stream, exc
+            )
+            await self._process_each(
+                [(eid, fields_by_id[eid], deliveries_by_id[eid]) for eid, _ in good]
+            )
+            return
+        for entry_id, reason in rejected.items():
+            await self._dead_letter(
+                entry_id, fields_by_id[entry_id], deliveries_by_id[entry_id], reason
+            )
+        accepted = [eid for eid, _ in good if eid not in rejected]
+        if accepted:
+            await self.client.xack(self.stream, self.group, *accepted)
+            self.stats.handled += len(accepted)
+            self.stats.last_entry_id = accepted[-1]
+
+    async def _process_each(self, entries: list[tuple[str, Any, int]]) -> None:
         async def one(entry_id: str, fields: Any, deliveries: int) -> None:
             async with self._slots:
                 await self._handle_entry(entry_id, fields_to_str(fields), deliveries)

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
+from prometheus_client.core import CounterMetricFamily, Metric
 from sqlalchemy import text
 
 from alerts_api import __version__
 from alerts_api.api import router
-from alerts_api.ingest_consumer import make_handler
+from alerts_api.ingest_consumer import make_batch_handler, make_handler
 from alerts_api.service import AlertService
 from alerts_api.settings import AlertsApiSettings
 from eas_schemas.streams import (
@@ -38,6 +39,33 @@ log = logging.getLogger(__name__)
 SERVICE = "alerts-api"
 
 
+class _IngestCollector:
+    """Prometheus view of the consumer's and the store's own counters, read at scrape time."""
+
+    def __init__(self, service: AlertService, consumer: GroupConsumer) -> None:
+        self.service, self.consumer = service, consumer
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self.consumer.stats
+        entries = CounterMetricFamily(
+            "alerts_ingest_entries", "alerts.ingested entries by outcome", labels=["outcome"]
+        )
+        entries.add_metric(["handled"], stats.handled)
+        entries.add_metric(["failed"], stats.failed)
+        entries.add_metric(["dead_lettered"], stats.dead_lettered)
+        entries.add_metric(["reclaimed"], stats.reclaimed)
+        yield entries
+        stored = CounterMetricFamily(
+            "alerts_stored", "alerts stored (new) and duplicates", labels=["kind"]
+        )
+        stored.add_metric(["new"], self.service.stored)
+        stored.add_metric(["duplicate"], self.service.duplicates)
+        yield stored
+        published = CounterMetricFamily("alerts_events_published", "lifecycle events published")
+        published.add_metric([], self.service.published)
+        yield published
+
+
 def asyncapi_document() -> dict[str, Any]:
     return build_asyncapi(
         SERVICE,
@@ -51,9 +79,6 @@ def asyncapi_document() -> dict[str, Any]:
 def create_app(settings: AlertsApiSettings | None = None) -> FastAPI:
     settings = settings or AlertsApiSettings()
     metrics = ServiceMetrics(SERVICE)
-    ingested_total = metrics.counter(
-        "alerts_ingest_events_total", "alerts.ingested entries", ("outcome",)
-    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -71,26 +96,22 @@ def create_app(settings: AlertsApiSettings | None = None) -> FastAPI:
         if app.state.verifier is None and not settings.anonymous_read:
             log.warning("no auth public key configured: every protected route will answer 401")
         stop = asyncio.Event()
-        handler = make_handler(service)
-
-        async def counted(entry_id: str, envelope: Any) -> None:
-            await handler(entry_id, envelope)
-            ingested_total.labels("handled").inc()
-
         consumer = GroupConsumer(
             redis_client,
             ALERTS_INGESTED.name,
             ALERTS_API_GROUP,
             settings.instance,
-            counted,
+            make_handler(service),
             namespace=settings.bus_namespace,
             source=source,
             batch_size=settings.consumer_batch,
             concurrency=settings.consumer_concurrency,
             min_idle_ms=settings.consumer_min_idle_ms,
             max_deliveries=settings.consumer_max_deliveries,
+            batch_handler=make_batch_handler(service),
         )
         app.state.consumer = consumer
+        metrics.registry.register(_IngestCollector(service, consumer))
 
         async def figures() -> dict[str, float]:
             return {
@@ -105,6 +126,7 @@ def create_app(settings: AlertsApiSettings | None = None) -> FastAPI:
 
         tasks = [
             asyncio.create_task(every(settings.expiry_interval_s, stop, service.expire_due)),
+            asyncio.create_task(every(settings.expiry_interval_s, stop, service.resolve_dangling)),
             asyncio.create_task(every(settings.outbox_interval_s, stop, service.flush_outbox)),
             asyncio.create_task(
                 run_heartbeat(

@@ -12,17 +12,37 @@ from eas_schemas.events import ALERT_INGESTED_TYPE, AlertIngested
 from servicekit.consumer import PermanentError
 
 
+def parse(envelope: EventEnvelope[dict[str, Any]]) -> AlertIngested:
+    if envelope.type != ALERT_INGESTED_TYPE:
+        raise PermanentError(f"unexpected event type {envelope.type!r} on alerts.ingested")
+    try:
+        return AlertIngested.model_validate(envelope.data)
+    except ValidationError as exc:
+        raise PermanentError(f"invalid alerts.ingested payload: {_short(exc)}") from exc
+
+
 def make_handler(service: AlertService) -> Any:
     async def handle(entry_id: str, envelope: EventEnvelope[dict[str, Any]]) -> None:
-        if envelope.type != ALERT_INGESTED_TYPE:
-            raise PermanentError(f"unexpected event type {envelope.type!r} on alerts.ingested")
-        try:
-            ingested = AlertIngested.model_validate(envelope.data)
-        except ValidationError as exc:
-            raise PermanentError(f"invalid alerts.ingested payload: {_short(exc)}") from exc
-        await service.ingest(ingested)
+        await service.ingest(parse(envelope))
 
     return handle
+
+
+def make_batch_handler(service: AlertService) -> Any:
+    async def handle_batch(
+        entries: list[tuple[str, EventEnvelope[dict[str, Any]]]],
+    ) -> dict[str, str]:
+        rejected: dict[str, str] = {}
+        batch: list[AlertIngested] = []
+        for entry_id, envelope in entries:
+            try:
+                batch.append(parse(envelope))
+            except PermanentError as exc:
+                rejected[entry_id] = str(exc)
+        await service.ingest_batch(batch)
+        return rejected
+
+    return handle_batch
 
 
 def _short(exc: ValidationError) -> str:

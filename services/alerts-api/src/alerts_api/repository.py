@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, or_, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -20,55 +20,133 @@ def _insert(conn: AsyncConnection, table: Any) -> Any:
     return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
 
 
-async def insert_alert(conn: AsyncConnection, values: dict[str, Any]) -> int | None:
-    """Insert unless (sender, identifier, sent) exists; the new id, or None for a duplicate."""
+async def lock_identities(conn: AsyncConnection, keys: Sequence[int]) -> None:
+    """Transaction-scoped advisory locks, taken in sorted order so batches never deadlock.
+
+    SQLite needs none: it runs one writing transaction at a time.
+    """
+    if keys and conn.dialect.name == "postgresql":
+        await conn.execute(
+            text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS BIGINT[])) AS t(k)"),
+            {"keys": sorted(keys)},
+        )
+
+
+Identity = tuple[str, str, datetime]
+
+
+async def insert_alerts(conn: AsyncConnection, rows: list[dict[str, Any]]) -> dict[Identity, int]:
+    """Insert every row whose (sender, identifier, sent) is new; identity -> new id."""
+    if not rows:
+        return {}
     stmt = (
         _insert(conn, alerts)
-        .values(**values)
         .on_conflict_do_nothing(index_elements=["sender", "identifier", "sent"])
-        .returning(alerts.c.id)
+        .returning(alerts.c.id, alerts.c.sender, alerts.c.identifier, alerts.c.sent)
     )
-    new_id: int | None = (await conn.execute(stmt)).scalar_one_or_none()
-    return new_id
+    result = await conn.execute(stmt, rows)
+    return {(r.sender, r.identifier, r.sent): r.id for r in result.all()}
 
 
-async def set_rendered(conn: AsyncConnection, alert_id: int, item_json: str) -> None:
-    await conn.execute(update(alerts).where(alerts.c.id == alert_id).values(item_json=item_json))
-
-
-async def insert_codes(
-    conn: AsyncConnection, alert_id: int, kind: str, codes: Iterable[str]
-) -> None:
-    rows = [{"alert_id": alert_id, "kind": kind, "code": c} for c in dict.fromkeys(codes)]
-    if rows:
-        await conn.execute(alert_codes.insert(), rows)
-
-
-async def find_alert_id(
-    conn: AsyncConnection, sender: str, identifier: str, sent: datetime
-) -> int | None:
-    stmt = select(alerts.c.id).where(
-        alerts.c.sender == sender, alerts.c.identifier == identifier, alerts.c.sent == sent
+async def find_alert_ids(
+    conn: AsyncConnection, identities: Iterable[Identity]
+) -> dict[Identity, int]:
+    wanted = list(identities)
+    if not wanted:
+        return {}
+    stmt = select(alerts.c.id, alerts.c.sender, alerts.c.identifier, alerts.c.sent).where(
+        tuple_(alerts.c.sender, alerts.c.identifier, alerts.c.sent).in_(wanted)
     )
-    found: int | None = (await conn.execute(stmt)).scalar_one_or_none()
-    return found
+    return {(r.sender, r.identifier, r.sent): r.id for r in (await conn.execute(stmt)).all()}
 
 
-async def insert_references(
-    conn: AsyncConnection, alert_id: int, refs: Sequence[tuple[str, str, datetime, int | None]]
+async def insert_codes_many(conn: AsyncConnection, rows: list[tuple[int, str, str]]) -> None:
+    unique = list(dict.fromkeys(rows))
+    if unique:
+        await conn.execute(
+            alert_codes.insert(), [{"alert_id": a, "kind": k, "code": c} for a, k, c in unique]
+        )
+
+
+async def insert_references_many(
+    conn: AsyncConnection, rows: list[tuple[int, str, str, datetime, int | None]]
 ) -> None:
-    rows = [
-        {
-            "alert_id": alert_id,
-            "ref_sender": s,
-            "ref_identifier": i,
-            "ref_sent": t,
-            "ref_alert_id": r,
-        }
-        for s, i, t, r in dict.fromkeys(refs)
-    ]
+    unique = list({(a, s, i, t): r for a, s, i, t, r in rows}.items())
+    if unique:
+        await conn.execute(
+            alert_references.insert(),
+            [
+                {
+                    "alert_id": a,
+                    "ref_sender": s,
+                    "ref_identifier": i,
+                    "ref_sent": t,
+                    "ref_alert_id": r,
+                }
+                for (a, s, i, t), r in unique
+            ],
+        )
+
+
+async def set_rendered_many(conn: AsyncConnection, rows: list[tuple[int, str]]) -> None:
     if rows:
-        await conn.execute(alert_references.insert(), rows)
+        stmt = (
+            update(alerts)
+            .where(alerts.c.id == bindparam("b_id"))
+            .values(item_json=bindparam("b_item"))
+        )
+        await conn.execute(stmt, [{"b_id": a, "b_item": j} for a, j in rows])
+
+
+async def add_history_many(
+    conn: AsyncConnection,
+    rows: list[tuple[int, datetime, str | None, str, str, int | None]],
+) -> None:
+    if rows:
+        await conn.execute(
+            alert_history.insert(),
+            [
+                {
+                    "alert_id": a,
+                    "at": at,
+                    "from_state": f,
+                    "to_state": t,
+                    "reason": why,
+                    "by_alert_id": by,
+                }
+                for a, at, f, t, why, by in rows
+            ],
+        )
+
+
+async def dangling_references(conn: AsyncConnection, limit: int) -> list[Any]:
+    """References still unlinked although their target is stored."""
+    target = alerts.alias("target")
+    referrer = alerts.alias("referrer")
+    stmt = (
+        select(
+            alert_references.c.alert_id,
+            alert_references.c.ref_sender,
+            alert_references.c.ref_identifier,
+            alert_references.c.ref_sent,
+            target.c.id.label("target_id"),
+            referrer.c.msg_type,
+            referrer.c.identifier,
+        )
+        .join(
+            target,
+            and_(
+                target.c.sender == alert_references.c.ref_sender,
+                target.c.identifier == alert_references.c.ref_identifier,
+                target.c.sent == alert_references.c.ref_sent,
+            ),
+        )
+        .join(referrer, referrer.c.id == alert_references.c.alert_id)
+        .where(alert_references.c.ref_alert_id.is_(None))
+        .order_by(referrer.c.sent, referrer.c.id)
+        .limit(limit)
+    )
+    return list((await conn.execute(stmt)).all())
 
 
 async def unresolved_referrers(

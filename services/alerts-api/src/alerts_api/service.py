@@ -7,6 +7,7 @@ outbox flusher sends them later, so an acknowledged ingest is never an unannounc
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import uuid
@@ -66,6 +67,8 @@ class AlertService:
         self.station_sender = station_sender
         self.published = 0
         self.publish_failures = 0
+        self.stored = 0
+        self.duplicates = 0
 
     def relevance(self, cap: CapAlert) -> RelevanceDecision:
         return decide_relevance(cap, self.station_same, self.station_ugc)
@@ -73,102 +76,109 @@ class AlertService:
     # ---- ingest ----------------------------------------------------------------------
 
     async def ingest(self, ingested: AlertIngested) -> IngestResult:
-        cap = ingested.alert
+        return (await self.ingest_batch([ingested]))[0]
+
+    async def ingest_batch(self, batch: list[AlertIngested]) -> list[IngestResult]:
+        """Store a batch of fetched alerts in ONE transaction, then announce them.
+
+        A handful of statements per batch instead of per alert: this is what lets one
+        consumer keep up with hundreds of alerts per second. Within the batch, alerts are
+        handled in the order given (stream order), so an Update after its Alert works.
+        """
         now = utcnow()
         tx = _Tx()
         async with self.engine.begin() as conn:
-            alert_id = await self._insert(conn, tx, cap, ingested, now)
-            if alert_id is None:
-                return IngestResult(alert_id=None, duplicate=True)
-            await self._link_references(conn, tx, alert_id, cap, now)
+            await repo.lock_identities(conn, _identity_keys(batch))
+            results = await self._store(conn, tx, batch, now)
             outbox_ids = await self._to_outbox(conn, tx)
         await self._publish(tx, outbox_ids)
-        return IngestResult(alert_id, False, [e.type for e in tx.envelopes])
+        new = sum(1 for r in results if not r.duplicate)
+        self.stored += new
+        self.duplicates += len(results) - new
+        return results
 
-    async def _insert(
-        self, conn: AsyncConnection, tx: _Tx, cap: CapAlert, ingested: AlertIngested, now: datetime
-    ) -> int | None:
-        info = cap.primary_info()
-        relevance = self.relevance(cap)
-        expires = cap.expires()
-        if cap.msg_type == CapMsgType.CANCEL:
-            state = AlertState.CANCELLED  # a Cancel message is never itself an active alert
-        elif expires is not None and expires <= now:
-            state = AlertState.EXPIRED
-        else:
-            state = AlertState.ACTIVE
-        alert_id = await repo.insert_alert(
+    async def _store(
+        self, conn: AsyncConnection, tx: _Tx, batch: list[AlertIngested], now: datetime
+    ) -> list[IngestResult]:
+        rows = [self._row(ingested, now) for ingested in batch]
+        inserted = await repo.insert_alerts(conn, rows)
+        new: list[tuple[int, AlertIngested, dict[str, Any]]] = []
+        claimed: set[int] = set()
+        results: list[IngestResult] = []
+        for ingested, row in zip(batch, rows, strict=True):
+            alert_id = inserted.get(_identity(ingested.alert))
+            if alert_id is None or alert_id in claimed:
+                results.append(IngestResult(alert_id=None, duplicate=True))
+                continue
+            claimed.add(alert_id)
+            new.append((alert_id, ingested, row))
+            results.append(IngestResult(alert_id, False))
+        if not new:
+            return results
+        await repo.insert_codes_many(
             conn,
-            {
-                "sender": cap.sender,
-                "identifier": cap.identifier,
-                "sent": cap.sent,
-                "status": cap.status.value,
-                "msg_type": cap.msg_type.value,
-                "scope": cap.scope.value,
-                "source": ingested.feed_kind.value,
-                "feed": ingested.feed[:255],
-                "state": state.value,
-                "event": (info.event if info else "(no info)")[:255],
-                "same_event": info.same_event_code() if info else None,
-                "severity": info.severity.value if info else "Unknown",
-                "urgency": info.urgency.value if info else "Unknown",
-                "certainty": info.certainty.value if info else "Unknown",
-                "headline": info.headline if info else None,
-                "area_desc": "; ".join(a.area_desc for a in info.areas) if info else "",
-                "onset": info.onset if info else None,
-                "effective": info.effective if info else None,
-                "expires": expires,
-                "relevant": relevance.relevant,
-                "relevance_reason": relevance.reason,
-                "received_at": ingested.received_at,
-                "updated_at": now,
-                "cap": cap.model_dump_json(),
-                "item_json": "{}",
-                "geometry_json": geometry_json(cap),
-            },
+            [(aid, "SAME", c) for aid, ing, _ in new for c in ing.alert.same_codes()]
+            + [(aid, "UGC", c) for aid, ing, _ in new for c in ing.alert.ugc_codes()],
         )
-        if alert_id is None:
-            return None
-        await repo.insert_codes(conn, alert_id, "SAME", cap.same_codes())
-        await repo.insert_codes(conn, alert_id, "UGC", cap.ugc_codes())
-        refs: list[int] = []
-        ref_rows: list[tuple[str, str, datetime, int | None]] = []
-        for ref in cap.references:
-            target = await repo.find_alert_id(conn, ref.sender, ref.identifier, ref.sent)
-            ref_rows.append((ref.sender, ref.identifier, ref.sent, target))
-            if target is not None:
-                refs.append(target)
-        await repo.insert_references(conn, alert_id, ref_rows)
-        item = build_item(
-            alert_id,
-            cap,
-            state=state,
-            source=ingested.feed_kind,
-            feed=ingested.feed,
-            relevance=relevance,
-            received_at=ingested.received_at,
-            updated_at=now,
-            references=refs,
+        # References resolve against everything visible: earlier batches and this one.
+        wanted = {
+            (r.sender, r.identifier, r.sent) for _, ing, _ in new for r in ing.alert.references
+        }
+        targets = await repo.find_alert_ids(conn, wanted)
+        await repo.insert_references_many(
+            conn,
+            [
+                (aid, r.sender, r.identifier, r.sent, targets.get((r.sender, r.identifier, r.sent)))
+                for aid, ing, _ in new
+                for r in ing.alert.references
+            ],
         )
-        await repo.set_rendered(conn, alert_id, item.model_dump_json())
-        await repo.add_history(
-            conn, alert_id, now, None, state.value, f"received from {ingested.feed}"
+        items: dict[int, AlertItem] = {}
+        for aid, ing, row in new:
+            refs = [
+                t
+                for r in ing.alert.references
+                if (t := targets.get((r.sender, r.identifier, r.sent))) is not None
+            ]
+            items[aid] = build_item(
+                aid,
+                ing.alert,
+                state=AlertState(row["state"]),
+                source=ing.feed_kind,
+                feed=ing.feed,
+                relevance=RelevanceDecision(row["relevant"], row["relevance_reason"]),
+                received_at=ing.received_at,
+                updated_at=now,
+                references=refs,
+            )
+        await repo.set_rendered_many(
+            conn, [(aid, item.model_dump_json()) for aid, item in items.items()]
         )
-        self._event(tx, AlertEventType.CREATED, item, "received", None)
-        return alert_id
+        await repo.add_history_many(
+            conn,
+            [
+                (aid, now, None, row["state"], f"received from {ing.feed}", None)
+                for aid, ing, row in new
+            ],
+        )
+        for aid, _ing, _row in new:
+            self._event(tx, AlertEventType.CREATED, items[aid], "received", None)
+        # Effects, in stream order: this batch's Updates/Cancels on their targets, then
+        # Updates/Cancels stored earlier whose target only arrives now (out of order).
+        for aid, ing, _ in new:
+            cap = ing.alert
+            if cap.msg_type in (CapMsgType.UPDATE, CapMsgType.CANCEL):
+                for r in cap.references:
+                    target = targets.get((r.sender, r.identifier, r.sent))
+                    if target is not None:
+                        await self._apply(conn, tx, cap.msg_type, aid, cap.identifier, target, now)
+        for aid, ing, _ in new:
+            await self._resolve_referrers(conn, tx, aid, ing.alert, now)
+        return results
 
-    async def _link_references(
+    async def _resolve_referrers(
         self, conn: AsyncConnection, tx: _Tx, alert_id: int, cap: CapAlert, now: datetime
     ) -> None:
-        # This alert's own references (Update / Cancel of earlier alerts).
-        if cap.msg_type in (CapMsgType.UPDATE, CapMsgType.CANCEL):
-            for row in await repo.references_of(conn, alert_id):
-                if row.ref_alert_id is not None:
-                    await self._apply(
-                        conn, tx, cap.msg_type, alert_id, cap.identifier, row.ref_alert_id, now
-                    )
-        # Alerts that arrived earlier and reference this one (out-of-order delivery).
         for ref_row in await repo.unresolved_referrers(conn, cap.sender, cap.identifier, cap.sent):
             await repo.resolve_reference(
                 conn, ref_row.alert_id, cap.sender, cap.identifier, cap.sent, alert_id
@@ -178,6 +188,75 @@ class AlertService:
                 await self._apply(
                     conn, tx, msg_type, ref_row.alert_id, ref_row.identifier, alert_id, now
                 )
+
+    def _row(self, ingested: AlertIngested, now: datetime) -> dict[str, Any]:
+        cap = ingested.alert
+        info = cap.primary_info()
+        relevance = self.relevance(cap)
+        expires = cap.expires()
+        if cap.msg_type == CapMsgType.CANCEL:
+            state = AlertState.CANCELLED  # a Cancel message is never itself an active alert
+        elif expires is not None and expires <= now:
+            state = AlertState.EXPIRED
+        else:
+            state = AlertState.ACTIVE
+        return {
+            "sender": cap.sender,
+            "identifier": cap.identifier,
+            "sent": cap.sent,
+            "status": cap.status.value,
+            "msg_type": cap.msg_type.value,
+            "scope": cap.scope.value,
+            "source": ingested.feed_kind.value,
+            "feed": ingested.feed[:255],
+            "state": state.value,
+            "event": (info.event if info else "(no info)")[:255],
+            "same_event": info.same_event_code() if info else None,
+            "severity": info.severity.value if info else "Unknown",
+            "urgency": info.urgency.value if info else "Unknown",
+            "certainty": info.certainty.value if info else "Unknown",
+            "headline": info.headline if info else None,
+            "area_desc": "; ".join(a.area_desc for a in info.areas) if info else "",
+            "onset": info.onset if info else None,
+            "effective": info.effective if info else None,
+            "expires": expires,
+            "relevant": relevance.relevant,
+            "relevance_reason": relevance.reason,
+            "received_at": ingested.received_at,
+            "updated_at": now,
+            "cap": cap.model_dump_json(),
+            "item_json": "{}",
+            "geometry_json": geometry_json(cap),
+        }
+
+    async def resolve_dangling(self, batch: int = 200) -> int:
+        """Safety net: link references whose target is stored but was not linked.
+
+        Ingest takes advisory locks so a referrer and its target never miss each other; this
+        sweep makes sure that a missed link (e.g. from an older version or a manual fix in
+        the database) still cancels or updates its target.
+        """
+        now = utcnow()
+        tx = _Tx()
+        async with self.engine.begin() as conn:
+            rows = await repo.dangling_references(conn, batch)
+            for row in rows:
+                await repo.resolve_reference(
+                    conn,
+                    row.alert_id,
+                    row.ref_sender,
+                    row.ref_identifier,
+                    row.ref_sent,
+                    row.target_id,
+                )
+                msg_type = CapMsgType(row.msg_type)
+                if msg_type in (CapMsgType.UPDATE, CapMsgType.CANCEL):
+                    await self._apply(
+                        conn, tx, msg_type, row.alert_id, row.identifier, row.target_id, now
+                    )
+            outbox_ids = await self._to_outbox(conn, tx)
+        await self._publish(tx, outbox_ids)
+        return len(rows)
 
     async def _apply(
         self,
@@ -354,6 +433,33 @@ class AlertService:
             infos=target.infos[:1],
         )
         return await self.create_manual(cancel, actor)
+
+
+def _identity(cap: CapAlert) -> tuple[str, str, datetime]:
+    return (cap.sender, cap.identifier, cap.sent)
+
+
+def _identity_keys(batch: list[AlertIngested]) -> list[int]:
+    """Advisory-lock keys of every identity a batch stores or references.
+
+    A referrer and its target lock the same key, so whichever transaction commits second
+    sees the first one's rows and links them: without it, an Update and its Alert handled
+    at the same moment would each miss the other and the Update would never apply.
+    """
+    keys: set[int] = set()
+    for ingested in batch:
+        cap = ingested.alert
+        keys.add(_lock_key(_identity(cap)))
+        keys.update(_lock_key((r.sender, r.identifier, r.sent)) for r in cap.references)
+    return sorted(keys)
+
+
+def _lock_key(identity: tuple[str, str, datetime]) -> int:
+    sender, identifier, sent = identity
+    digest = hashlib.blake2b(
+        f"{sender}\x00{identifier}\x00{sent.isoformat()}".encode(), digest_size=8
+    ).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def _restate(item_json: str, state: AlertState, now: datetime) -> AlertItem:
