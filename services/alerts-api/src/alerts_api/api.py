@@ -396,17 +396,17 @@ async def list_alerts(
         since=since,
         until=until,
     )
-    async with _service(request).engine.connect() as conn:
-        # One row more than asked for tells whether another page exists, so an exactly full
-        # last page does not hand out a cursor to an empty page.
-        rows = await repo.list_page(conn, filters, after, limit + 1)
-    more, rows = len(rows) > limit, rows[:limit]
-    next_cursor = repo.encode_cursor(rows[-1].sent, rows[-1].id) if more else None
-    tail = json.dumps(next_cursor).encode()
     if format is None:
         wants_geo = _wants_geojson(request.headers.get("accept", ""))
     else:
         wants_geo = format == OutputFormat.GEOJSON
+    async with _service(request).read_engine.connect() as conn:
+        # One row more than asked for tells whether another page exists, so an exactly full
+        # last page does not hand out a cursor to an empty page.
+        rows = await repo.list_page(conn, filters, after, limit + 1, with_geometry=wants_geo)
+    more, rows = len(rows) > limit, rows[:limit]
+    next_cursor = repo.encode_cursor(rows[-1].sent, rows[-1].id) if more else None
+    tail = json.dumps(next_cursor).encode()
     if wants_geo:
         features = b",".join(feature_bytes(r.item_json, r.geometry_json, r.id) for r in rows)
         body = (

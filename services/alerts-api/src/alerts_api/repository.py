@@ -391,7 +391,12 @@ def _where(f: AlertFilters) -> list[Any]:
 
 
 async def list_page(
-    conn: AsyncConnection, f: AlertFilters, cursor: tuple[datetime, int] | None, limit: int
+    conn: AsyncConnection,
+    f: AlertFilters,
+    cursor: tuple[datetime, int] | None,
+    limit: int,
+    *,
+    with_geometry: bool = True,
 ) -> list[Any]:
     c = alerts.c
     conds = _where(f)
@@ -399,7 +404,7 @@ async def list_page(
         sent, alert_id = cursor
         conds.append(or_(c.sent < sent, and_(c.sent == sent, c.id < alert_id)))
     stmt = (
-        select(c.id, c.sent, c.item_json, c.geometry_json)
+        select(c.id, c.sent, c.item_json, *([c.geometry_json] if with_geometry else []))
         .where(*conds)
         .order_by(c.sent.desc(), c.id.desc())
         .limit(limit)

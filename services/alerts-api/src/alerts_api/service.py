@@ -60,6 +60,8 @@ class AlertService:
         station_sender: str = "eas-station@localhost",
     ) -> None:
         self.engine = engine
+        # Reads run in autocommit: a single SELECT needs no BEGIN/ROLLBACK round trips.
+        self.read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.bus = bus
         self.source = source
         self.station_same = list(station_same)
