@@ -11,7 +11,26 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from eas_schemas import streams
 from eas_schemas.cap import CapAlert, CapCertainty, CapMsgType, CapSeverity, CapStatus, CapUrgency
+from eas_schemas.monitor_events import (
+    AUDIO_INPUT_LEVEL_TYPE,
+    MONITOR_STATUS_TYPE,
+    SAME_ATTENTION_TONE_TYPE,
+    SAME_EOM_TYPE,
+    SAME_HEADER_TYPE,
+    InputLevel,
+    MonitorStatus,
+    SameAttentionToneEvent,
+    SameEomEvent,
+    SameHeaderEvent,
+)
+from eas_schemas.station_settings import SETTINGS_CHANGED_TYPE, SettingsChanged
 from eas_schemas.streams import StreamSpec
+from eas_schemas.system_events import (
+    AUDIT_RECORD_TYPE,
+    SYSTEM_ALARM_TYPE,
+    AuditRecord,
+    SystemAlarm,
+)
 
 
 class FeedKind(StrEnum):
@@ -147,6 +166,14 @@ EVENT_TYPES: tuple[EventTypeSpec, ...] = (
     _spec(POLLER_STATUS_TYPE, streams.POLLER_STATUS, PollerStatus, "One poll cycle of a feed"),
     _spec(HEARTBEAT_TYPE, streams.SERVICE_HEARTBEAT, ServiceHeartbeat, "Service is alive"),
     _spec(DEAD_LETTER_TYPE, streams.DEAD_LETTER, DeadLetter, "Entry given up by a group"),
+    _spec(SETTINGS_CHANGED_TYPE, streams.SETTINGS_CHANGED, SettingsChanged, "Settings saved"),
+    _spec(SYSTEM_ALARM_TYPE, streams.SYSTEM_ALARMS, SystemAlarm, "Instance down or back up"),
+    _spec(AUDIT_RECORD_TYPE, streams.AUDIT_RECORDS, AuditRecord, "Privileged action to audit"),
+    _spec(SAME_HEADER_TYPE, streams.SAME_EVENTS, SameHeaderEvent, "SAME header heard"),
+    _spec(SAME_EOM_TYPE, streams.SAME_EVENTS, SameEomEvent, "SAME end of message heard"),
+    _spec(SAME_ATTENTION_TONE_TYPE, streams.SAME_EVENTS, SameAttentionToneEvent, "Attention tone"),
+    _spec(MONITOR_STATUS_TYPE, streams.MONITOR_STATUS, MonitorStatus, "Monitored input state"),
+    _spec(AUDIO_INPUT_LEVEL_TYPE, streams.AUDIO_METRICS, InputLevel, "Input level changed"),
 )
 
 

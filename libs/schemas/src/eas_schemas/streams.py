@@ -90,6 +90,14 @@ SYSTEM_ALARMS = StreamSpec(
     public=True,
 )
 
+AUDIT_RECORDS = StreamSpec(
+    "audit.records",
+    "Privileged actions done in other services (manual alert, relay confirmed), for the "
+    "station's audit log (station-api, consumer group).",
+    Retention.HISTORY,
+    public=False,
+)
+
 ALL_STREAMS: tuple[StreamSpec, ...] = (
     ALERTS_INGESTED,
     ALERT_EVENTS,
@@ -101,7 +109,9 @@ ALL_STREAMS: tuple[StreamSpec, ...] = (
     AUDIO_METRICS,
     SETTINGS_CHANGED,
     SYSTEM_ALARMS,
+    AUDIT_RECORDS,
 )
 
 # Consumer groups (work that must happen once) are named after the owning service.
 ALERTS_API_GROUP = "alerts-api"
+STATION_API_GROUP = "station-api"

@@ -85,5 +85,12 @@ def async_redis(url: str) -> aioredis.Redis:
     return aioredis.Redis.from_url(url, decode_responses=True, health_check_interval=10)
 
 
-def sync_redis(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, decode_responses=True, health_check_interval=10)
+def sync_redis(url: str, timeout_s: float | None = 10.0) -> redis.Redis:
+    # A timeout keeps a hung Redis from freezing a sync worker's loop forever.
+    return redis.Redis.from_url(
+        url,
+        decode_responses=True,
+        health_check_interval=10,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+    )

@@ -1,7 +1,17 @@
-"""FastAPI dependencies that enforce the permission table on every route."""
+"""FastAPI dependencies that enforce the permission table on every route.
+
+Browsers authenticate with the HttpOnly ``eas_access`` cookie; a cookie is sent by the browser
+on its own, so every unsafe request (POST/PUT/PATCH/DELETE) authenticated by that cookie must
+also prove it was made by the station's own page: it echoes the readable ``eas_csrf`` cookie in
+the ``X-CSRF-Token`` header (double submit). A page on another origin can neither read the
+cookie nor set the header. When the access token carries a ``csrf`` claim (station-api binds
+them), the header must also hash to that claim. Requests with an ``Authorization: Bearer``
+header are exempt: a browser never adds that header by itself.
+"""
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -9,9 +19,12 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordBearer
 
 from servicekit.auth.permissions import Permission
-from servicekit.auth.tokens import Principal, TokenError, TokenVerifier
+from servicekit.auth.tokens import Principal, TokenError, TokenVerifier, csrf_hash
 
 ACCESS_COOKIE = "eas_access"
+CSRF_COOKIE = "eas_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 # tokenUrl points at station-api's login; /docs shows the Authorize button on every service.
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
@@ -25,12 +38,35 @@ def _unauthorized(detail: str) -> HTTPException:
     )
 
 
+def csrf_error(request: Request, bound_hash: str | None = None) -> str | None:
+    """Why this cookie-authenticated request fails the CSRF check, or None if it passes."""
+    if request.method.upper() in SAFE_METHODS:
+        return None
+    header = request.headers.get(CSRF_HEADER, "")
+    cookie = request.cookies.get(CSRF_COOKIE, "")
+    if not header or not cookie:
+        return f"CSRF check failed: send the {CSRF_COOKIE} cookie's value in {CSRF_HEADER}"
+    if not hmac.compare_digest(header.encode(), cookie.encode()):
+        return f"CSRF check failed: {CSRF_HEADER} does not match the {CSRF_COOKIE} cookie"
+    if bound_hash is not None and not hmac.compare_digest(csrf_hash(header), bound_hash):
+        return "CSRF check failed: the token does not belong to this session"
+    return None
+
+
+def enforce_csrf(request: Request, bound_hash: str | None = None) -> None:
+    """Raise 403 unless the request passes the double-submit check (unsafe methods only)."""
+    reason = csrf_error(request, bound_hash)
+    if reason is not None:
+        raise HTTPException(status_code=status.HTTP_403_FORBIDDEN, detail=reason)
+
+
 def require(permission: Permission) -> Callable[..., Coroutine[Any, Any, Principal]]:
     """Dependency: the caller's principal, if it holds ``permission``; 401/403 otherwise."""
 
     async def dependency(request: Request, token: str | None = Depends(oauth2_scheme)) -> Principal:
         verifier: TokenVerifier | None = getattr(request.app.state, "verifier", None)
         anonymous_read: bool = getattr(request.app.state, "anonymous_read", False)
+        from_cookie = token is None and ACCESS_COOKIE in request.cookies
         raw = token or request.cookies.get(ACCESS_COOKIE)
         if raw is None:
             anon = Principal.anonymous_reader()
@@ -43,6 +79,8 @@ def require(permission: Permission) -> Callable[..., Coroutine[Any, Any, Princip
             principal = verifier.verify(raw)
         except TokenError as exc:
             raise _unauthorized(str(exc)) from exc
+        if from_cookie:
+            enforce_csrf(request, principal.csrf_hash)
         if permission not in principal.permissions:
             raise HTTPException(
                 status_code=status.HTTP_403_FORBIDDEN,

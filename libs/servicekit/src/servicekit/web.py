@@ -10,7 +10,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
@@ -168,32 +167,28 @@ class ServiceMetrics:
         return Counter(name, doc, list(labels), registry=self.registry)
 
 
-def _renderable(value: Any) -> bool:
-    try:
-        json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
-    except (ValueError, UnicodeEncodeError):
-        return False
-    return True
+def _printable(text: str) -> str:
+    # Lone surrogates from a hostile body cannot be encoded as UTF-8; escape them instead.
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    """FastAPI's 422, except that it can always be rendered.
+    """FastAPI's 422 without the echoed ``input``.
 
-    The standard handler echoes each invalid ``input``; a JSON body may carry values JSON
-    output cannot hold (a lone surrogate such as ``"\\ud800"``, or ``NaN``) and the answer
-    would become a 500. Such inputs are echoed as ``ascii()`` text instead.
+    The standard handler sends every invalid value back. That leaks what must never come back
+    (a password or feed PIN that failed validation) and fails with a 500 on values JSON cannot
+    hold (a lone surrogate, ``NaN``). Where (``loc``) and what was wrong (``msg``, ``type``)
+    are what a caller needs.
     """
     assert isinstance(exc, RequestValidationError)
-    errors = jsonable_encoder(exc.errors())
-    if not _renderable(errors):
-        errors = [
-            e if _renderable(e) else {**e, "input": ascii(e.get("input")), "ctx": None}
-            for e in errors
-        ]
-        errors = [
-            e if _renderable(e) else {"loc": e.get("loc"), "msg": ascii(e.get("msg"))}
-            for e in errors
-        ]
+    errors = [
+        {
+            "loc": [_printable(p) if isinstance(p, str) else p for p in e.get("loc", ())],
+            "msg": _printable(str(e["msg"])),
+            "type": e.get("type"),
+        }
+        for e in exc.errors()
+    ]
     return JSONResponse({"detail": errors}, status_code=422)
 
 

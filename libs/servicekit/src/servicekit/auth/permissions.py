@@ -24,6 +24,8 @@ class Permission(StrEnum):
     SETTINGS_WRITE = "settings:write"
     USERS_ADMIN = "users:admin"
     AUDIT_READ = "audit:read"
+    # One's own account (who am I, change my password): every signed-in user, never anonymous.
+    ACCOUNT_SELF = "account:self"
 
 
 _VIEWER = {
@@ -40,10 +42,13 @@ _OPERATOR = _VIEWER | {
     Permission.SETTINGS_READ,
 }
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.VIEWER: frozenset(_VIEWER),
-    Role.OPERATOR: frozenset(_OPERATOR),
+    Role.VIEWER: frozenset(_VIEWER | {Permission.ACCOUNT_SELF}),
+    Role.OPERATOR: frozenset(_OPERATOR | {Permission.ACCOUNT_SELF}),
     Role.ADMIN: frozenset(Permission),
 }
+
+# Rank for "no one grants a role above their own".
+ROLE_RANK: dict[Role, int] = {Role.VIEWER: 0, Role.OPERATOR: 1, Role.ADMIN: 2}
 
 # What the station's "anonymous read" switch opens to callers without a token.
 ANONYMOUS_PERMISSIONS: frozenset[Permission] = frozenset(_VIEWER)

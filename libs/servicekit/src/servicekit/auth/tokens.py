@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ class Principal:
     permissions: frozenset[Permission]
     token_id: str | None = None
     expires_at: float | None = None
+    # SHA-256 (hex) of the CSRF token issued with this access token, when bound to one.
+    csrf_hash: str | None = None
 
     @property
     def anonymous(self) -> bool:
@@ -69,10 +72,31 @@ def write_keypair(directory: Path) -> tuple[Path, Path]:
 class TokenSigner:
     def __init__(self, private_pem: str) -> None:
         self._key = serialization.load_pem_private_key(private_pem.encode(), password=None)
+        if not isinstance(self._key, Ed25519PrivateKey):
+            raise ValueError("the signing key must be an Ed25519 private key")
 
-    def mint(self, subject: str, role: Role, ttl_s: int = 900, now: float | None = None) -> str:
+    def public_pem(self) -> str:
+        """The matching public key, for a verifier in the same process."""
+        return (
+            self._key.public_key()
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            .decode()
+        )
+
+    def mint(
+        self,
+        subject: str,
+        role: Role,
+        ttl_s: int = 900,
+        now: float | None = None,
+        csrf_token: str | None = None,
+    ) -> str:
+        """A signed access token; ``csrf_token`` binds the token to that double-submit value
+        (only its hash is carried), so a cookie planted by a sibling origin cannot pass."""
         issued = int(time.time() if now is None else now)
-        claims = {
+        claims: dict[str, str | int] = {
             "iss": ISSUER,
             "aud": AUDIENCE,
             "sub": subject,
@@ -82,6 +106,8 @@ class TokenSigner:
             "exp": issued + ttl_s,
             "jti": uuid.uuid4().hex,
         }
+        if csrf_token is not None:
+            claims["csrf"] = csrf_hash(csrf_token)
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)  # type: ignore[arg-type]
 
 
@@ -114,4 +140,9 @@ class TokenVerifier:
             permissions=ROLE_PERMISSIONS[role],
             token_id=claims.get("jti"),
             expires_at=float(claims["exp"]),
+            csrf_hash=str(claims["csrf"]) if "csrf" in claims else None,
         )
+
+
+def csrf_hash(csrf_token: str) -> str:
+    return hashlib.sha256(csrf_token.encode()).hexdigest()

@@ -1,0 +1,413 @@
+"""The station's settings document and the ``settings.changed`` event (owned by station-api).
+
+The document is validated as a whole: a change that breaks any rule is refused with every bad
+field named, never half-applied. Secrets (feed credentials, keys) are ``SecretStr`` fields:
+they are stored, but every view of the document shows ``<name>_set: true|false`` in their
+place (``redacted``). On input a secret that is omitted or ``null`` keeps the stored value,
+``""`` clears it (``carry_secrets``), and ``<name>_set`` markers are ignored, so a client may
+send back exactly what it read.
+
+This module is pure (no I/O); it uses only `eas_schemas.same_codes` for code validation.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+import typing
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    PlainSerializer,
+    SecretStr,
+    SerializationInfo,
+    field_validator,
+    model_validator,
+)
+
+from eas_schemas.same_codes import (
+    STATE_ABBREVIATIONS,
+    SameEventCode,
+    SameLocationCode,
+    UgcCode,
+)
+
+SETTINGS_CHANGED_TYPE = "settings.changed"
+EXPORT_FORMAT = "eas-station-settings"
+SECTIONS = ("identity", "location", "feeds", "relay", "monitor", "retention")
+
+# Redis key (under the bus namespace, like stream keys) holding the current secret-free
+# settings document as JSON {"version": n, "settings": {...}}; services read it at start and on
+# every settings.changed instead of calling station-api.
+CURRENT_SETTINGS_KEY = "settings.current"
+
+
+def _reveal(value: SecretStr | None, info: SerializationInfo) -> str | None:
+    if value is None:
+        return None
+    context = info.context if isinstance(info.context, dict) else {}
+    return value.get_secret_value() if context.get("reveal_secrets") else "**********"
+
+
+# Serialized masked unless the dump is given context={"reveal_secrets": True} (storage only).
+Secret = Annotated[SecretStr | None, PlainSerializer(_reveal, when_used="always")]
+
+
+def _is_secret_annotation(annotation: Any) -> bool:
+    if annotation is SecretStr:
+        return True
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union or origin is types.UnionType:
+        return SecretStr in typing.get_args(annotation)
+    return False
+
+
+class SettingsModel(BaseModel):
+    """Base of every section: unknown keys are errors (a typo must not be silently ignored)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+    @classmethod
+    def secret_fields(cls) -> tuple[str, ...]:
+        return tuple(n for n, f in cls.model_fields.items() if _is_secret_annotation(f.annotation))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_set_markers(cls, data: Any) -> Any:
+        # "<secret>_set" is what a read returns; accept it back and ignore it.
+        if isinstance(data, dict):
+            markers = {f"{name}_set" for name in cls.secret_fields()}
+            if markers & data.keys():
+                return {k: v for k, v in data.items() if k not in markers}
+        return data
+
+
+# ---- field types ---------------------------------------------------------------------------
+
+
+def validate_callsign(value: str) -> str:
+    """The LLLLLLLL field of a SAME header: exactly 8 printable ASCII characters, no '-'."""
+    if len(value) > 8:
+        raise ValueError(f"callsign must be at most 8 characters, got {len(value)}")
+    if any(not (" " <= ch <= "~") for ch in value):
+        raise ValueError("callsign must be printable ASCII")
+    if "-" in value:
+        raise ValueError("callsign must not contain '-', the SAME field separator")
+    if not value.strip():
+        raise ValueError("callsign must not be blank")
+    return value.ljust(8)
+
+
+def validate_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown IANA time zone {value!r}") from exc
+    return value
+
+
+# NWS API `area=` accepts state/territory abbreviations and these marine areas.
+NWS_MARINE_AREAS = frozenset(
+    {"AM", "AN", "GM", "LC", "LE", "LH", "LM", "LO", "LS", "PH", "PK", "PM", "PS", "PZ", "SL"}
+)
+
+
+def validate_nws_area(value: str) -> str:
+    upper = value.strip().upper()
+    if upper not in STATE_ABBREVIATIONS and upper not in NWS_MARINE_AREAS:
+        raise ValueError(f"unknown NWS area {value!r}: use a state abbreviation such as OH")
+    return upper
+
+
+_EMAIL_RE = re.compile(r"^[^@\s<>()]+@[^@\s<>()]+\.[A-Za-z]{2,}$")
+_URL_RE = re.compile(r"^https?://[^\s<>()]+$")
+
+
+def validate_contact(value: str) -> str:
+    # It goes into the User-Agent header: CR/LF or other controls would inject headers.
+    value = value.strip()
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        raise ValueError("contact must not contain control characters")
+    if value and not (_EMAIL_RE.match(value) or _URL_RE.match(value)):
+        raise ValueError("contact must be an e-mail address or an http(s) URL")
+    return value
+
+
+def validate_folder(value: str) -> str:
+    if not value.startswith("/") or "\x00" in value:
+        raise ValueError("CAP folder must be an absolute path")
+    return value
+
+
+Callsign = Annotated[str, AfterValidator(validate_callsign)]
+TimeZoneName = Annotated[str, AfterValidator(validate_timezone)]
+NwsArea = Annotated[str, AfterValidator(validate_nws_area)]
+Contact = Annotated[str, Field(max_length=200), AfterValidator(validate_contact)]
+CapFolder = Annotated[str, Field(min_length=1, max_length=1024), AfterValidator(validate_folder)]
+
+
+class Originator(StrEnum):
+    EAS = "EAS"
+    CIV = "CIV"
+    WXR = "WXR"
+    PEP = "PEP"
+
+
+def _unique(values: list[Any]) -> list[Any]:
+    return list(dict.fromkeys(values))
+
+
+# ---- sections ------------------------------------------------------------------------------
+
+
+class StationIdentity(SettingsModel):
+    name: str = Field(default="EAS Station", min_length=1, max_length=100)
+    callsign: Callsign = Field(
+        default="NOCALL  ",
+        description="SAME LLLLLLLL field: up to 8 printable characters, padded with spaces",
+    )
+    originator: Originator = Field(default=Originator.EAS, description="SAME ORG code")
+    timezone: TimeZoneName = Field(
+        default="UTC", description="IANA time zone, e.g. America/Chicago"
+    )
+
+
+class LocationSettings(SettingsModel):
+    same_codes: list[SameLocationCode] = Field(
+        default_factory=list,
+        max_length=31,
+        description="SAME/FIPS PSSCCC codes served (0SS000 = statewide, 000000 = national)",
+    )
+    ugc_codes: list[UgcCode] = Field(
+        default_factory=list, max_length=200, description="NWS UGC zones/counties, e.g. OHZ014"
+    )
+
+    @field_validator("same_codes", "ugc_codes")
+    @classmethod
+    def _dedupe(cls, values: list[str]) -> list[str]:
+        return _unique(values)
+
+
+class NwsFeedSettings(SettingsModel):
+    enabled: bool = False
+    zones: list[UgcCode] = Field(default_factory=list, max_length=200)
+    areas: list[NwsArea] = Field(default_factory=list, max_length=60)
+    contact: Contact = Field(
+        default="", description="e-mail or URL sent in the User-Agent, as the NWS API asks"
+    )
+    poll_interval_s: int = Field(default=60, ge=30, le=3600)
+
+    @model_validator(mode="after")
+    def _contact_when_enabled(self) -> NwsFeedSettings:
+        if self.enabled and not self.contact:
+            raise ValueError("contact is required when the NWS feed is enabled")
+        return self
+
+
+class IpawsFeedSettings(SettingsModel):
+    enabled: bool = False
+    url: HttpUrl | None = Field(default=None, description="IPAWS-OPEN CAP feed base URL")
+    interval_s: int = Field(default=60, ge=15, le=3600)
+    pin: Secret = Field(default=None, description="feed PIN (write-only)")
+    client_key_pem: Secret = Field(
+        default=None, description="client/signing private key, PEM (write-only)"
+    )
+
+    @model_validator(mode="after")
+    def _url_when_enabled(self) -> IpawsFeedSettings:
+        if self.enabled and self.url is None:
+            raise ValueError("url is required when the IPAWS feed is enabled")
+        return self
+
+
+class FeedSettings(SettingsModel):
+    nws: NwsFeedSettings = Field(default_factory=NwsFeedSettings)
+    ipaws: IpawsFeedSettings = Field(default_factory=IpawsFeedSettings)
+    cap_folders: list[CapFolder] = Field(default_factory=list, max_length=20)
+
+
+class RelayRules(SettingsModel):
+    enabled: bool = False
+    events: list[SameEventCode] = Field(
+        default_factory=list, description="SAME event codes that are relayed"
+    )
+    originators: list[Originator] = Field(
+        default_factory=lambda: [Originator.PEP, Originator.CIV, Originator.WXR],
+        description="originators whose messages are relayed",
+    )
+    locations: list[SameLocationCode] = Field(
+        default_factory=list, description="location codes relayed; empty = the station's codes"
+    )
+    require_confirmation: list[SameEventCode] = Field(
+        default_factory=list, description="relayed events that wait for an operator's confirmation"
+    )
+    confirmation_timeout_s: int = Field(default=900, ge=30, le=86_400)
+
+    @field_validator("events", "originators", "locations", "require_confirmation")
+    @classmethod
+    def _dedupe(cls, values: list[Any]) -> list[Any]:
+        return _unique(values)
+
+    @model_validator(mode="after")
+    def _confirmed_are_relayed(self) -> RelayRules:
+        extra = [e for e in self.require_confirmation if e not in self.events]
+        if extra:
+            raise ValueError(f"require_confirmation lists events that are not relayed: {extra}")
+        return self
+
+
+class MonitorDefaults(SettingsModel):
+    sample_rate_hz: int = Field(default=22_050, ge=8_000, le=192_000)
+    silence_threshold_dbfs: float = Field(default=-50.0, ge=-120.0, le=0.0)
+    silence_alarm_s: int = Field(default=30, ge=1, le=3600)
+    clip_threshold_dbfs: float = Field(default=-0.5, ge=-20.0, le=0.0)
+    decoder_enabled: bool = True
+    attention_tone_detection: bool = True
+
+
+class RetentionSettings(SettingsModel):
+    alerts_days: int = Field(default=90, ge=1, le=3650)
+    decoded_headers_days: int = Field(default=90, ge=1, le=3650)
+    audio_days: int = Field(default=30, ge=1, le=3650)
+    audit_days: int = Field(default=365, ge=30, le=3650)
+    settings_versions: int = Field(default=200, ge=2, le=100_000)
+
+
+class StationSettings(SettingsModel):
+    """The whole settings document."""
+
+    identity: StationIdentity = Field(default_factory=StationIdentity)
+    location: LocationSettings = Field(default_factory=LocationSettings)
+    feeds: FeedSettings = Field(default_factory=FeedSettings)
+    relay: RelayRules = Field(default_factory=RelayRules)
+    monitor: MonitorDefaults = Field(default_factory=MonitorDefaults)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+
+    def storage_json(self) -> str:
+        """The document with secrets in clear text: for the owner's database only."""
+        return self.model_dump_json(context={"reveal_secrets": True})
+
+
+# ---- secrets -------------------------------------------------------------------------------
+
+
+def _walk_secrets(model: BaseModel, prefix: str = "") -> list[tuple[str, SecretStr | None]]:
+    out: list[tuple[str, SecretStr | None]] = []
+    for name, info in type(model).model_fields.items():
+        value = getattr(model, name)
+        if _is_secret_annotation(info.annotation):
+            out.append((prefix + name, value))
+        elif isinstance(value, BaseModel):
+            out.extend(_walk_secrets(value, f"{prefix}{name}."))
+    return out
+
+
+def secret_paths(settings: StationSettings) -> list[str]:
+    return [path for path, _ in _walk_secrets(settings)]
+
+
+def secret_values(settings: StationSettings) -> dict[str, str | None]:
+    return {
+        path: (v.get_secret_value() if v is not None else None)
+        for path, v in _walk_secrets(settings)
+    }
+
+
+def _redact(model: BaseModel, doc: dict[str, Any], markers: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, info in type(model).model_fields.items():
+        value = getattr(model, name)
+        if _is_secret_annotation(info.annotation):
+            if markers:
+                out[f"{name}_set"] = value is not None and value.get_secret_value() != ""
+        elif isinstance(value, BaseModel):
+            out[name] = _redact(value, doc[name], markers)
+        else:
+            out[name] = doc[name]
+    return out
+
+
+def redacted(settings: StationSettings, markers: bool = True) -> dict[str, Any]:
+    """JSON-ready document with each secret replaced by ``<name>_set`` (or left out)."""
+    return _redact(settings, settings.model_dump(mode="json"), markers)
+
+
+def _carry(new: BaseModel, current: BaseModel) -> BaseModel:
+    update: dict[str, Any] = {}
+    for name, info in type(new).model_fields.items():
+        value = getattr(new, name)
+        if _is_secret_annotation(info.annotation):
+            if value is None:
+                update[name] = getattr(current, name)
+            elif value.get_secret_value() == "":
+                update[name] = None
+        elif isinstance(value, BaseModel):
+            update[name] = _carry(value, getattr(current, name))
+    return new.model_copy(update=update)
+
+
+def carry_secrets(new: StationSettings, current: StationSettings) -> StationSettings:
+    """``new`` with each omitted secret taken from ``current`` and each ``""`` cleared."""
+    result = _carry(new, current)
+    assert isinstance(result, StationSettings)
+    return result
+
+
+def changed_sections(old: StationSettings, new: StationSettings) -> list[str]:
+    """Sections whose content differs, secrets included (compared, never reported)."""
+    old_doc = json_doc(old)
+    new_doc = json_doc(new)
+    return [s for s in SECTIONS if old_doc[s] != new_doc[s]]
+
+
+def changed_secrets(old: StationSettings, new: StationSettings) -> list[str]:
+    before, after = secret_values(old), secret_values(new)
+    return [path for path in after if before.get(path) != after[path]]
+
+
+def json_doc(settings: StationSettings) -> dict[str, Any]:
+    doc: dict[str, Any] = settings.model_dump(mode="json", context={"reveal_secrets": True})
+    return doc
+
+
+# ---- export / event ------------------------------------------------------------------------
+
+
+class SettingsExport(BaseModel):
+    """The whole configuration as one document; exports leave secrets out."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["eas-station-settings"] = "eas-station-settings"
+    format_version: Literal[1] = 1
+    exported_at: AwareDatetime | None = None
+    version: int | None = Field(default=None, description="settings version exported")
+    settings: StationSettings
+
+
+class SettingsAction(StrEnum):
+    UPDATE = "update"
+    ROLLBACK = "rollback"
+    IMPORT = "import"
+
+
+class SettingsChanged(BaseModel):
+    """Payload of ``settings.changed``: what changed and who did it, never a value of a secret."""
+
+    version: int = Field(ge=1, description="the new current version")
+    previous_version: int = Field(ge=0)
+    action: SettingsAction
+    sections: list[str] = Field(description="sections whose content changed")
+    secrets_changed: list[str] = Field(
+        default_factory=list, description="paths of secrets set or cleared (names only)"
+    )
+    actor: str
+    changed_at: AwareDatetime

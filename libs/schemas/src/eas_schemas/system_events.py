@@ -1,0 +1,64 @@
+"""Payloads of station-wide system events: fleet alarms and audit records."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, Field
+
+from eas_schemas import streams
+
+SYSTEM_ALARM_TYPE = "system.alarm"
+AUDIT_RECORD_TYPE = "audit.record"
+
+
+class InstanceState(StrEnum):
+    UP = "up"
+    DOWN = "down"
+
+
+class SystemAlarm(BaseModel):
+    """A service instance went down (missed heartbeats) or came back (``state`` says which)."""
+
+    state: InstanceState
+    service: str
+    instance: str
+    version: str
+    last_heartbeat: AwareDatetime = Field(description="time of the last heartbeat seen")
+    interval_s: float = Field(description="the instance's announced heartbeat interval")
+    silent_for_s: float = Field(ge=0, description="seconds without a heartbeat at detection")
+    reason: str
+
+
+class AuditOutcome(StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+    DENIED = "denied"
+
+
+class AuditRecord(BaseModel):
+    """One privileged action, as written to station-api's audit log.
+
+    Other services record their privileged actions (a manual alert, a relay decision
+    confirmed) by publishing this payload as ``audit.record``; see station-api's README.
+    """
+
+    action: str = Field(max_length=64, description="dotted verb, e.g. alert.manual")
+    actor: str = Field(max_length=255, description="user name, or service name for automation")
+    actor_role: str | None = Field(default=None, max_length=32)
+    client_addr: str | None = Field(default=None, max_length=64)
+    target: str | None = Field(default=None, max_length=255)
+    outcome: AuditOutcome = AuditOutcome.SUCCESS
+    at: AwareDatetime
+    service: str = Field(max_length=64, description="service that performed the action")
+    detail: dict[str, Any] = Field(default_factory=dict, description="never a secret")
+
+
+# Where other services put their AuditRecords; station-api reads it with a consumer group
+# and writes each entry once (keyed by the envelope id). Internal: never fanned out.
+# TODO(lead): move into streams.ALL_STREAMS and register AUDIT_RECORD_TYPE in EVENT_TYPES
+# (only the owner of streams.py may); until then it is absent from the AsyncAPI documents.
+# Re-exported: services import the audit stream from here as well as from streams.
+AUDIT_RECORDS = streams.AUDIT_RECORDS
+STATION_API_GROUP = streams.STATION_API_GROUP

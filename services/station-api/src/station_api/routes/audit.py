@@ -1,0 +1,79 @@
+"""/api/audit: the audit log, filtered and paged, and its CSV export (admins)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import AwareDatetime
+
+from eas_schemas.system_events import AuditOutcome
+from servicekit.auth.permissions import Permission
+from servicekit.auth.tokens import Principal
+from servicekit.security import require
+from station_api.models import AuditEntryOut, AuditPageOut
+from station_api.repository import AuditFilters
+from station_api.routes.common import AUTH_ERRORS, audit_log
+
+router = APIRouter(prefix="/api/audit", tags=["audit"], responses=AUTH_ERRORS)
+
+Auditor = Annotated[Principal, Depends(require(Permission.AUDIT_READ))]
+
+
+def _filters(
+    action: Annotated[
+        str | None,
+        Query(max_length=64, description="exact (auth.login) or a family (auth, settings)"),
+    ] = None,
+    actor: Annotated[str | None, Query(max_length=255)] = None,
+    target: Annotated[str | None, Query(max_length=255)] = None,
+    outcome: Annotated[AuditOutcome | None, Query()] = None,
+    service: Annotated[str | None, Query(max_length=64)] = None,
+    since: Annotated[AwareDatetime | None, Query(description="at or after")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="before")] = None,
+) -> AuditFilters:
+    return AuditFilters(
+        action=action,
+        actor=actor,
+        target=target,
+        outcome=outcome.value if outcome else None,
+        service=service,
+        since=since.astimezone(UTC) if since else None,
+        until=until.astimezone(UTC) if until else None,
+    )
+
+
+Filters = Annotated[AuditFilters, Depends(_filters)]
+
+
+@router.get("", response_model=AuditPageOut, summary="Audit entries, newest first")
+async def list_audit(
+    request: Request,
+    _: Auditor,
+    filters: Filters,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    before: Annotated[int | None, Query(ge=1, description="entries older than this id")] = None,
+) -> AuditPageOut:
+    rows = await audit_log(request).query(filters, before, limit + 1)
+    more, rows = len(rows) > limit, rows[:limit]
+    return AuditPageOut(
+        items=[AuditEntryOut.model_validate(r) for r in rows],
+        next_before=rows[-1]["id"] if more and rows else None,
+    )
+
+
+@router.get(
+    "/export.csv",
+    summary="The filtered audit log as CSV",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}, "description": "CSV, header row first"}},
+)
+async def export_audit(request: Request, _: Auditor, filters: Filters) -> StreamingResponse:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return StreamingResponse(
+        audit_log(request).csv_chunks(filters),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="eas-station-audit-{stamp}.csv"'},
+    )

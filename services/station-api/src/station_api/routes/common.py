@@ -1,0 +1,38 @@
+"""Small helpers every route module shares."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from fastapi import Request
+
+from station_api.audit import AuditLog
+from station_api.fleet import FleetMonitor
+from station_api.identity import IdentityService
+from station_api.models import ErrorOut
+from station_api.settings_service import SettingsService
+
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "missing, expired or invalid token"},
+    403: {"model": ErrorOut, "description": "the role lacks the permission, or CSRF check failed"},
+}
+
+
+def client_addr(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def identity(request: Request) -> IdentityService:
+    return cast(IdentityService, request.app.state.identity)
+
+
+def settings_service(request: Request) -> SettingsService:
+    return cast(SettingsService, request.app.state.settings_service)
+
+
+def audit_log(request: Request) -> AuditLog:
+    return cast(AuditLog, request.app.state.audit)
+
+
+def fleet(request: Request) -> FleetMonitor:
+    return cast(FleetMonitor, request.app.state.fleet)
