@@ -103,8 +103,10 @@ def main() -> int:
     print(machine())
     print(f"corpus: {len(cases)} transmissions, {n} per bucket, seed {args.seed}, {RATE} Hz")
     print()
-    print(f"{'SNR dB':>7} | {'eas_same exact':>14} {'false':>5} | {'multimon exact':>14} "
-          f"{'false':>5} | {'ratio':>6}")
+    print(
+        f"{'SNR dB':>7} | {'eas_same exact':>14} {'false':>5} | {'multimon exact':>14} "
+        f"{'false':>5} | {'ratio':>6}"
+    )
     print("-" * 66)
     tot = {"ok": 0, "f": 0, "mok": 0, "mf": 0}
     for snr in BUCKETS:
@@ -118,18 +120,24 @@ def main() -> int:
         tot["mok"] += mok
         tot["mf"] += mfa
         ratio = f"{ok / mok:.2f}" if mok else ("inf" if ok else "-")
-        print(f"{snr:7.1f} | {ok:>6}/{len(rs):<3} {100 * ok / len(rs):4.0f}% {fa:5d} | "
-              f"{mok:>6}/{len(rs):<3} {100 * mok / len(rs):4.0f}% {mfa:5d} | {ratio:>6}")
+        print(
+            f"{snr:7.1f} | {ok:>6}/{len(rs):<3} {100 * ok / len(rs):4.0f}% {fa:5d} | "
+            f"{mok:>6}/{len(rs):<3} {100 * mok / len(rs):4.0f}% {mfa:5d} | {ratio:>6}"
+        )
     print("-" * 66)
     total = len(results)
-    print(f"{'all':>7} | {tot['ok']:>6}/{total:<4}      {tot['f']:5d} | {tot['mok']:>6}/{total:<4}"
-          f"      {tot['mf']:5d} |")
+    print(
+        f"{'all':>7} | {tot['ok']:>6}/{total:<4}      {tot['f']:5d} | {tot['mok']:>6}/{total:<4}"
+        f"      {tot['mf']:5d} |"
+    )
     cpu = sum(float(r["cpu"]) for r in results)  # type: ignore[arg-type]
     audio = sum(float(r["audio_s"]) for r in results)  # type: ignore[arg-type]
     print()
-    print(f"eas_same throughput at {RATE} Hz: {audio / cpu:.0f} s of audio per CPU-second "
-          f"({audio:.0f} s audio, {cpu:.2f} CPU-s, process_time); "
-          f"one monitored input = {100 * cpu / audio:.2f} % of a core")
+    print(
+        f"eas_same throughput at {RATE} Hz: {audio / cpu:.0f} s of audio per CPU-second "
+        f"({audio:.0f} s audio, {cpu:.2f} CPU-s, process_time); "
+        f"one monitored input = {100 * cpu / audio:.2f} % of a core"
+    )
     print(f"wall time {wall:.1f} s with {args.jobs} processes")
     return 0
 

@@ -13,7 +13,9 @@ HEADER = "ZCZC-WXR-TOR-039035+0100-3181518-KXYZ/FM -"
 
 def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        [sys.executable, "-m", "eas_same.cli", *args], input=stdin, capture_output=True,
+        [sys.executable, "-m", "eas_same.cli", *args],
+        input=stdin,
+        capture_output=True,
         timeout=120,
     )
 
@@ -37,10 +39,30 @@ def test_encode_decode_file(tmp_path: Path) -> None:
 
 def test_encode_from_fields_and_flac_stereo(tmp_path: Path) -> None:
     out = tmp_path / "f.wav"
-    r = run("encode", "--org", "WXR", "--event", "TOR", "--location", "039035",
-            "--location", "039055", "--duration", "0100", "--issued", "3181518",
-            "--callsign", "KXYZ/FM", "-o", str(out), "--no-eom", "--attention", "0",
-            "--tone", "nwr")
+    r = run(
+        "encode",
+        "--org",
+        "WXR",
+        "--event",
+        "TOR",
+        "--location",
+        "039035",
+        "--location",
+        "039055",
+        "--duration",
+        "0100",
+        "--issued",
+        "3181518",
+        "--callsign",
+        "KXYZ/FM",
+        "-o",
+        str(out),
+        "--no-eom",
+        "--attention",
+        "0",
+        "--tone",
+        "nwr",
+    )
     assert r.returncode == 0, r.stderr
     text = "ZCZC-WXR-TOR-039035-039055+0100-3181518-KXYZ/FM -"
     x, rate = sf.read(str(out))

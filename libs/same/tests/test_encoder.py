@@ -86,7 +86,7 @@ def test_attention_tones() -> None:
         assert len(x) == 2 * rate
         spec = np.abs(np.fft.rfft(x))
         f = np.fft.rfftfreq(len(x), 1 / rate)
-        top = sorted(f[np.argsort(spec)[-len(freqs):]])
+        top = sorted(f[np.argsort(spec)[-len(freqs) :]])
         assert top == pytest.approx(list(freqs), abs=1.0)
 
 

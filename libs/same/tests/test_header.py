@@ -55,14 +55,22 @@ def test_create_pads_callsign_and_formats() -> None:
 def test_31_locations_ok_32_not() -> None:
     locs = [f"0{39000 + i:05d}" for i in range(1, 64, 2)][:31]
     h = SameHeader.create(
-        originator="CIV", event="EVI", locations=locs, duration="0200", issued="0010000",
+        originator="CIV",
+        event="EVI",
+        locations=locs,
+        duration="0200",
+        issued="0010000",
         callsign="ABCDEFGH",
     )
     assert len(h.locations) == 31 and len(h.text) == header_length(31)
     with pytest.raises(SameHeaderError, match="location"):
         SameHeader.create(
-            originator="CIV", event="EVI", locations=[*locs, "039001"], duration="0200",
-            issued="0010000", callsign="ABCDEFGH",
+            originator="CIV",
+            event="EVI",
+            locations=[*locs, "039001"],
+            duration="0200",
+            issued="0010000",
+            callsign="ABCDEFGH",
         )
 
 
@@ -112,8 +120,15 @@ def test_lenient_duration() -> None:
 
 @pytest.mark.parametrize(
     ("ttt", "minutes"),
-    [("0015", 15), ("0030", 30), ("0045", 45), ("0100", 60), ("0130", 90), ("0600", 360),
-     ("9930", 99 * 60 + 30)],
+    [
+        ("0015", 15),
+        ("0030", 30),
+        ("0045", 45),
+        ("0100", 60),
+        ("0130", 90),
+        ("0600", 360),
+        ("9930", 99 * 60 + 30),
+    ],
 )
 def test_purge_is_hhmm_not_minutes(ttt: str, minutes: int) -> None:
     h = parse_header(f"ZCZC-WXR-TOR-039035+{ttt}-3181518-KXYZ/FM -")
@@ -179,8 +194,24 @@ def test_fips_tables() -> None:
 
 
 def test_event_table() -> None:
-    for code in ("EAN", "NPT", "RMT", "RWT", "NMN", "DMO", "TOR", "SVR", "FFW", "CEM", "EVI",
-                 "SPW", "BLU", "CAE", "LEW", "SQW"):
+    for code in (
+        "EAN",
+        "NPT",
+        "RMT",
+        "RWT",
+        "NMN",
+        "DMO",
+        "TOR",
+        "SVR",
+        "FFW",
+        "CEM",
+        "EVI",
+        "SPW",
+        "BLU",
+        "CAE",
+        "LEW",
+        "SQW",
+    ):
         assert code in codes.EVENTS
     assert "EAN" not in codes.ORIGINATORS
 

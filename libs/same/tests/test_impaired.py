@@ -38,8 +38,9 @@ def test_level_and_dc(gain: float, dc: float) -> None:
 
 def test_one_damaged_burst_still_decodes() -> None:
     for seed in (11, 12, 13, 14):
-        tx = impair(transmission(HEADER, RATE, clock_offset=0.005), snr_db=6.0, seed=seed,
-                    damage=True)
+        tx = impair(
+            transmission(HEADER, RATE, clock_offset=0.005), snr_db=6.0, seed=seed, damage=True
+        )
         events, _ = decode_all(tx.samples, RATE)
         hs = [e for e in events if e.type == "header"]
         assert [h.text for h in hs] == [HEADER]
@@ -50,8 +51,12 @@ def test_random_headers_moderate_noise() -> None:
     rng = random.Random(7)
     for i in range(6):
         h = random_header(rng).text
-        tx = impair(transmission(h, RATE, clock_offset=rng.uniform(-0.02, 0.02), attention=0),
-                    snr_db=5.0, seed=100 + i, damage=(i % 3 == 0))
+        tx = impair(
+            transmission(h, RATE, clock_offset=rng.uniform(-0.02, 0.02), attention=0),
+            snr_db=5.0,
+            seed=100 + i,
+            damage=(i % 3 == 0),
+        )
         assert _decode(tx.samples) == [h]
 
 

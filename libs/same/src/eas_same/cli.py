@@ -135,9 +135,9 @@ def cmd_encode(args: argparse.Namespace) -> int:
             header = parse_header(args.header, lenient_duration=args.lenient)
         else:
             missing = [
-                n for n in ("org", "event", "location", "duration", "callsign") if not getattr(
-                    args, n
-                )
+                n
+                for n in ("org", "event", "location", "duration", "callsign")
+                if not getattr(args, n)
             ]
             if missing:
                 _err("give --header, or all of --org --event --location --duration --callsign")

@@ -6,9 +6,10 @@ Pipeline (all numpy/scipy, block-vectorised; Python work per bit *byte*, not per
    ``block`` samples, so every filter, trigger and tracker decision is identical whatever
    the caller's chunk sizes; only *when* an event is returned differs. ``flush()``
    processes the final partial block and closes open transmissions.
-2. **Front end.** Mix down by the SAME centre frequency (1822.9 Hz, exact periodic table),
-   4th-order Butterworth low-pass (stateful ``lfilter``), integer decimation to 4-8 kHz.
-   DC and out-of-band audio fall outside the pass band.
+2. **Front end.** A linear-phase FIR low-pass modulated up to the SAME centre frequency
+   (1822.9 Hz) and evaluated only at every D-th sample, then multiplied by the exact periodic
+   mixer: mix-down, filtering and decimation to 4-8 kHz in one small matrix product per
+   block (with the last taps of input kept, so exact across block boundaries).
 3. **Non-coherent FSK matched filters.** Complex correlators over one bit at +-260.4 Hz
    (mark/space in the baseband) give ``|Cm|`` and ``|Cs|`` per sample, and the normalised
    discriminator ``dn = (|Cm|-|Cs|)/(|Cm|+|Cs|)`` (level independent).
@@ -24,9 +25,11 @@ Pipeline (all numpy/scipy, block-vectorised; Python work per bit *byte*, not per
    ratios (Rician model, per-burst amplitude, local noise estimate so a damaged stretch
    weighs little), summed bit by bit aligned from ``ZCZC``, and the result is parsed and
    strictly validated. If the three-burst vote fails, two-burst and one-burst decodes are
-   tried. A candidate is accepted only when it validates *and* its expected number of bit
-   errors (sum of per-bit error probabilities) is below a small threshold. One
-   :class:`HeaderDecoded` per transmission, after the third burst or 2 s after the last one.
+   tried. A candidate is accepted only when it validates *and* the estimated probability
+   that another valid header was sent (``_structure.structured_error``) is below 0.02.
+   Finished bursts are first re-timed with a straight bit clock searched over the whole
+   clock range. One :class:`HeaderDecoded` per transmission, after the third burst or 2 s
+   after the last one.
 7. **Attention signal.** 50 ms frames, Hann-windowed single-bin DFTs at 853, 960 and 1050 Hz
    against frame power; a run of at least 1 s gives an :class:`AttentionTone`.
 """
@@ -42,6 +45,7 @@ import numpy.typing as npt
 from scipy import signal as sps
 from scipy import special
 
+from ._structure import structured_error
 from .encoder import BAUD, PREAMBLE, bytes_to_bits
 from .header import SameHeader, SameHeaderError, header_length, parse_header
 
@@ -71,6 +75,7 @@ _KS = {n: np.arange(1, n + 1, dtype=np.float64) for n in (8, 16)}
 _TRACK_CAP = 24 + UNLOCKED_TIMEOUT_BITS + 8 * MAX_HEADER_CHARS + 64
 GROUP_TIMEOUT_S = 2.0  # close a transmission this long after its last burst
 GROUP_MAX_GAP_S = 3.5  # a burst starting later than this after the previous starts anew
+WIDE_RATES = np.linspace(0.975, 1.025, 51)
 MAX_EXPECTED_ERRORS = 0.02  # acceptance threshold on sum of bit error probabilities
 
 _PRE_BITS = bytes_to_bits(PREAMBLE[:2]).astype(np.int8)
@@ -342,11 +347,16 @@ class SameDecoder:
 
         # front end
         self._mix = _periodic_table(CENTER_HZ_NUM, CENTER_HZ_DEN, self.rate, -1.0)
-        self._b, self._a = sps.butter(4, min(900.0, 0.4 * self.fs_d) / (self.rate / 2))
-        self._zi_lp: C128 = np.zeros(4, dtype=np.complex128)
-        self._mark_tab = _periodic_table(
-            OFFSET_HZ_NUM * self.D, OFFSET_HZ_DEN, self.rate, -1.0
-        )
+        # linear-phase FIR low-pass, modulated up to the centre frequency so that filtering,
+        # mixing down and decimation happen together at the decimated rate (polyphase):
+        # y[g] = exp(-j w0 g) * sum_k h[k] exp(j w0 k) x[g - k], g a multiple of D
+        ntaps = max(11, 2 * round(0.9e-3 * self.rate) + 1)
+        h = sps.firwin(ntaps, min(1200.0, 0.3 * self.fs_d), fs=self.rate)
+        w0 = 2 * np.pi * CENTER_HZ_NUM / CENTER_HZ_DEN / self.rate
+        hc = h * np.exp(1j * w0 * np.arange(ntaps))
+        self._taps: F64 = np.ascontiguousarray(np.stack([hc.real, hc.imag], axis=1)[::-1])
+        self._xhist: F64 = np.zeros(ntaps - 1)
+        self._mark_tab = _periodic_table(OFFSET_HZ_NUM * self.D, OFFSET_HZ_DEN, self.rate, -1.0)
         self._fir = np.ones(self.L)
         self._hist_m: C128 = np.zeros(self.L - 1, dtype=np.complex128)
         self._hist_s: C128 = np.zeros(self.L - 1, dtype=np.complex128)
@@ -425,15 +435,21 @@ class SameDecoder:
         if not pad:
             self._events.extend(self._tone.process(x))
             self.stats.attention_tones = self._tone.count
-        idx = np.arange(n0, n0 + n, dtype=np.int64)
-        if self._mix is not None:
-            mixer = self._mix[idx % len(self._mix)]
-        else:
-            mixer = np.exp(-2j * np.pi * (CENTER_HZ_NUM / CENTER_HZ_DEN / self.rate) * idx)
-        # the tiny offset keeps the IIR state out of denormal numbers on digital silence
-        y, self._zi_lp = sps.lfilter(self._b, self._a, (x + 1e-9) * mixer, zi=self._zi_lp)
+        ntaps = len(self._taps)
+        buf = np.concatenate([self._xhist, x])
+        self._xhist = buf[len(buf) - (ntaps - 1) :]
         first = (-n0) % self.D
-        z = np.asarray(y[first :: self.D], dtype=np.complex128)
+        win = np.lib.stride_tricks.sliding_window_view(buf, ntaps)[first :: self.D]
+        if len(win):
+            g = np.arange(n0 + first, n0 + n, self.D, dtype=np.int64)[: len(win)]
+            if self._mix is not None:
+                mixer = self._mix[g % len(self._mix)]
+            else:
+                mixer = np.exp(-2j * np.pi * (CENTER_HZ_NUM / CENTER_HZ_DEN / self.rate) * g)
+            r = win @ self._taps
+            z = (r[:, 0] + 1j * r[:, 1]) * mixer
+        else:
+            z = np.zeros(0, dtype=np.complex128)
         self._n_in += n
         if len(z) == 0:
             return
@@ -712,27 +728,36 @@ class SameDecoder:
         b0, a0 = np.polyfit(k, pll, 1)
         best = (self._eye(np.clip(pll, lo_ok, hi_ok)), 0.0, 0.0, True)
         span = 0.0045
+        # coarse search (nearest sample, every other bit): around the loop's line, and over
+        # the whole range of transmitter clock offsets around the nominal rate, since the
+        # loop may have settled on a wrong rate at low SNR
         offs = np.linspace(-0.45, 0.45, 11)
-        rates = np.linspace(-span, span, 19)
-        for _ in range(2):
-            cand_pos = (
-                a0
-                + offs[:, None, None] * b0
-                + (b0 * (1.0 + rates))[None, :, None] * k[None, None, :]
-            )
-            cand_pos = np.clip(cand_pos, lo_ok, hi_ok)
-            vals = np.abs(self._sample_dn(cand_pos.reshape(-1))).reshape(cand_pos.shape).sum(-1)
-            i, j = np.unravel_index(int(np.argmax(vals)), vals.shape)
-            if float(vals[i, j]) > best[0]:
-                best = (float(vals[i, j]), float(offs[i]), float(rates[j]), False)
-            # refine around the best line so far
+        rates = np.concatenate([np.linspace(-span, span, 19), self.T_nom * WIDE_RATES / b0 - 1.0])
+        kc = k[::2]
+        cand = (
+            (a0 - self._base + 0.5)
+            + offs[:, None, None] * b0
+            + (b0 * (1.0 + rates))[None, :, None] * kc[None, None, :]
+        )
+        idx = np.clip(cand, 1.0, hi_ok - self._base).astype(np.int64)
+        vals = np.abs(self._dn)[idx].sum(-1)
+        i, j = np.unravel_index(int(np.argmax(vals)), vals.shape)
+        a0 = a0 + float(offs[i]) * b0
+        b0 = b0 * (1.0 + float(rates[j]))
+        # fine search (interpolated, all bits) around the coarse optimum
+        offs = np.linspace(-0.1, 0.1, 9)
+        rates = np.linspace(-span / 9, span / 9, 9)
+        cand_pos = np.clip(
+            a0 + offs[:, None, None] * b0 + (b0 * (1.0 + rates))[None, :, None] * k[None, None, :],
+            lo_ok,
+            hi_ok,
+        )
+        vals = np.abs(self._sample_dn(cand_pos.reshape(-1))).reshape(cand_pos.shape).sum(-1)
+        i, j = np.unravel_index(int(np.argmax(vals)), vals.shape)
+        if float(vals[i, j]) > best[0]:
+            best = (float(vals[i, j]), float(offs[i]), float(rates[j]), False)
             a0 = a0 + best[1] * b0
             b0 = b0 * (1.0 + best[2])
-            if best[3]:
-                break
-            best = (best[0], 0.0, 0.0, False)
-            offs = np.linspace(-0.1, 0.1, 9)
-            rates = np.linspace(-span / 9, span / 9, 9)
         if best[3]:
             return tr.am[s:e].copy(), tr.as_[s:e].copy(), tr.pos[s:e].copy()
         # the eye opening cannot tell whole-bit shifts apart: pick the shift that puts the
@@ -777,9 +802,7 @@ class SameDecoder:
             g: _Group | None = getattr(self, attr)
             if g is None:
                 continue
-            busy = any(
-                tr.locked and not tr.done and tr.kind == g.kind for tr in self._trackers
-            )
+            busy = any(tr.locked and not tr.done and tr.kind == g.kind for tr in self._trackers)
             if force or (now - g.last_end > timeout and not busy):
                 self._finish_group(g)
                 setattr(self, attr, None)
@@ -872,10 +895,7 @@ def _decode_llr(llr: F64) -> tuple[SameHeader, float] | None:
         header = parse_header(text[:hl])
     except SameHeaderError:
         return None
-    nb = 8 * hl
-    sel = llr[:nb].reshape(hl, 8)[:, :7]
-    err = float(np.sum(1.0 / (1.0 + np.exp(np.minimum(np.abs(sel), 700.0)))))
-    return header, err
+    return header, structured_error(text[:hl], llr)
 
 
 def decode_bursts(

@@ -35,8 +35,10 @@ def random_header(rng: random.Random, max_locations: int = 8) -> SameHeader:
     org = rng.choice(sorted(codes.ORIGINATORS))
     event = rng.choice(sorted(codes.EVENTS))
     n = rng.choice([1, 1, 1, 2, 2, 3, 4, 5, 6, max_locations])
-    locs = [f"{rng.randrange(10) if rng.random() < 0.2 else 0}{rng.choice(county_codes)}"
-            for _ in range(n)]
+    locs = [
+        f"{rng.randrange(10) if rng.random() < 0.2 else 0}{rng.choice(county_codes)}"
+        for _ in range(n)
+    ]
     issued = f"{rng.randint(1, 365):03d}{rng.randrange(24):02d}{rng.randrange(60):02d}"
     letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
     call = rng.choice("KW") + "".join(rng.choice(letters) for _ in range(3))

@@ -1,0 +1,142 @@
+"""Header-structure-aware reliability of a SAME decode (private helper of the decoder).
+
+A hard-decided header text that parses is *not* changed here (nothing is corrected or
+fabricated); this module estimates the probability that the transmitted header was another
+*valid* header, i.e. that emitting the text would put a false header on air.
+
+Per bit the decoder has a log-likelihood ratio ``llr`` (positive = 1). The log-likelihood of
+a character ``c`` at a position is ``sum_j bit_j(c) * llr_j`` up to a constant common to all
+characters, so for each field the posterior of its decoded value *within the set of values
+the field may take* (originators, event codes, state codes, digit runs, purge-time steps, day
+001-366, hour, minute, printable callsign characters, and '-' or '+' at each separator,
+which fixes the number of locations) follows from a log-sum-exp over that set. The error
+estimate is the sum over fields of (1 - posterior of the decoded value), plus a small share
+of the plain bitwise estimate (sum of per-bit error probabilities) that covers transmissions
+whose fields are outside the standard sets.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+import numpy.typing as npt
+
+from . import codes
+
+F64 = npt.NDArray[np.float64]
+
+#: share of the bitwise error estimate that is always added
+NONSTANDARD_SHARE = 0.1
+
+
+def _codes_matrix(values: list[str]) -> npt.NDArray[np.float64]:
+    """(len(values), 7*k) 0/1 bit matrix, LSB first per character."""
+    k = len(values[0])
+    out = np.zeros((len(values), 7 * k))
+    for i, v in enumerate(values):
+        for c, ch in enumerate(v):
+            o = ord(ch)
+            for j in range(7):
+                out[i, 7 * c + j] = (o >> j) & 1
+    return out
+
+
+@cache
+def _set(name: str) -> tuple[npt.NDArray[np.float64], dict[str, int]]:
+    if name == "org":
+        vals = sorted(codes.ORIGINATORS)
+    elif name == "event":
+        vals = sorted(c for c in codes.EVENTS if len(c) == 3)
+    elif name == "state":
+        vals = sorted({s for s in codes.states() if len(s) == 2} | set(codes.MARINE_AREAS) - {"00"})
+    elif name == "digit":
+        vals = [str(d) for d in range(10)]
+    elif name == "duration":
+        vals = ["0015", "0030", "0045"] + [
+            f"{h:02d}{m:02d}" for h in range(1, 100) for m in (0, 30)
+        ]
+    elif name == "day":
+        vals = [f"{d:03d}" for d in range(1, 367)]
+    elif name == "hour":
+        vals = [f"{h:02d}" for h in range(24)]
+    elif name == "minute":
+        vals = [f"{m:02d}" for m in range(60)]
+    elif name == "sep":
+        vals = ["-", "+"]
+    elif name == "call":
+        vals = [chr(c) for c in range(0x20, 0x7F) if chr(c) != "-"]
+    else:  # pragma: no cover
+        raise KeyError(name)
+    return _codes_matrix(vals), {v: i for i, v in enumerate(vals)}
+
+
+def _logsumexp(x: F64) -> float:
+    m = float(np.max(x))
+    return m + float(np.log(np.sum(np.exp(x - m))))
+
+
+def _scores(name: str, llr: F64) -> tuple[F64, dict[str, int]]:
+    mat, index = _set(name)
+    return mat @ llr, index
+
+
+def _post_wrong(name: str, llr: F64, value: str) -> float:
+    """1 - posterior of ``value`` among the values of set ``name`` (llr: 7 per char)."""
+    s, index = _scores(name, llr)
+    i = index.get(value)
+    if i is None:
+        return 1.0
+    return float(-np.expm1(s[i] - _logsumexp(s)))
+
+
+def structured_error(text: str, llr: F64) -> float:
+    """Probability that the valid header ``text`` (hard decision of ``llr``) is not the
+    transmitted one although the transmitted one was valid, plus a share of the bitwise
+    estimate. ``llr`` covers at least ``8 * len(text)`` bits, aligned from ``ZCZC``."""
+    n = len(text)
+    L = np.asarray(llr[: 8 * n], dtype=np.float64).reshape(n, 8)[:, :7]
+    bitwise = float(np.sum(1.0 / (1.0 + np.exp(np.minimum(np.abs(L), 700.0)))))
+
+    def ch(a: int, b: int) -> F64:
+        return np.asarray(L[a:b].reshape(-1), dtype=np.float64)
+
+    nloc = (n - 35) // 7
+    err = 0.0
+    err += _post_wrong("org", ch(5, 8), text[5:8])
+    err += _post_wrong("event", ch(9, 12), text[9:12])
+    digit_mat, digit_idx = _set("digit")
+    for k in range(nloc + 1):
+        p = 12 + 7 * k
+        err += _post_wrong("sep", ch(p, p + 1), text[p])
+        if k == nloc:
+            break
+        err += _post_wrong("digit", ch(p + 1, p + 2), text[p + 1])
+        # SS CCC jointly: SS = 00 only with CCC = 000
+        ss, ccc = text[p + 2 : p + 4], text[p + 4 : p + 7]
+        s_state, st_idx = _scores("state", ch(p + 2, p + 4))
+        s00 = float(_set("digit")[0][0] @ L[p + 2] + digit_mat[0] @ L[p + 3])
+        d_scores = L[p + 4 : p + 7] @ digit_mat.T  # (3, 10)
+        lse_ccc = float(sum(_logsumexp(d_scores[c]) for c in range(3)))
+        s000 = float(d_scores[0, 0] + d_scores[1, 0] + d_scores[2, 0])
+        log_z = _logsumexp(np.array([_logsumexp(s_state) + lse_ccc, s00 + s000]))
+        if ss == "00":
+            if ccc != "000":
+                return 1.0
+            log_v = s00 + s000
+        else:
+            i = st_idx.get(ss)
+            if i is None or not ccc.isdigit():
+                return 1.0
+            log_v = float(s_state[i]) + float(sum(d_scores[c, digit_idx[ccc[c]]] for c in range(3)))
+        err += float(-np.expm1(log_v - log_z))
+    p = 13 + 7 * nloc
+    err += _post_wrong("duration", ch(p, p + 4), text[p : p + 4])
+    p += 5
+    err += _post_wrong("day", ch(p, p + 3), text[p : p + 3])
+    err += _post_wrong("hour", ch(p + 3, p + 5), text[p + 3 : p + 5])
+    err += _post_wrong("minute", ch(p + 5, p + 7), text[p + 5 : p + 7])
+    p += 8
+    for c in range(8):
+        err += _post_wrong("call", ch(p + c, p + c + 1), text[p + c])
+    return err + NONSTANDARD_SHARE * bitwise
