@@ -1,9 +1,11 @@
 """`eas-station run`: the whole station on one machine ("monolithic mode").
 
-Same code and bus as the scaled deployment, fewer processes: every service runs as its own
-supervised child process. With no ``EAS_REDIS_URL`` an embedded Redis-compatible server is
-started (data kept in ``<data dir>/redis`` with an append-only file); with no
-``EAS_DATABASE_URL`` the store is SQLite in ``<data dir>``.
+Same code and bus as the scaled deployment, fewer processes: every FastAPI service (alerts-api,
+station-api, ws-broadcaster's ``/ws``) and the dashboard run in one supervised process behind
+one port (``eas_station.gateway``, which migrates each service's schema before it serves); the
+sync pollers run as a second supervised process. With no ``EAS_REDIS_URL`` an embedded
+Redis-compatible server is started (data kept in ``<data dir>/redis`` with an append-only
+file); with no ``EAS_DATABASE_URL`` the store is SQLite in ``<data dir>``.
 """
 
 from __future__ import annotations
@@ -73,6 +75,9 @@ def station_env(
             write_keypair(keys)
             log.info("made the station signing keys in %s", keys)
         env["EAS_AUTH_PUBLIC_KEY_FILE"] = str((keys / "signing.pub.pem").resolve())
+        # station-api signs the tokens the others verify: the private half stays on this box.
+        if not env.get("EAS_AUTH_SIGNING_KEY_FILE") and not env.get("STATION_API_SIGNING_KEY_FILE"):
+            env["EAS_AUTH_SIGNING_KEY_FILE"] = str((keys / "signing.pem").resolve())
     # A station reachable only from this machine lets local readers in without a token, so
     # the first look needs no setup; bound to any other address it requires tokens for reads.
     if "EAS_ANONYMOUS_READ" not in env:
@@ -87,14 +92,48 @@ def station_env(
 
 def children(args: argparse.Namespace, env: dict[str, str]) -> list[Child]:
     py = sys.executable
-    return [
+    kids = [
         Child(
-            "alerts-api",
-            [py, "-m", "alerts_api", "serve", "--host", args.host, "--port", str(args.port)],
+            "gateway",
+            [
+                py,
+                "-m",
+                "eas_station.gateway",
+                "serve",
+                "--host",
+                args.host,
+                "--port",
+                str(args.port),
+            ],
             env,
         ),
-        Child("pollers", [py, "-m", "pollers", "run"], env),
     ]
+    if pollers_configured(env):
+        kids.append(Child("pollers", [py, "-m", "pollers", "run"], env))
+    else:
+        log.warning(
+            "no alert feed configured (EAS_CAP_FOLDER, POLLERS_NWS_ZONES/AREAS, POLLERS_IPAWS_URL "
+            "or POLLERS_CAP_URLS): pollers not started; alerts can still be created by hand"
+        )
+    return kids
+
+
+def pollers_configured(env: dict[str, str]) -> bool:
+    """Whether the pollers would find a feed to run with this environment."""
+    from pydantic import ValidationError
+
+    from pollers.settings import PollersSettings
+
+    saved = dict(os.environ)
+    try:
+        os.environ.clear()
+        os.environ.update(env)
+        return bool(PollersSettings().enabled_feeds())
+    except ValidationError:
+        return True  # let the pollers start and report the configuration error themselves
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def supervise(kids: list[Child]) -> None:

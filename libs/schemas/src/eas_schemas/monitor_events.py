@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, Field
 
+from eas_schemas import streams
+
 SAME_HEADER_TYPE = "same.header"
 SAME_EOM_TYPE = "same.eom"
 SAME_ATTENTION_TONE_TYPE = "same.attention_tone"
@@ -21,7 +23,7 @@ MONITOR_STATUS_TYPE = "monitor.status"
 AUDIO_INPUT_LEVEL_TYPE = "audio.input_level"
 
 # eas-monitor's consumer group on same.events (it keeps the decode history).
-EAS_MONITOR_GROUP = "eas-monitor"
+EAS_MONITOR_GROUP = streams.EAS_MONITOR_GROUP
 
 
 class InputKind(StrEnum):

@@ -115,3 +115,4 @@ ALL_STREAMS: tuple[StreamSpec, ...] = (
 # Consumer groups (work that must happen once) are named after the owning service.
 ALERTS_API_GROUP = "alerts-api"
 STATION_API_GROUP = "station-api"
+EAS_MONITOR_GROUP = "eas-monitor"

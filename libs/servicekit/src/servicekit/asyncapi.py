@@ -42,7 +42,15 @@ def build_asyncapi(
         schemas.setdefault(model.__name__, doc)
         return f"#/components/schemas/{model.__name__}"
 
+    # Only the streams this service sends or receives: another team's new event type does
+    # not change this service's contract (nor make its checked-in document stale).
+    used = set(sends) | set(receives)
+    unknown = used - {spec.name for spec in ALL_STREAMS}
+    if unknown:
+        raise ValueError(f"streams not declared in eas_schemas.streams: {sorted(unknown)}")
     for spec in ALL_STREAMS:
+        if spec.name not in used:
+            continue
         channels[_channel_id(spec.name)] = {
             "address": spec.name,
             "description": f"{spec.description} Capped at ~{spec.maxlen} entries. "
@@ -50,6 +58,8 @@ def build_asyncapi(
             "messages": {},
         }
     for et in EVENT_TYPES:
+        if et.stream not in used:
+            continue
         mid = _message_id(et.type)
         payload_ref = add_schema(et.payload)
         messages[mid] = {
