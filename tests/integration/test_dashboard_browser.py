@@ -149,6 +149,7 @@ def station_env(
         ALERTS_API_OUTBOX_INTERVAL_S="0.3",
         STATION_API_PASSWORD_MEMORY_KIB="8192",
         STATION_API_PASSWORD_TIME_COST="1",
+        EAS_MONITOR_DATA_DIR=str(tmp_path / "eas-monitor"),
     )
     return env
 
@@ -462,7 +463,8 @@ def test_dashboard_live_in_chromium(station: Station, bus: SyncBus, tmp_path: Pa
         expect(wall.locator("#conn")).to_have_attribute("data-state", "live", timeout=30_000)
         expect(wall.locator("#alert-list li")).to_have_count(2)
         # Heartbeats of the last minutes come from the /ws replay, not from REST.
-        expect(wall.locator("#health-list li")).to_have_count(3, timeout=20_000)
+        # One instance per hosted service: alerts-api, station-api, eas-monitor, ws-broadcaster.
+        expect(wall.locator("#health-list li")).to_have_count(4, timeout=20_000)
         expect(wall.locator("#same-list li")).to_have_count(2)
         overflow = wall.evaluate("document.documentElement.scrollWidth")
         assert overflow <= 1921, f"the wall page is {overflow}px wide"

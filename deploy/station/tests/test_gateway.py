@@ -327,7 +327,8 @@ def test_runner_starts_the_gateway_and_the_pollers(tmp_path: Any) -> None:
     from eas_station.runner import children
 
     args = argparse.Namespace(host="127.0.0.1", port=8099)
-    kids = children(args, {})
+    assert [k.name for k in children(args, {})] == ["gateway"]  # no feed: no pollers
+    kids = children(args, {"POLLERS_CAP_FOLDER": str(tmp_path)})
     assert [k.name for k in kids] == ["gateway", "pollers"]
     assert kids[0].argv[1:] == [
         "-m",

@@ -22,6 +22,8 @@ from servicekit.auth.tokens import write_keypair
 from servicekit.bus import SyncBus
 
 station_api = pytest.importorskip("station_api.app", reason="station-api has no app yet")
+from eas_monitor.migrate import upgrade_url as upgrade_monitor  # noqa: E402
+from eas_monitor.settings import EasMonitorSettings  # noqa: E402
 from station_api.migrate import upgrade_url as upgrade_station  # noqa: E402
 from station_api.settings import StationApiSettings  # noqa: E402
 from ws_broadcaster.settings import WsBroadcasterSettings  # noqa: E402
@@ -47,6 +49,7 @@ async def gateway(
     )
     await upgrade_alerts(database_url)
     await upgrade_station(database_url)
+    await upgrade_monitor(database_url)
     overrides = {
         "alerts-api": AlertsApiSettings(
             **common, station_same_codes=["039035"], outbox_interval_s=0.2
@@ -54,6 +57,7 @@ async def gateway(
         "station-api": StationApiSettings(
             **common, signing_key_file=private, password_memory_kib=1024, password_time_cost=1
         ),
+        "eas-monitor": EasMonitorSettings(**common, data_dir=tmp_path / "monitor"),
         "ws-broadcaster": WsBroadcasterSettings(
             **{k: v for k, v in common.items() if k != "database_url"}
         ),
@@ -82,7 +86,7 @@ async def _login(gateway: Gateway, http: httpx.AsyncClient) -> None:
 
 
 async def test_one_port_serves_every_service(gateway: Gateway, http: httpx.AsyncClient) -> None:
-    assert set(gateway.by_name) == {"alerts-api", "station-api", "ws-broadcaster"}
+    assert set(gateway.by_name) == {"alerts-api", "station-api", "eas-monitor", "ws-broadcaster"}
     ready = await http.get("/readyz")
     assert ready.status_code == 200, ready.text
     assert set(ready.json()["services"]) == set(gateway.by_name)
@@ -99,6 +103,8 @@ async def test_one_port_serves_every_service(gateway: Gateway, http: httpx.Async
     assert settings.status_code == 200
     assert settings.json()["settings"]["identity"]["timezone"]
     assert (await http.get("/api/system/fleet")).status_code == 200
+    inputs = await http.get("/api/eas-monitor/inputs")
+    assert inputs.status_code == 200, inputs.text
 
     openapi = await http.get("/services/alerts-api/openapi.json")
     assert openapi.status_code == 200 and "/api/alerts" in openapi.json()["paths"]

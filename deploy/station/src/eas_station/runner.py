@@ -84,6 +84,7 @@ def station_env(
         env["EAS_ANONYMOUS_READ"] = (
             "true" if args.host in ("127.0.0.1", "localhost", "::1") else "false"
         )
+    env.setdefault("EAS_MONITOR_DATA_DIR", str((data_dir / "eas-monitor").resolve()))
     if not env.get("POLLERS_CAP_FOLDER") and env.get("EAS_CAP_FOLDER"):
         env["POLLERS_CAP_FOLDER"] = env["EAS_CAP_FOLDER"]
     env.setdefault("EAS_LOG_JSON", "true")
