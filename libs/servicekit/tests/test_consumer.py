@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from eas_schemas.envelope import EventEnvelope, decode_entry, encode_entry
 from servicekit.bus import stream_key
@@ -26,8 +27,11 @@ async def wait_for(predicate, timeout: float = 10.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while loop.time() < deadline:
-        if await predicate():
-            return
+        try:
+            if await predicate():
+                return
+        except RedisConnectionError:
+            pass  # a pooled connection from before a server restart; the next try reconnects
         await asyncio.sleep(0.02)
     raise AssertionError("condition not reached in time")
 
