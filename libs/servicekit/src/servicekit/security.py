@@ -90,4 +90,25 @@ def require(permission: Permission) -> Callable[..., Coroutine[Any, Any, Princip
         return principal
 
     dependency.__name__ = f"require_{permission.value.replace(':', '_')}"
+    # Declared on the dependency so tools and tests can read every route's permission.
+    dependency.permission = permission  # type: ignore[attr-defined]
     return dependency
+
+
+def permission_of(call: object) -> Permission | None:
+    """The permission a dependency made by :func:`require` enforces, else None."""
+    permission = getattr(call, "permission", None)
+    return permission if isinstance(permission, Permission) else None
+
+
+def route_permissions(dependant: Any) -> list[Permission]:
+    """Every permission a route's dependency tree (a FastAPI ``Dependant``) enforces."""
+    found: list[Permission] = []
+    stack = list(dependant.dependencies)
+    while stack:
+        dep = stack.pop()
+        permission = permission_of(dep.call)
+        if permission is not None and permission not in found:
+            found.append(permission)
+        stack.extend(dep.dependencies)
+    return found

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
+from fastapi.routing import APIRoute
 
 from station_api.routes import audit, auth, settings, system, users
 
@@ -10,12 +13,26 @@ router = APIRouter()
 for module in (auth, users, settings, audit, system):
     router.include_router(module.router)
 
-# Routes open without a token: logging in, refreshing, logging out, the one-time setup.
+
+
+def _api_routes(routes: list[Any]) -> list[APIRoute]:
+    # Included routers are kept as wrappers around the original (no prefix is added here).
+    found: list[APIRoute] = []
+    for route in routes:
+        if isinstance(route, APIRoute):
+            found.append(route)
+        elif hasattr(route, "original_router"):
+            found.extend(_api_routes(route.original_router.routes))
+        elif hasattr(route, "routes"):
+            found.extend(_api_routes(route.routes))
+    return found
+
+
+# Routes open without a token (logging in, refreshing, logging out, the one-time setup): the
+# ones that carry the PUBLIC marker (``x-public: true`` in OpenAPI), never a hand-kept list.
 PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("POST", "/api/auth/token"),
-        ("POST", "/api/auth/refresh"),
-        ("POST", "/api/auth/logout"),
-        ("POST", "/api/auth/setup"),
-    }
+    (method, route.path)
+    for route in _api_routes(router.routes)
+    if (route.openapi_extra or {}).get("x-public") is True
+    for method in route.methods
 )

@@ -13,7 +13,7 @@ from servicekit.security import ACCESS_COOKIE, CSRF_COOKIE, enforce_csrf, oauth2
 from station_api.errors import Unauthorized
 from station_api.identity import TokenBundle, UserView
 from station_api.models import ErrorOut, PasswordChangeIn, RefreshIn, SetupIn, TokenOut, UserOut
-from station_api.routes.common import AUTH_ERRORS, client_addr, identity
+from station_api.routes.common import AUTH_ERRORS, PUBLIC, client_addr, identity
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
@@ -107,6 +107,7 @@ def _refresh_token(request: Request, body: RefreshIn | None) -> str | None:
 
 @router.post(
     "/token",
+    openapi_extra=PUBLIC,
     response_model=TokenOut,
     summary="Log in (OAuth2 password flow): access and refresh tokens, session cookies",
     responses={
@@ -125,6 +126,7 @@ async def login(
 
 @router.post(
     "/refresh",
+    openapi_extra=PUBLIC,
     response_model=TokenOut,
     summary="Trade a refresh token (body or cookie) for new tokens; the old one is spent",
     responses={401: {"model": ErrorOut, "description": "unknown, spent or expired token"}},
@@ -140,6 +142,7 @@ async def refresh(request: Request, response: Response, body: RefreshIn | None =
 
 @router.post(
     "/logout",
+    openapi_extra=PUBLIC,
     status_code=status.HTTP_204_NO_CONTENT,
     summary="End the session: revoke its refresh tokens and clear the cookies",
 )
@@ -167,6 +170,7 @@ async def logout(
 
 @router.post(
     "/setup",
+    openapi_extra=PUBLIC,
     status_code=status.HTTP_201_CREATED,
     response_model=UserOut,
     summary="Create the first admin with the one-time setup token printed at first start",
