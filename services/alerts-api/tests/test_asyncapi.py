@@ -20,6 +20,7 @@ def test_document_covers_every_alert_event_and_payload_schema():
         "send_service_heartbeat",
         "send_bus_deadletter",
         "receive_alerts_ingested",
+        "receive_settings_changed",
     }
 
 

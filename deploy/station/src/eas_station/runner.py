@@ -109,32 +109,9 @@ def children(args: argparse.Namespace, env: dict[str, str]) -> list[Child]:
             env,
         ),
     ]
-    if pollers_configured(env):
-        kids.append(Child("pollers", [py, "-m", "pollers", "run"], env))
-    else:
-        log.warning(
-            "no alert feed configured (EAS_CAP_FOLDER, POLLERS_NWS_ZONES/AREAS, POLLERS_IPAWS_URL "
-            "or POLLERS_CAP_URLS): pollers not started; alerts can still be created by hand"
-        )
+    # Always: with no feed configured the pollers idle and take feeds from station settings.
+    kids.append(Child("pollers", [py, "-m", "pollers", "run"], env))
     return kids
-
-
-def pollers_configured(env: dict[str, str]) -> bool:
-    """Whether the pollers would find a feed to run with this environment."""
-    from pydantic import ValidationError
-
-    from pollers.settings import PollersSettings
-
-    saved = dict(os.environ)
-    try:
-        os.environ.clear()
-        os.environ.update(env)
-        return bool(PollersSettings().enabled_feeds())
-    except ValidationError:
-        return True  # let the pollers start and report the configuration error themselves
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def supervise(kids: list[Child]) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +25,7 @@ from eas_schemas.streams import (
     ALERTS_INGESTED,
     DEAD_LETTER,
     SERVICE_HEARTBEAT,
+    SETTINGS_CHANGED,
 )
 from servicekit.asyncapi import build_asyncapi
 from servicekit.auth.loading import load_verifier
@@ -31,6 +33,7 @@ from servicekit.bus import AsyncBus, async_redis
 from servicekit.consumer import GroupConsumer
 from servicekit.db import make_engine
 from servicekit.heartbeat import run_heartbeat
+from servicekit.station_settings import SettingsFollower, SettingsVersion, configured
 from servicekit.tasks import every
 from servicekit.web import ServiceMetrics, check, install_common
 
@@ -66,12 +69,39 @@ class _IngestCollector:
         yield published
 
 
+def _settings_applier(
+    service: AlertService, settings: AlertsApiSettings
+) -> Callable[[SettingsVersion], Awaitable[None]]:
+    """What a new station settings version means here: the station's SAME/UGC codes.
+
+    The document's location wins once it was set there; until then the environment's codes
+    stay (see docs/settings-propagation.md). Raising makes the follower retry this version.
+    """
+    stale = False
+
+    async def apply(doc: SettingsVersion) -> None:
+        nonlocal stale
+        location = doc.settings.location
+        if configured(location):
+            same, ugc = [str(c) for c in location.same_codes], [str(c) for c in location.ugc_codes]
+        else:
+            same, ugc = settings.station_same_codes, settings.station_ugc_codes
+        # A recompute that failed half way (database away) must run again on the retry even
+        # though the codes in memory are already the new ones.
+        stale = service.set_station_codes(same, ugc) or stale
+        if stale:
+            await service.recompute_relevance()
+            stale = False
+
+    return apply
+
+
 def asyncapi_document() -> dict[str, Any]:
     return build_asyncapi(
         SERVICE,
         __version__,
         sends=[ALERT_EVENTS.name, SERVICE_HEARTBEAT.name, DEAD_LETTER.name],
-        receives=[ALERTS_INGESTED.name],
+        receives=[ALERTS_INGESTED.name, SETTINGS_CHANGED.name],
         description="alerts-api stores alerts.ingested once and announces alert.* events.",
     )
 
@@ -112,6 +142,13 @@ def create_app(settings: AlertsApiSettings | None = None) -> FastAPI:
         )
         app.state.consumer = consumer
         metrics.registry.register(_IngestCollector(service, consumer))
+        follower = SettingsFollower(
+            redis_client,
+            settings.bus_namespace,
+            _settings_applier(service, settings),
+            name=SERVICE,
+        )
+        app.state.settings_follower = follower
 
         async def figures() -> dict[str, float]:
             return {
@@ -122,6 +159,8 @@ def create_app(settings: AlertsApiSettings | None = None) -> FastAPI:
                 "lag": await consumer.lag(),
                 "events_published": service.published,
                 "publish_failures": service.publish_failures,
+                "settings_version": follower.applied_version,
+                "relevance_changes": service.relevance_changes,
             }
 
         tasks = [
@@ -140,6 +179,12 @@ def create_app(settings: AlertsApiSettings | None = None) -> FastAPI:
                 )
             ),
         ]
+        if settings.follow_station_settings:
+            # The station's codes before the first ingest where Redis answers quickly; if it
+            # does not, the follower's task applies them as soon as it can.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(follower.sync(), timeout=settings.settings_sync_timeout_s)
+            tasks.append(asyncio.create_task(follower.run(stop)))
         if settings.run_consumer:
             tasks.append(asyncio.create_task(consumer.run(stop)))
         try:

@@ -214,6 +214,49 @@ async def change_state(
     return bool(result.rowcount)
 
 
+async def lock_active_for_relevance(conn: AsyncConnection, after_id: int, limit: int) -> list[Any]:
+    """The next active alerts by id with what relevance needs, locked for the recompute."""
+    stmt = (
+        select(
+            alerts.c.id,
+            alerts.c.cap,
+            alerts.c.item_json,
+            alerts.c.relevant,
+            alerts.c.relevance_reason,
+        )
+        .where(alerts.c.state == "active", alerts.c.id > after_id)
+        .order_by(alerts.c.id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        # Same lock strength as state changes (see lock_alerts): excludes a concurrent
+        # recompute, expiry or cancel of the row, never conflicts with key-share locks.
+        stmt = stmt.with_for_update(key_share=True)
+    return list((await conn.execute(stmt)).all())
+
+
+async def set_relevance(
+    conn: AsyncConnection,
+    alert_id: int,
+    was: tuple[bool, str],
+    now_is: tuple[bool, str],
+    item_json: str,
+    now: datetime,
+) -> bool:
+    """Compare-and-set on (state, relevance), so two instances never both announce it."""
+    result = await conn.execute(
+        update(alerts)
+        .where(
+            alerts.c.id == alert_id,
+            alerts.c.state == "active",
+            alerts.c.relevant.is_(was[0]),
+            alerts.c.relevance_reason == was[1],
+        )
+        .values(relevant=now_is[0], relevance_reason=now_is[1], item_json=item_json, updated_at=now)
+    )
+    return bool(result.rowcount)
+
+
 async def add_history(
     conn: AsyncConnection,
     alert_id: int,

@@ -66,7 +66,11 @@ class AlertService:
         self.source = source
         self.station_same = list(station_same)
         self.station_ugc = list(station_ugc)
+        # Bumped on every change of the codes: an ingest that began under older codes
+        # re-checks what it stored (a recompute may already have passed those rows).
+        self.codes_generation = 0
         self.station_sender = station_sender
+        self.relevance_changes = 0
         self.published = 0
         self.publish_failures = 0
         self.stored = 0
@@ -89,6 +93,7 @@ class AlertService:
         """
         now = utcnow()
         tx = _Tx()
+        generation = self.codes_generation
         async with self.engine.begin() as conn:
             await repo.lock_identities(conn, _identity_keys(batch))
             results = await self._store(conn, tx, batch, now)
@@ -97,6 +102,8 @@ class AlertService:
         new = sum(1 for r in results if not r.duplicate)
         self.stored += new
         self.duplicates += len(results) - new
+        if generation != self.codes_generation and new:
+            await self.recompute_relevance()
         return results
 
     async def _store(
@@ -341,6 +348,70 @@ class AlertService:
         async with self.engine.begin() as conn:
             await repo.delete_outbox(conn, outbox_ids)
 
+    # ---- station codes ---------------------------------------------------------------
+
+    def set_station_codes(self, same: list[str], ugc: list[str]) -> bool:
+        """Use new station codes from now on; True when they differ from the current ones."""
+        if list(same) == self.station_same and list(ugc) == self.station_ugc:
+            return False
+        self.station_same, self.station_ugc = list(same), list(ugc)
+        self.codes_generation += 1
+        return True
+
+    def codes_text(self) -> str:
+        same = ", ".join(self.station_same) or "none"
+        ugc = ", ".join(self.station_ugc) or "none"
+        return f"SAME {same}; UGC {ugc}"
+
+    async def recompute_relevance(self, batch: int = 200) -> int:
+        """Decide relevance again for every ACTIVE alert under the current station codes.
+
+        One transaction per batch; a row whose decision (relevant or reason) changed is
+        rewritten with its list item and announced as ``alert.updated``, which is what a relay
+        acts on. Running it again with the same codes changes nothing and announces nothing.
+        Expired, cancelled and superseded alerts keep the decision they had.
+        """
+        changed = 0
+        after_id = 0
+        codes = self.codes_text()
+        while True:
+            now = utcnow()
+            tx = _Tx()
+            async with self.engine.begin() as conn:
+                rows = await repo.lock_active_for_relevance(conn, after_id, batch)
+                for row in rows:
+                    after_id = row.id
+                    decision = self.relevance(CapAlert.model_validate_json(row.cap))
+                    was = (bool(row.relevant), str(row.relevance_reason))
+                    if (decision.relevant, decision.reason) == was:
+                        continue
+                    item = _rerelevance(row.item_json, decision, now)
+                    if not await repo.set_relevance(
+                        conn,
+                        row.id,
+                        was,
+                        (decision.relevant, decision.reason),
+                        item.model_dump_json(),
+                        now,
+                    ):
+                        continue
+                    reason = (
+                        f"relevance changed: station codes now {codes}: "
+                        f"{'relevant' if decision.relevant else 'not relevant'} "
+                        f"({decision.reason})"
+                    )
+                    await repo.add_history(conn, row.id, now, "active", "active", reason)
+                    self._event(tx, AlertEventType.UPDATED, item, reason, AlertState.ACTIVE)
+                outbox_ids = await self._to_outbox(conn, tx)
+            await self._publish(tx, outbox_ids)
+            changed += len(tx.envelopes)
+            if len(rows) < batch:
+                break
+        self.relevance_changes += changed
+        if changed:
+            log.info("relevance recomputed: %d active alert(s) changed (%s)", changed, codes)
+        return changed
+
     # ---- background work -------------------------------------------------------------
 
     async def expire_due(self, now: datetime | None = None, batch: int = 200) -> int:
@@ -462,6 +533,14 @@ def _lock_key(identity: tuple[str, str, datetime]) -> int:
         f"{sender}\x00{identifier}\x00{sent.isoformat()}".encode(), digest_size=8
     ).digest()
     return int.from_bytes(digest, "big", signed=True)
+
+
+def _rerelevance(item_json: str, decision: RelevanceDecision, now: datetime) -> AlertItem:
+    doc = json.loads(item_json)
+    doc["relevant"] = decision.relevant
+    doc["relevance_reason"] = decision.reason
+    doc["updated_at"] = now.isoformat()
+    return AlertItem.model_validate(doc)
 
 
 def _restate(item_json: str, state: AlertState, now: datetime) -> AlertItem:

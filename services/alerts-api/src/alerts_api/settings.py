@@ -39,6 +39,11 @@ class AlertsApiSettings(ServiceSettings):
     expiry_interval_s: float = Field(default=5.0, gt=0)
     outbox_interval_s: float = Field(default=2.0, gt=0)
     run_consumer: bool = True
+    follow_station_settings: bool = Field(
+        default=True,
+        description="apply station-api's settings (station codes) on every settings.changed",
+    )
+    settings_sync_timeout_s: float = Field(default=3.0, gt=0)
     page_size_max: int = Field(default=500, ge=1)
 
     @field_validator("station_same_codes", mode="before")

@@ -1,7 +1,9 @@
 """``pollers run`` (until SIGTERM/SIGINT) and ``pollers once`` (each feed once, then exit).
 
 Exit codes: 0 fine; 1 ``once`` had a failing feed (rejected documents alone do not count);
-2 configuration error (for example NWS without a contact).
+2 configuration error (for example NWS without a contact). With no feed configured (neither
+the environment nor the station settings document), ``once`` exits 2 while ``run`` idles and
+starts feeds as soon as station-api's settings configure one.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(settings.log_level, settings.log_json)
     stop = threading.Event()
     try:
-        app = Pollers(settings, stop=stop)
+        app = Pollers(settings, stop=stop, idle_ok=args.command == "run")
     except FeedConfigError as exc:
         print(f"pollers: {exc}", file=sys.stderr)
         return 2
@@ -47,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if all(s.ok for s in statuses) else 1
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+        app.shutdown()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)

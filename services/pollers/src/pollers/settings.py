@@ -89,6 +89,10 @@ class PollersSettings(ServiceSettings):
     redis_timeout_s: float = Field(default=5.0, gt=0)
     health_port: int = Field(default=0, ge=0, le=65535, description="0 = no /healthz server")
     health_host: str = "127.0.0.1"
+    # Station settings (station-api's document in Redis) applied without a restart.
+    follow_station_settings: bool = Field(
+        default=True, description="apply station-api's feed settings on every settings.changed"
+    )
 
     @field_validator("feeds", "nws_zones", "nws_areas", "cap_folder", "cap_urls", mode="before")
     @classmethod
