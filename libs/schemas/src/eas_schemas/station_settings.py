@@ -141,6 +141,13 @@ def validate_contact(value: str) -> str:
     return value
 
 
+def validate_plain_text(value: str) -> str:
+    # Shown on the dashboard and in logs; control characters have no place in a name.
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
 def validate_folder(value: str) -> str:
     if not value.startswith("/") or "\x00" in value:
         raise ValueError("CAP folder must be an absolute path")
@@ -148,6 +155,7 @@ def validate_folder(value: str) -> str:
 
 
 Callsign = Annotated[str, AfterValidator(validate_callsign)]
+PlainText = Annotated[str, AfterValidator(validate_plain_text)]
 TimeZoneName = Annotated[str, AfterValidator(validate_timezone)]
 NwsArea = Annotated[str, AfterValidator(validate_nws_area)]
 Contact = Annotated[str, Field(max_length=200), AfterValidator(validate_contact)]
@@ -169,7 +177,7 @@ def _unique(values: list[Any]) -> list[Any]:
 
 
 class StationIdentity(SettingsModel):
-    name: str = Field(default="EAS Station", min_length=1, max_length=100)
+    name: PlainText = Field(default="EAS Station", min_length=1, max_length=100)
     callsign: Callsign = Field(
         default="NOCALL  ",
         description="SAME LLLLLLLL field: up to 8 printable characters, padded with spaces",

@@ -10,9 +10,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -192,6 +193,27 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
     return JSONResponse({"detail": errors}, status_code=422)
 
 
+# What FastAPI answers (as a 400) when a body cannot even be decoded: JSON that is not UTF-8,
+# a broken multipart or form body. Undocumented on every route, and unlike its sibling (JSON
+# that does not parse: a 422 json_invalid) it does not say where: answered as a 422 below.
+_BODY_PARSE_ERROR = "There was an error parsing the body"
+
+
+async def body_parse_error_handler(request: Request, exc: Exception) -> Response:
+    """A body FastAPI could not decode is a 422 naming the body, like malformed JSON."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code != 400 or exc.detail != _BODY_PARSE_ERROR:
+        return await http_exception_handler(request, exc)
+    cause = exc.__cause__
+    content_type = request.headers.get("content-type", "").split(";")[0].strip() or "none"
+    if isinstance(cause, UnicodeDecodeError):
+        msg = "the body is not valid JSON text: it must be UTF-8 encoded"
+    else:
+        msg = f"the body could not be decoded as the declared content type ({content_type})"
+    errors = [{"loc": ["body"], "msg": _printable(msg), "type": "body_invalid"}]
+    return JSONResponse({"detail": errors}, status_code=422)
+
+
 def install_common(
     app: FastAPI,
     settings: ServiceSettings,
@@ -211,7 +233,13 @@ def install_common(
         ok = all(v == "ok" for v in checks.values())
         return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
 
-    @app.get("/metrics", tags=["health"], summary="Prometheus metrics", include_in_schema=True)
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        summary="Prometheus metrics",
+        response_class=PlainTextResponse,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -223,6 +251,7 @@ def install_common(
             return document()
 
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(HTTPException, body_parse_error_handler)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Path, Query, Request, Response, UploadFile, status
 from fastapi.responses import FileResponse
-from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from eas_monitor.inputs import InputConfig
 from eas_monitor.repository import DecodeFilter
@@ -29,6 +36,27 @@ from servicekit.security import require
 
 class ErrorOut(BaseModel):
     detail: str = Field(description="what was wrong, in words")
+
+
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(description="where: body, query or path, then the field")
+    msg: str
+    type: str
+
+
+class ValidationErrorOut(BaseModel):
+    """A request that does not match the schema: every bad field named."""
+
+    detail: list[FieldError]
+
+
+def _unprocessable(description: str) -> dict[str, Any]:
+    # A 422 is either a request the schema rejects (fields listed) or one the service rejects
+    # after reading it (a sentence): both shapes are documented.
+    return {
+        "model": ErrorOut | ValidationErrorOut,
+        "description": f"the request does not match the schema, or {description}",
+    }
 
 
 _AUTH: dict[int | str, dict[str, Any]] = {
@@ -52,14 +80,26 @@ def _service(request: Request) -> MonitorService:
 Svc = Annotated[MonitorService, Depends(_service)]
 
 
+def _usable_config(config: InputConfig | None) -> InputConfig | None:
+    # A path with a NUL cannot even be looked up (the OS call raises): say so as a 422.
+    path = getattr(config, "path", None)
+    if isinstance(path, str) and any(ord(c) < 0x20 or c == "\x7f" for c in path):
+        raise ValueError("path must not contain control characters (such as NUL)")
+    return config
+
+
 class InputCreate(BaseModel):
     name: str = Field(pattern=NAME_PATTERN, description="unique, 1-64 characters")
     config: InputConfig
+
+    _config = field_validator("config")(_usable_config)
 
 
 class InputUpdate(BaseModel):
     name: str | None = Field(default=None, pattern=NAME_PATTERN)
     config: InputConfig | None = None
+
+    _config = field_validator("config")(_usable_config)
 
     @model_validator(mode="after")
     def _something(self) -> InputUpdate:
@@ -131,6 +171,16 @@ class UploadDecoded(BaseModel):
     stats: dict[str, Any]
 
 
+def _utc_time(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except (OverflowError, ValueError) as exc:
+        raise ValueError("time is outside the representable range once converted to UTC") from exc
+
+
+UtcTime = Annotated[AwareDatetime, AfterValidator(_utc_time)]
+
+
 def _event_code(code: str) -> str:
     if code not in EVENT_CODES:
         raise ValueError(f"{code!r} is not a known SAME event code, e.g. RWT, TOR, SVR")
@@ -154,7 +204,7 @@ async def list_inputs(svc: Svc, _: Reader) -> list[InputOut]:
     "/inputs",
     status_code=status.HTTP_201_CREATED,
     summary="Add an input (stopped; start it with /start)",
-    responses={409: _ERR, 422: {"description": "invalid or unusable configuration"}},
+    responses={409: _ERR, 422: _unprocessable("the configuration cannot work here")},
 )
 async def create_input(body: InputCreate, svc: Svc, _: Writer) -> InputOut:
     return InputOut.of(await svc.create_input(body.name, body.config))
@@ -168,7 +218,7 @@ async def get_input(input_id: InputId, svc: Svc, _: Reader) -> InputOut:
 @router.patch(
     "/inputs/{input_id}",
     summary="Rename or reconfigure an input (a running one restarts with it)",
-    responses={404: _ERR, 409: _ERR},
+    responses={404: _ERR, 409: _ERR, 422: _unprocessable("the configuration cannot work here")},
 )
 async def update_input(input_id: InputId, body: InputUpdate, svc: Svc, _: Writer) -> InputOut:
     return InputOut.of(await svc.update_input(input_id, body.name, body.config))
@@ -208,7 +258,11 @@ async def stop_input(input_id: InputId, svc: Svc, _: Writer) -> InputOut:
     return InputOut.of(await svc.stop_input(input_id))
 
 
-@router.get("/decodes", summary="Recent decodes (newest first)", responses={422: _ERR})
+@router.get(
+    "/decodes",
+    summary="Recent decodes (newest first)",
+    responses={422: _unprocessable("the cursor is not one this API returned")},
+)
 async def list_decodes(
     request: Request,
     svc: Svc,
@@ -218,8 +272,8 @@ async def list_decodes(
         str | None, Query(pattern=r"^[A-Z]{3}$"), AfterValidator(lambda v: v and _event_code(v))
     ] = None,
     input_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
-    since: Annotated[AwareDatetime | None, Query(description="heard at or after")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="heard before")] = None,
+    since: Annotated[UtcTime | None, Query(description="heard at or after")] = None,
+    until: Annotated[UtcTime | None, Query(description="heard before")] = None,
     limit: Annotated[int, Query(ge=1)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> DecodePage:
@@ -259,9 +313,10 @@ async def get_clip(
     "/decode",
     summary="Decode an uploaded WAV or FLAC file",
     responses={
+        400: {"model": ErrorOut, "description": "the multipart body is malformed"},
         413: {"model": ErrorOut, "description": "over the upload size limit"},
         415: {"model": ErrorOut, "description": "not WAV or FLAC audio"},
-        422: {"model": ErrorOut, "description": "empty, or a rate below 6000 Hz"},
+        422: _unprocessable("the audio is empty or sampled below 6000 Hz"),
     },
 )
 async def decode_upload(

@@ -110,8 +110,9 @@ def check_machine(cfg: InputConfig, *, ffmpeg: str = "ffmpeg") -> None:
         path = Path(cfg.path)
         try:
             mode = path.stat().st_mode
-        except OSError as exc:
-            raise InputConfigError(f"named pipe {path}: {exc.strerror or exc}") from exc
+        except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+            reason = getattr(exc, "strerror", None) or exc
+            raise InputConfigError(f"named pipe {path}: {reason}") from exc
         if not stat.S_ISFIFO(mode):
             raise InputConfigError(f"{path} is not a named pipe (create one with mkfifo)")
         if not os.access(path, os.R_OK):

@@ -2,13 +2,48 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from eas_schemas.station_settings import StationSettings
 from servicekit.auth.permissions import Role
+
+# ---- input checks: text PostgreSQL can store and compare (no NUL), times it can hold --------
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_LINE_BREAKS = re.compile(r"[\t\n\r]")
+
+
+def _clean_text(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters (such as NUL)")
+    return value
+
+
+def _one_line(value: str) -> str:
+    if _CONTROL.search(value) or _LINE_BREAKS.search(value):
+        raise ValueError("must be one line without control characters (such as NUL)")
+    return value
+
+
+def _utc_time(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except (OverflowError, ValueError) as exc:
+        raise ValueError("time is outside the representable range once converted to UTC") from exc
+
+
+# Free text (comments): line breaks and tabs allowed, other control characters not.
+CleanText = Annotated[str, AfterValidator(_clean_text)]
+# Names, filters, identifiers: one line.
+OneLine = Annotated[str, AfterValidator(_one_line)]
+# An ISO 8601 time with an offset, converted to UTC (a 422 if that leaves the calendar).
+UtcTime = Annotated[AwareDatetime, AfterValidator(_utc_time)]
+# Version numbers are PostgreSQL integers.
+VERSION_MAX = 2**31 - 1
 
 
 class ErrorOut(BaseModel):
@@ -37,8 +72,8 @@ class RefreshIn(BaseModel):
 
 class SetupIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    setup_token: str = Field(min_length=1, max_length=200)
-    username: str = Field(min_length=1, max_length=64)
+    setup_token: OneLine = Field(min_length=1, max_length=200)
+    username: OneLine = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=1024)
 
 
@@ -61,7 +96,7 @@ class UserOut(BaseModel):
 
 class UserCreateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    username: str = Field(min_length=1, max_length=64)
+    username: OneLine = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=1024)
     role: Role = Role.VIEWER
 
@@ -96,9 +131,12 @@ class SettingsPutIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     settings: StationSettings
     base_version: int | None = Field(
-        default=None, ge=0, description="refuse (409) if the current version is another one"
+        default=None,
+        ge=0,
+        le=VERSION_MAX,
+        description="refuse (409) if the current version is another one",
     )
-    comment: str | None = Field(default=None, max_length=500)
+    comment: CleanText | None = Field(default=None, max_length=500)
 
 
 class SettingsPatchIn(BaseModel):
@@ -107,16 +145,19 @@ class SettingsPatchIn(BaseModel):
         description="JSON merge patch (RFC 7396) over the current document; "
         "the result is validated as a whole"
     )
-    base_version: int | None = Field(default=None, ge=0)
-    comment: str | None = Field(default=None, max_length=500)
+    base_version: int | None = Field(default=None, ge=0, le=VERSION_MAX)
+    comment: CleanText | None = Field(default=None, max_length=500)
 
 
 class RollbackIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     to_version: int | None = Field(
-        default=None, ge=1, description="default: the version before the current one"
+        default=None,
+        ge=1,
+        le=VERSION_MAX,
+        description="default: the version before the current one",
     )
-    base_version: int | None = Field(default=None, ge=0)
+    base_version: int | None = Field(default=None, ge=0, le=VERSION_MAX)
 
 
 class SaveOut(BaseModel):

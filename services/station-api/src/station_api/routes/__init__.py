@@ -14,7 +14,6 @@ for module in (auth, users, settings, audit, system):
     router.include_router(module.router)
 
 
-
 def _api_routes(routes: list[Any]) -> list[APIRoute]:
     # Included routers are kept as wrappers around the original (no prefix is added here).
     found: list[APIRoute] = []
@@ -34,5 +33,5 @@ PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset(
     (method, route.path)
     for route in _api_routes(router.routes)
     if (route.openapi_extra or {}).get("x-public") is True
-    for method in route.methods
+    for method in route.methods or ()
 )

@@ -7,13 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import AwareDatetime
 
 from eas_schemas.system_events import AuditOutcome
 from servicekit.auth.permissions import Permission
 from servicekit.auth.tokens import Principal
 from servicekit.security import require
-from station_api.models import AuditEntryOut, AuditPageOut
+from station_api.models import AuditEntryOut, AuditPageOut, OneLine, UtcTime
 from station_api.repository import AuditFilters
 from station_api.routes.common import AUTH_ERRORS, audit_log
 
@@ -24,15 +23,15 @@ Auditor = Annotated[Principal, Depends(require(Permission.AUDIT_READ))]
 
 def _filters(
     action: Annotated[
-        str | None,
+        OneLine | None,
         Query(max_length=64, description="exact (auth.login) or a family (auth, settings)"),
     ] = None,
-    actor: Annotated[str | None, Query(max_length=255)] = None,
-    target: Annotated[str | None, Query(max_length=255)] = None,
+    actor: Annotated[OneLine | None, Query(max_length=255)] = None,
+    target: Annotated[OneLine | None, Query(max_length=255)] = None,
     outcome: Annotated[AuditOutcome | None, Query()] = None,
-    service: Annotated[str | None, Query(max_length=64)] = None,
-    since: Annotated[AwareDatetime | None, Query(description="at or after")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="before")] = None,
+    service: Annotated[OneLine | None, Query(max_length=64)] = None,
+    since: Annotated[UtcTime | None, Query(description="at or after")] = None,
+    until: Annotated[UtcTime | None, Query(description="before")] = None,
 ) -> AuditFilters:
     return AuditFilters(
         action=action,
@@ -40,8 +39,8 @@ def _filters(
         target=target,
         outcome=outcome.value if outcome else None,
         service=service,
-        since=since.astimezone(UTC) if since else None,
-        until=until.astimezone(UTC) if until else None,
+        since=since,
+        until=until,
     )
 
 
@@ -54,7 +53,9 @@ async def list_audit(
     _: Auditor,
     filters: Filters,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    before: Annotated[int | None, Query(ge=1, description="entries older than this id")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=2**63 - 1, description="entries older than this id")
+    ] = None,
 ) -> AuditPageOut:
     rows = await audit_log(request).query(filters, before, limit + 1)
     more, rows = len(rows) > limit, rows[:limit]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import OAuth2PasswordRequestForm
 
 from servicekit.auth.permissions import Permission
@@ -18,6 +20,7 @@ from station_api.routes.common import AUTH_ERRORS, PUBLIC, client_addr, identity
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
 REFRESH_COOKIE = "eas_refresh"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 REFRESH_COOKIE_PATH = "/api/auth"
 
 
@@ -119,6 +122,17 @@ def _refresh_token(request: Request, body: RefreshIn | None) -> str | None:
 async def login(
     request: Request, response: Response, form: Annotated[OAuth2PasswordRequestForm, Depends()]
 ) -> TokenOut:
+    if _CONTROL.search(form.username):
+        # No user name holds one, and the failed attempt could not even be audited (NUL).
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("body", "username"),
+                    "msg": "must not contain control characters (such as NUL)",
+                    "type": "value_error",
+                }
+            ]
+        )
     bundle = await identity(request).login(form.username, form.password, client_addr(request))
     set_session_cookies(request, response, bundle)
     return _token_out(bundle)
@@ -183,7 +197,15 @@ async def setup(request: Request, body: SetupIn) -> UserOut:
     return user_out(user)
 
 
-@router.get("/me", response_model=UserOut, summary="The signed-in user", responses=AUTH_ERRORS)
+@router.get(
+    "/me",
+    response_model=UserOut,
+    summary="The signed-in user",
+    responses={
+        **AUTH_ERRORS,
+        404: {"model": ErrorOut, "description": "the token's user no longer exists"},
+    },
+)
 async def me(
     request: Request,
     principal: Annotated[Principal, Depends(require(Permission.ACCOUNT_SELF))],

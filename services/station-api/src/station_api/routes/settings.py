@@ -13,6 +13,8 @@ from servicekit.auth.tokens import Principal
 from servicekit.security import require
 from station_api.locations import location_names
 from station_api.models import (
+    VERSION_MAX,
+    CleanText,
     ErrorOut,
     RollbackIn,
     SaveOut,
@@ -94,7 +96,9 @@ async def list_versions(
     request: Request,
     _: Reader,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    before: Annotated[int | None, Query(ge=1, description="versions older than this")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=VERSION_MAX, description="versions older than this")
+    ] = None,
 ) -> VersionsOut:
     states = await settings_service(request).versions(limit + 1, before)
     more, states = len(states) > limit, states[:limit]
@@ -122,7 +126,7 @@ async def list_versions(
     responses={404: {"model": ErrorOut, "description": "no such version"}},
 )
 async def get_version(
-    request: Request, version: Annotated[int, Path(ge=1, le=2**31 - 1)], _: Reader
+    request: Request, version: Annotated[int, Path(ge=1, le=VERSION_MAX)], _: Reader
 ) -> SettingsOut:
     return _settings_out(await settings_service(request).version(version))
 
@@ -167,7 +171,7 @@ async def import_settings(
     request: Request,
     body: SettingsExport,
     principal: Writer,
-    comment: Annotated[str | None, Query(max_length=500)] = None,
+    comment: Annotated[CleanText | None, Query(max_length=500)] = None,
 ) -> SaveOut:
     result = await settings_service(request).import_document(
         body, principal, client_addr(request), comment

@@ -9,14 +9,14 @@ from fastapi import APIRouter, Depends, Path, Request, Response, status
 from servicekit.auth.permissions import Permission
 from servicekit.auth.tokens import Principal
 from servicekit.security import require
-from station_api.models import ErrorOut, UserCreateIn, UserOut, UserUpdateIn
+from station_api.models import ErrorOut, OneLine, UserCreateIn, UserOut, UserUpdateIn
 from station_api.routes.auth import user_out
 from station_api.routes.common import AUTH_ERRORS, client_addr, identity
 
 router = APIRouter(prefix="/api/users", tags=["users"], responses=AUTH_ERRORS)
 
 Admin = Annotated[Principal, Depends(require(Permission.USERS_ADMIN))]
-Username = Annotated[str, Path(min_length=1, max_length=64)]
+Username = Annotated[OneLine, Path(min_length=1, max_length=64)]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "no such user"}
 }
