@@ -21,6 +21,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -261,6 +263,19 @@ def install_common(
             allow_headers=["*"],
         )
     app.add_middleware(EdgeMiddleware, max_body=settings.max_request_bytes, metrics=metrics)
+
+
+async def database_and_redis(engine: AsyncEngine, redis_client: Any) -> dict[str, str]:
+    """The readiness checks of a service that owns a database and uses the bus."""
+    out: dict[str, str] = {}
+
+    async def database() -> None:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    await check("database", database, out)
+    await check("redis", redis_client.ping, out)
+    return out
 
 
 async def check(name: str, probe: Callable[[], Awaitable[Any]], out: dict[str, str]) -> None:

@@ -12,7 +12,6 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from prometheus_client.core import CounterMetricFamily, Metric
-from sqlalchemy import text
 
 from alerts_api import __version__
 from alerts_api.api import router
@@ -35,7 +34,7 @@ from servicekit.db import make_engine
 from servicekit.heartbeat import run_heartbeat
 from servicekit.station_settings import SettingsFollower, SettingsVersion, configured
 from servicekit.tasks import every
-from servicekit.web import ServiceMetrics, check, install_common
+from servicekit.web import ServiceMetrics, database_and_redis, install_common
 
 log = logging.getLogger(__name__)
 
@@ -205,16 +204,8 @@ def create_app(settings: AlertsApiSettings | None = None) -> FastAPI:
     app.include_router(router)
 
     async def readiness(request: Request) -> dict[str, str]:
-        out: dict[str, str] = {}
-        service: AlertService = request.app.state.alert_service
-
-        async def db() -> None:
-            async with service.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-
-        await check("database", db, out)
-        await check("redis", request.app.state.redis.ping, out)
-        return out
+        state = request.app.state
+        return await database_and_redis(state.alert_service.engine, state.redis)
 
     install_common(
         app,

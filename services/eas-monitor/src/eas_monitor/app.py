@@ -11,7 +11,6 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
 from eas_monitor import __version__
 from eas_monitor.api import router
@@ -34,7 +33,7 @@ from servicekit.consumer import GroupConsumer
 from servicekit.db import make_engine
 from servicekit.heartbeat import run_heartbeat
 from servicekit.tasks import every
-from servicekit.web import ServiceMetrics, check, install_common
+from servicekit.web import ServiceMetrics, database_and_redis, install_common
 
 log = logging.getLogger(__name__)
 
@@ -161,16 +160,8 @@ def create_app(
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
 
     async def readiness(request: Request) -> dict[str, str]:
-        out: dict[str, str] = {}
-        service: MonitorService = request.app.state.monitor_service
-
-        async def db() -> None:
-            async with service.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-
-        await check("database", db, out)
-        await check("redis", request.app.state.redis.ping, out)
-        return out
+        state = request.app.state
+        return await database_and_redis(state.monitor_service.engine, state.redis)
 
     install_common(app, settings, metrics, readiness, asyncapi=asyncapi_document)
     return app

@@ -16,7 +16,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
-from sqlalchemy import text
 
 from eas_schemas.streams import SERVICE_HEARTBEAT, SETTINGS_CHANGED, SYSTEM_ALARMS
 from eas_schemas.system_events import AUDIT_RECORDS, STATION_API_GROUP
@@ -28,7 +27,7 @@ from servicekit.consumer import GroupConsumer
 from servicekit.db import make_engine
 from servicekit.heartbeat import run_heartbeat
 from servicekit.tasks import every
-from servicekit.web import ServiceMetrics, check, install_common
+from servicekit.web import ServiceMetrics, check, database_and_redis, install_common
 from station_api import __version__
 from station_api import repository as repo
 from station_api.audit import AuditLog
@@ -267,18 +266,12 @@ def create_app(settings: StationApiSettings | None = None) -> FastAPI:
     app.include_router(router)
 
     async def readiness(request: Request) -> dict[str, str]:
-        out: dict[str, str] = {}
-
-        async def db() -> None:
-            async with request.app.state.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
+        out = await database_and_redis(request.app.state.engine, request.app.state.redis)
 
         async def signing_key() -> None:
             if request.app.state.signer is None:
                 raise RuntimeError("no signing key configured")
 
-        await check("database", db, out)
-        await check("redis", request.app.state.redis.ping, out)
         await check("signing_key", signing_key, out)
         return out
 
