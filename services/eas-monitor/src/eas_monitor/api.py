@@ -20,7 +20,7 @@ from pydantic import (
 
 from eas_monitor.inputs import InputConfig
 from eas_monitor.repository import DecodeFilter
-from eas_monitor.service import InputView, MonitorService, TooLarge
+from eas_monitor.service import InputView, MonitorService
 from eas_schemas.monitor_events import (
     SAME_ATTENTION_TONE_TYPE,
     SAME_EOM_TYPE,
@@ -31,6 +31,7 @@ from eas_schemas.monitor_events import (
 from eas_schemas.same_codes import EVENT_CODES
 from servicekit.auth.permissions import Permission
 from servicekit.auth.tokens import Principal
+from servicekit.errors import TooLarge
 from servicekit.security import require
 
 

@@ -39,6 +39,14 @@ from eas_schemas.monitor_events import (
     SameEomEvent,
     SameHeaderEvent,
 )
+from servicekit.errors import (
+    Conflict,
+    NotConfirmed,
+    NotFound,
+    ServiceError,
+    Unavailable,
+    Unsupported,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,40 +54,12 @@ SAME_TYPES = (SAME_HEADER_TYPE, SAME_EOM_TYPE, SAME_ATTENTION_TONE_TYPE)
 UPLOAD_FORMATS = ("WAV", "WAVEX", "FLAC")
 
 
-class MonitorError(Exception):
-    status_code = 400
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+# The service's errors are servicekit's; MonitorError names the family for this service.
+MonitorError = ServiceError
 
 
-class NotFound(MonitorError):
-    status_code = 404
-
-
-class Conflict(MonitorError):
-    status_code = 409
-
-
-class Invalid(MonitorError):
+class Invalid(ServiceError):
     status_code = 422
-
-
-class TooLarge(MonitorError):
-    status_code = 413
-
-
-class Unsupported(MonitorError):
-    status_code = 415
-
-
-class Unavailable(MonitorError):
-    status_code = 503
-
-
-class NotConfirmed(MonitorError):
-    status_code = 504
 
 
 @dataclass(frozen=True, slots=True)

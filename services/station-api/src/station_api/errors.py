@@ -4,33 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
+from servicekit.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    ServiceError,
+    Unauthorized,
+    Unavailable,
+)
 
-class ServiceError(Exception):
-    status_code = 400
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
-
-
-class NotFound(ServiceError):
-    status_code = 404
-
-
-class Conflict(ServiceError):
-    status_code = 409
-
-
-class Forbidden(ServiceError):
-    status_code = 403
-
-
-class Unauthorized(ServiceError):
-    status_code = 401
-
-
-class Unavailable(ServiceError):
-    status_code = 503
+__all__ = [
+    "Conflict",
+    "Forbidden",
+    "Invalid",
+    "NotFound",
+    "ServiceError",
+    "Throttled",
+    "Unauthorized",
+    "Unavailable",
+]
 
 
 class Throttled(ServiceError):
