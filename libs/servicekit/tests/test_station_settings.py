@@ -9,23 +9,19 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import redis
 import redis.asyncio as aioredis
 
-from eas_schemas.envelope import EventEnvelope
 from eas_schemas.station_settings import (
     CURRENT_SETTINGS_KEY,
-    SETTINGS_CHANGED_TYPE,
-    SettingsAction,
-    SettingsChanged,
     StationSettings,
     redacted,
 )
 from eas_schemas.streams import SETTINGS_CHANGED
+from eas_testkit.factories import current_settings_body, settings_changed_envelope
 from servicekit.bus import AsyncBus, stream_key
 from servicekit.embedded import EmbeddedRedis
 from servicekit.station_settings import (
@@ -46,27 +42,12 @@ def doc(version: int, same: list[str] | None = None) -> StationSettings:
 
 
 async def write_doc(client: aioredis.Redis, ns: str, version: int, settings: StationSettings):
-    body = json.dumps({"version": version, "settings": redacted(settings)})
+    body = current_settings_body(version, settings)
     await client.set(stream_key(CURRENT_SETTINGS_KEY, ns), body)
 
 
 async def announce(client: aioredis.Redis, ns: str, version: int) -> None:
-    await AsyncBus(client, ns).publish(
-        SETTINGS_CHANGED,
-        EventEnvelope[SettingsChanged](
-            type=SETTINGS_CHANGED_TYPE,
-            source="station-api/test",
-            subject=f"settings/{version}",
-            data=SettingsChanged(
-                version=version,
-                previous_version=version - 1,
-                action=SettingsAction.UPDATE,
-                sections=["location"],
-                actor="tester",
-                changed_at=datetime.now(UTC),
-            ),
-        ),
-    )
+    await AsyncBus(client, ns).publish(SETTINGS_CHANGED, settings_changed_envelope(version))
 
 
 async def save(

@@ -4,7 +4,6 @@ active alerts (announced as alert.updated), once per version, leaving ended aler
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -13,39 +12,25 @@ from typing import Any
 import httpx
 import redis.asyncio as aioredis
 
-from eas_schemas.envelope import EventEnvelope, decode_entry
+from eas_schemas.envelope import decode_entry
 from eas_schemas.station_settings import (
     CURRENT_SETTINGS_KEY,
-    SETTINGS_CHANGED_TYPE,
-    SettingsAction,
-    SettingsChanged,
     StationSettings,
-    redacted,
 )
 from eas_schemas.streams import ALERT_EVENTS, SERVICE_HEARTBEAT, SETTINGS_CHANGED
-from eas_testkit.factories import ingested, make_alert
+from eas_testkit.factories import (
+    current_settings_body,
+    ingested,
+    make_alert,
+    settings_changed_envelope,
+)
 from servicekit.bus import AsyncBus, stream_key
 
 
 async def save(client: aioredis.Redis, ns: str, version: int, settings: StationSettings) -> None:
     """What station-api does after a commit: announce, then write the current document."""
-    await AsyncBus(client, ns).publish(
-        SETTINGS_CHANGED,
-        EventEnvelope[SettingsChanged](
-            type=SETTINGS_CHANGED_TYPE,
-            source="station-api/test",
-            subject=f"settings/{version}",
-            data=SettingsChanged(
-                version=version,
-                previous_version=version - 1,
-                action=SettingsAction.UPDATE,
-                sections=["location"],
-                actor="tester",
-                changed_at=datetime.now(UTC),
-            ),
-        ),
-    )
-    body = json.dumps({"version": version, "settings": redacted(settings)})
+    await AsyncBus(client, ns).publish(SETTINGS_CHANGED, settings_changed_envelope(version))
+    body = current_settings_body(version, settings)
     await client.set(stream_key(CURRENT_SETTINGS_KEY, ns), body)
 
 

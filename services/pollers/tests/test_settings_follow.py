@@ -3,30 +3,24 @@ the environment as default, secrets kept from the environment, idle until a feed
 
 from __future__ import annotations
 
-import json
 import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
-from eas_schemas.envelope import EventEnvelope
 from eas_schemas.events import FeedKind
 from eas_schemas.station_settings import (
     CURRENT_SETTINGS_KEY,
-    SETTINGS_CHANGED_TYPE,
-    SettingsAction,
-    SettingsChanged,
     StationSettings,
-    redacted,
 )
 from eas_schemas.streams import SETTINGS_CHANGED
+from eas_testkit.factories import current_settings_body, settings_changed_envelope
 from pollers.feeds.base import FeedConfigError
 from pollers.runner import Pollers
 from pollers.settings import PollersSettings
@@ -38,23 +32,8 @@ CONTACT = "ops@station.example"
 
 def save(client: redis.Redis, ns: str, version: int, settings: StationSettings) -> None:
     """What station-api does after a commit: announce, then write the current document."""
-    SyncBus(client, ns).publish(
-        SETTINGS_CHANGED,
-        EventEnvelope[SettingsChanged](
-            type=SETTINGS_CHANGED_TYPE,
-            source="station-api/test",
-            subject=f"settings/{version}",
-            data=SettingsChanged(
-                version=version,
-                previous_version=version - 1,
-                action=SettingsAction.UPDATE,
-                sections=["feeds"],
-                actor="tester",
-                changed_at=datetime.now(UTC),
-            ),
-        ),
-    )
-    body = json.dumps({"version": version, "settings": redacted(settings)})
+    SyncBus(client, ns).publish(SETTINGS_CHANGED, settings_changed_envelope(version, ["feeds"]))
+    body = current_settings_body(version, settings)
     client.set(stream_key(CURRENT_SETTINGS_KEY, ns), body)
 
 

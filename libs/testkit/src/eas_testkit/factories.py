@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +22,13 @@ from eas_schemas.cap import (
 )
 from eas_schemas.envelope import EventEnvelope
 from eas_schemas.events import ALERT_INGESTED_TYPE, AlertIngested, FeedKind
+from eas_schemas.station_settings import (
+    SETTINGS_CHANGED_TYPE,
+    SettingsAction,
+    SettingsChanged,
+    StationSettings,
+    redacted,
+)
 
 SENDER = "w-nws.webmaster@noaa.gov"
 
@@ -99,3 +107,27 @@ def ingested_envelope(alert: CapAlert, feed: str = "test-feed") -> EventEnvelope
         subject=f"{alert.sender}/{alert.identifier}",
         data=ingested(alert, feed),
     )
+
+
+def settings_changed_envelope(
+    version: int, sections: list[str] | None = None
+) -> EventEnvelope[SettingsChanged]:
+    """The `settings.changed` announcement station-api publishes after a commit."""
+    return EventEnvelope[SettingsChanged](
+        type=SETTINGS_CHANGED_TYPE,
+        source="station-api/test",
+        subject=f"settings/{version}",
+        data=SettingsChanged(
+            version=version,
+            previous_version=version - 1,
+            action=SettingsAction.UPDATE,
+            sections=sections or ["location"],
+            actor="tester",
+            changed_at=datetime.now(UTC),
+        ),
+    )
+
+
+def current_settings_body(version: int, settings: StationSettings) -> str:
+    """The `<ns>:settings.current` document station-api writes (secrets redacted)."""
+    return json.dumps({"version": version, "settings": redacted(settings)})
