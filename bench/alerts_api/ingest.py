@@ -237,7 +237,7 @@ def run_variant(
                     "_insert (",
                     "_link_references (",
                     "_to_outbox (",
-                    "_publish (",
+                    "publish (servicekit/outbox.py",
                     "model_validate",
                     "model_dump_json",
                     "decode_entry",

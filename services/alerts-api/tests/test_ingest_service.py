@@ -121,22 +121,19 @@ async def test_statewide_and_national_codes_are_relevant(client):
 
 async def test_events_survive_a_failed_publish_through_the_outbox(client, aredis, bus_namespace):
     service = client.app.state.alert_service
-    real_bus = service.bus
+    real_bus = service.outbox.bus
 
     class BrokenBus:
-        client = real_bus.client
-        key = real_bus.key
-
-        async def publish_many(self, items):
+        async def publish_entries(self, entries):
             raise ConnectionError("redis down")
 
-    service.bus = BrokenBus()
+    service.outbox.bus = BrokenBus()
     try:
         await service.ingest(ingested(make_alert()))
     finally:
-        service.bus = real_bus
+        service.outbox.bus = real_bus
     assert await _events(aredis, bus_namespace) == []
-    sent = await service.flush_outbox(older_than_s=0)
+    sent = await service.outbox.flush(grace_s=0)
     assert sent == 1
     assert [t for t, _ in await _events(aredis, bus_namespace)] == ["alert.created"]
 

@@ -215,7 +215,7 @@ async def test_publish_failure_leaves_event_in_outbox_until_flushed(
     real_bus = outbox.bus
 
     class Broken:
-        async def publish_many(self, items):
+        async def publish_entries(self, entries):
             raise ConnectionError("redis away")
 
     outbox.bus = Broken()

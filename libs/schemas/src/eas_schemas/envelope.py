@@ -12,16 +12,13 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from eas_schemas.clock import utcnow
 from eas_schemas.ids import new_event_id
 
 SCHEMA_VERSION = 1
 SPEC_VERSION = "1.0"
 
 DataT = TypeVar("DataT")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class EventEnvelope(BaseModel, Generic[DataT]):
@@ -45,9 +42,13 @@ class EventEnvelope(BaseModel, Generic[DataT]):
         return value.astimezone(UTC)
 
 
-def encode_entry(envelope: EventEnvelope[Any]) -> dict[str, str]:
-    """Stream entry fields for an envelope (the only place the wire layout is written)."""
-    return {"type": envelope.type, "id": envelope.id, "envelope": envelope.model_dump_json()}
+def encode_entry(envelope: EventEnvelope[Any], *, json_text: str | None = None) -> dict[str, str]:
+    """Stream entry fields for an envelope (the only place the wire layout is written).
+
+    ``json_text`` is the envelope already serialized (an outbox row), so it is not dumped twice.
+    """
+    text = envelope.model_dump_json() if json_text is None else json_text
+    return {"type": envelope.type, "id": envelope.id, "envelope": text}
 
 
 def decode_entry(fields: dict[str, str] | dict[bytes, bytes]) -> EventEnvelope[dict[str, Any]]:

@@ -116,3 +116,11 @@ ALL_STREAMS: tuple[StreamSpec, ...] = (
 ALERTS_API_GROUP = "alerts-api"
 STATION_API_GROUP = "station-api"
 EAS_MONITOR_GROUP = "eas-monitor"
+
+
+_BY_NAME: dict[str, StreamSpec] = {spec.name: spec for spec in ALL_STREAMS}
+
+
+def stream_by_name(name: str) -> StreamSpec | None:
+    """The stream spec of a bare stream name (as stored in an outbox row), or None."""
+    return _BY_NAME.get(name)

@@ -64,7 +64,7 @@ class _IngestCollector:
         stored.add_metric(["duplicate"], self.service.duplicates)
         yield stored
         published = CounterMetricFamily("alerts_events_published", "lifecycle events published")
-        published.add_metric([], self.service.published)
+        published.add_metric([], self.service.outbox.published)
         yield published
 
 
@@ -156,8 +156,8 @@ def create_app(settings: AlertsApiSettings | None = None) -> FastAPI:
                 "dead_lettered": consumer.stats.dead_lettered,
                 "pending": await consumer.pending_count(),
                 "lag": await consumer.lag(),
-                "events_published": service.published,
-                "publish_failures": service.publish_failures,
+                "events_published": service.outbox.published,
+                "publish_failures": service.outbox.failures,
                 "settings_version": follower.applied_version,
                 "relevance_changes": service.relevance_changes,
             }
@@ -165,7 +165,7 @@ def create_app(settings: AlertsApiSettings | None = None) -> FastAPI:
         tasks = [
             asyncio.create_task(every(settings.expiry_interval_s, stop, service.expire_due)),
             asyncio.create_task(every(settings.expiry_interval_s, stop, service.resolve_dangling)),
-            asyncio.create_task(every(settings.outbox_interval_s, stop, service.flush_outbox)),
+            asyncio.create_task(every(settings.outbox_interval_s, stop, service.outbox.flush)),
             asyncio.create_task(
                 run_heartbeat(
                     bus,

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, exists, func, or_, select, text, tuple_, update
+from sqlalchemy import and_, bindparam, exists, func, or_, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from alerts_api.tables import alert_codes, alert_history, alert_references, alerts, outbox
+from alerts_api.tables import alert_codes, alert_history, alert_references, alerts
 
 
 def _insert(conn: AsyncConnection, table: Any) -> Any:
@@ -278,30 +278,6 @@ async def add_history(
     )
 
 
-async def add_outbox(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[int]:
-    if not rows:
-        return []
-    result = await conn.execute(outbox.insert().returning(outbox.c.id), rows)
-    return [r[0] for r in result.all()]
-
-
-async def delete_outbox(conn: AsyncConnection, ids: Sequence[int]) -> None:
-    if ids:
-        await conn.execute(delete(outbox).where(outbox.c.id.in_(ids)))
-
-
-async def stale_outbox(conn: AsyncConnection, older_than: datetime, limit: int) -> list[Any]:
-    stmt = (
-        select(outbox.c.id, outbox.c.stream, outbox.c.envelope)
-        .where(outbox.c.created_at < older_than)
-        .order_by(outbox.c.id)
-        .limit(limit)
-    )
-    if conn.dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)
-    return list((await conn.execute(stmt)).all())
-
-
 async def expiring(conn: AsyncConnection, now: datetime, limit: int) -> list[Any]:
     stmt = (
         select(alerts.c.id, alerts.c.item_json)
@@ -312,14 +288,6 @@ async def expiring(conn: AsyncConnection, now: datetime, limit: int) -> list[Any
     if conn.dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     return list((await conn.execute(stmt)).all())
-
-
-async def next_expiry(conn: AsyncConnection) -> datetime | None:
-    stmt = select(func.min(alerts.c.expires)).where(
-        alerts.c.state == "active", alerts.c.expires.is_not(None)
-    )
-    earliest: datetime | None = (await conn.execute(stmt)).scalar_one_or_none()
-    return earliest
 
 
 # ---- serialising operator actions -------------------------------------------------------

@@ -12,34 +12,30 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from alerts_api import repository as repo
 from alerts_api.render import AlertItem, build_item, geometry_json, summary_of
+from alerts_api.tables import alert_outbox
 from eas_schemas.cap import CapAlert, CapMsgType, CapReference
+from eas_schemas.clock import utcnow
 from eas_schemas.envelope import EventEnvelope
 from eas_schemas.events import AlertEventType, AlertIngested, AlertLifecycle, AlertState, FeedKind
 from eas_schemas.relevance import RelevanceDecision, decide_relevance
-from eas_schemas.streams import ALERT_EVENTS, ALL_STREAMS, StreamSpec
+from eas_schemas.streams import ALERT_EVENTS
 from servicekit.bus import AsyncBus
+from servicekit.outbox import Outbox, Pending
 
 log = logging.getLogger(__name__)
-
-_STREAMS: dict[str, StreamSpec] = {s.name: s for s in ALL_STREAMS}
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
 class IngestResult:
     alert_id: int | None
     duplicate: bool
-    events: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -60,9 +56,9 @@ class AlertService:
         station_sender: str = "eas-station@localhost",
     ) -> None:
         self.engine = engine
+        self.outbox = Outbox(engine, bus, alert_outbox)
         # Reads run in autocommit: a single SELECT needs no BEGIN/ROLLBACK round trips.
         self.read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-        self.bus = bus
         self.source = source
         self.station_same = list(station_same)
         self.station_ugc = list(station_ugc)
@@ -71,8 +67,6 @@ class AlertService:
         self.codes_generation = 0
         self.station_sender = station_sender
         self.relevance_changes = 0
-        self.published = 0
-        self.publish_failures = 0
         self.stored = 0
         self.duplicates = 0
 
@@ -97,8 +91,8 @@ class AlertService:
         async with self.engine.begin() as conn:
             await repo.lock_identities(conn, _identity_keys(batch))
             results = await self._store(conn, tx, batch, now)
-            outbox_ids = await self._to_outbox(conn, tx)
-        await self._publish(tx, outbox_ids)
+            pending = await self._to_outbox(conn, tx)
+        await self.outbox.publish(pending)
         new = sum(1 for r in results if not r.duplicate)
         self.stored += new
         self.duplicates += len(results) - new
@@ -263,8 +257,8 @@ class AlertService:
                     await self._apply(
                         conn, tx, msg_type, row.alert_id, row.identifier, row.target_id, now
                     )
-            outbox_ids = await self._to_outbox(conn, tx)
-        await self._publish(tx, outbox_ids)
+            pending = await self._to_outbox(conn, tx)
+        await self.outbox.publish(pending)
         return len(rows)
 
     async def _apply(
@@ -325,28 +319,8 @@ class AlertService:
             )
         )
 
-    async def _to_outbox(self, conn: AsyncConnection, tx: _Tx) -> list[int]:
-        now = utcnow()
-        return await repo.add_outbox(
-            conn,
-            [
-                {"stream": ALERT_EVENTS.name, "envelope": e.model_dump_json(), "created_at": now}
-                for e in tx.envelopes
-            ],
-        )
-
-    async def _publish(self, tx: _Tx, outbox_ids: list[int]) -> None:
-        if self.bus is None or not tx.envelopes:
-            return
-        try:
-            await self.bus.publish_many([(ALERT_EVENTS, e) for e in tx.envelopes])
-        except Exception as exc:
-            self.publish_failures += 1
-            log.warning("publishing %d events failed (%s); left in outbox", len(tx.envelopes), exc)
-            return
-        self.published += len(tx.envelopes)
-        async with self.engine.begin() as conn:
-            await repo.delete_outbox(conn, outbox_ids)
+    async def _to_outbox(self, conn: AsyncConnection, tx: _Tx) -> Pending:
+        return await self.outbox.add(conn, [(ALERT_EVENTS, e) for e in tx.envelopes])
 
     # ---- station codes ---------------------------------------------------------------
 
@@ -402,8 +376,8 @@ class AlertService:
                     )
                     await repo.add_history(conn, row.id, now, "active", "active", reason)
                     self._event(tx, AlertEventType.UPDATED, item, reason, AlertState.ACTIVE)
-                outbox_ids = await self._to_outbox(conn, tx)
-            await self._publish(tx, outbox_ids)
+                pending = await self._to_outbox(conn, tx)
+            await self.outbox.publish(pending)
             changed += len(tx.envelopes)
             if len(rows) < batch:
                 break
@@ -437,41 +411,11 @@ class AlertService:
                             "expires time passed",
                             AlertState.ACTIVE,
                         )
-                outbox_ids = await self._to_outbox(conn, tx)
-            await self._publish(tx, outbox_ids)
+                pending = await self._to_outbox(conn, tx)
+            await self.outbox.publish(pending)
             total += len(tx.envelopes)
             if len(rows) < batch:
                 return total
-
-    async def next_expiry(self) -> datetime | None:
-        async with self.engine.connect() as conn:
-            return await repo.next_expiry(conn)
-
-    async def flush_outbox(self, older_than_s: float = 5.0, batch: int = 500) -> int:
-        """Publish events whose post-commit publish failed (or whose process died)."""
-        if self.bus is None:
-            return 0
-        cutoff = utcnow() - timedelta(seconds=older_than_s)
-        sent = 0
-        async with self.engine.begin() as conn:
-            rows = await repo.stale_outbox(conn, cutoff, batch)
-            if not rows:
-                return 0
-            pipe = self.bus.client.pipeline(transaction=False)
-            for row in rows:
-                spec = _STREAMS[row.stream]
-                envelope = EventEnvelope[dict[str, Any]].model_validate_json(row.envelope)
-                pipe.xadd(
-                    self.bus.key(spec),
-                    {"type": envelope.type, "id": envelope.id, "envelope": row.envelope},
-                    maxlen=spec.maxlen,
-                    approximate=True,
-                )
-            await pipe.execute()
-            await repo.delete_outbox(conn, [r.id for r in rows])
-            sent = len(rows)
-        self.published += sent
-        return sent
 
     # ---- operator actions ------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from servicekit.outbox import outbox_table
 from servicekit.sqltypes import Id, UTCDateTime, new_metadata
 
 metadata = new_metadata()
@@ -90,11 +91,4 @@ alert_history = Table(
     Index("ix_alert_history_alert", "alert_id", "id"),
 )
 
-outbox = Table(
-    "alert_outbox",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
-    Column("stream", String(128), nullable=False),
-    Column("envelope", Text, nullable=False),
-    Column("created_at", UTCDateTime(), nullable=False),
-)
+alert_outbox = outbox_table(metadata, "alert_outbox")

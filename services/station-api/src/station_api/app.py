@@ -26,16 +26,16 @@ from servicekit.bus import AsyncBus, async_redis
 from servicekit.consumer import GroupConsumer
 from servicekit.db import make_engine
 from servicekit.heartbeat import run_heartbeat
+from servicekit.outbox import Outbox
 from servicekit.tasks import every
 from servicekit.web import ServiceMetrics, check, database_and_redis, install_common
-from station_api import __version__
+from station_api import __version__, tables
 from station_api import repository as repo
 from station_api.audit import AuditLog
 from station_api.audit_intake import make_handler as make_audit_handler
 from station_api.errors import Invalid, ServiceError, Throttled, Unauthorized
 from station_api.fleet import FleetMonitor
 from station_api.identity import IdentityService
-from station_api.outbox import Outbox
 from station_api.passwords import Passwords
 from station_api.routes import router
 from station_api.settings import StationApiSettings
@@ -137,7 +137,7 @@ def create_app(settings: StationApiSettings | None = None) -> FastAPI:
         bus = AsyncBus(redis_client, settings.bus_namespace)
         source = f"{SERVICE}/{settings.instance}"
         audit = AuditLog(engine)
-        outbox = Outbox(engine, bus)
+        outbox = Outbox(engine, bus, tables.outbox)
         identity = IdentityService(
             engine,
             signer,

@@ -17,11 +17,12 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import redis.asyncio as aioredis
 
+from eas_schemas.clock import utcnow
 from eas_schemas.envelope import EventEnvelope, decode_entry
 from eas_schemas.events import HEARTBEAT_TYPE, ServiceHeartbeat
 from eas_schemas.streams import SERVICE_HEARTBEAT, SYSTEM_ALARMS
@@ -32,10 +33,6 @@ from servicekit.tail import StreamTail
 log = logging.getLogger(__name__)
 
 ALARM_DEDUPE_TTL_S = 86_400
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass

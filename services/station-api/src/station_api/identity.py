@@ -17,11 +17,12 @@ import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from eas_schemas.clock import utcnow
 from eas_schemas.system_events import AuditOutcome
 from servicekit.auth.permissions import ROLE_RANK, Role
 from servicekit.auth.tokens import Principal, TokenSigner
@@ -42,10 +43,6 @@ from station_api.throttle import LoginThrottle
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 BAD_CREDENTIALS = "incorrect user name or password"
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def token_hash(token: str) -> str:

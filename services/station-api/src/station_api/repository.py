@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from station_api.tables import (
     audit_log,
-    outbox,
     refresh_tokens,
     settings_versions,
     setup_tokens,
@@ -248,32 +247,3 @@ async def query_audit(
 async def prune_audit(conn: AsyncConnection, before: datetime) -> int:
     result = await conn.execute(delete(audit_log).where(audit_log.c.at < before))
     return int(result.rowcount)
-
-
-# ---- outbox --------------------------------------------------------------------------------
-
-
-async def outbox_add(conn: AsyncConnection, stream: str, envelope_json: str, now: datetime) -> int:
-    stmt = outbox.insert().values(stream=stream, envelope=envelope_json, created_at=now)
-    new_id = (await conn.execute(stmt.returning(outbox.c.id))).scalar_one()
-    return int(new_id)
-
-
-async def outbox_claim(
-    conn: AsyncConnection, created_before: datetime, limit: int = 200
-) -> Sequence[Row[Any]]:
-    """Oldest pending rows, locked for this transaction; rows locked elsewhere are skipped."""
-    stmt = (
-        select(outbox)
-        .where(outbox.c.created_at < created_before)
-        .order_by(outbox.c.id)
-        .limit(limit)
-    )
-    if conn.dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)
-    return (await conn.execute(stmt)).all()
-
-
-async def outbox_delete(conn: AsyncConnection, ids: Sequence[int]) -> None:
-    if ids:
-        await conn.execute(delete(outbox).where(outbox.c.id.in_(list(ids))))

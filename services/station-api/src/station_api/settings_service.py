@@ -12,13 +12,14 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from eas_schemas.clock import utcnow
 from eas_schemas.envelope import EventEnvelope
 from eas_schemas.station_settings import (
     CURRENT_SETTINGS_KEY,
@@ -38,10 +39,10 @@ from eas_schemas.streams import SETTINGS_CHANGED
 from eas_schemas.system_events import AuditOutcome
 from servicekit.auth.tokens import Principal
 from servicekit.bus import stream_key
+from servicekit.outbox import Outbox
 from station_api import repository as repo
 from station_api.audit import AuditLog, audit_record
 from station_api.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError
-from station_api.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +56,6 @@ end
 redis.call('SET', KEYS[1], ARGV[1])
 return 1
 """
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def validation_errors(exc: ValidationError, prefix: tuple[str, ...] = ("body",)) -> list[Any]:
@@ -308,16 +305,20 @@ class SettingsService:
                     actor=actor.subject,
                     changed_at=now,
                 )
-                item = await self.outbox.add(
+                pending = await self.outbox.add(
                     conn,
-                    SETTINGS_CHANGED,
-                    EventEnvelope[SettingsChanged](
-                        type=SETTINGS_CHANGED_TYPE,
-                        source=self.source,
-                        subject=f"settings/{version}",
-                        time=now,
-                        data=payload,
-                    ),
+                    [
+                        (
+                            SETTINGS_CHANGED,
+                            EventEnvelope[SettingsChanged](
+                                type=SETTINGS_CHANGED_TYPE,
+                                source=self.source,
+                                subject=f"settings/{version}",
+                                time=now,
+                                data=payload,
+                            ),
+                        )
+                    ],
                 )
         except ServiceError as exc:
             outcome = AuditOutcome.DENIED if isinstance(exc, Forbidden) else AuditOutcome.FAILURE
@@ -328,7 +329,7 @@ class SettingsService:
                 audit_record(audit_action, actor, client_addr, "settings", outcome, detail)
             )
             raise
-        await self.outbox.publish([item])
+        await self.outbox.publish(pending)
         await self.publish_current(version, new)
         return SaveResult(True, version, previous, sections, secrets)
 

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Text,
 )
 
+from servicekit.outbox import outbox_table
 from servicekit.sqltypes import Id, UTCDateTime, new_metadata
 
 metadata = new_metadata()
@@ -91,11 +92,4 @@ audit_log = Table(
 )
 
 # Named apart from alerts-api's outbox: in one-machine mode the services share one database.
-outbox = Table(
-    "station_outbox",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
-    Column("stream", String(128), nullable=False),
-    Column("envelope", Text, nullable=False),
-    Column("created_at", UTCDateTime(), nullable=False),
-)
+outbox = outbox_table(metadata, "station_outbox")
