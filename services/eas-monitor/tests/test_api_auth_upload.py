@@ -111,11 +111,15 @@ async def test_upload_of_other_audio_formats_is_415(client: httpx.AsyncClient):
 
 async def test_upload_empty_low_rate_and_missing_are_422(client: httpx.AsyncClient):
     empty = await client.post(f"{BASE}/decode", files={"file": ("x.wav", b"", "audio/wav")})
-    assert empty.status_code == 422 and "empty" in empty.json()["detail"]
+    assert (
+        empty.status_code == 422
+        and "empty" in empty.json()["detail"][0]["msg"]
+        and empty.json()["fields"] == ["file"]
+    )
     buf = io.BytesIO()
     sf.write(buf, np.zeros(4000), 4000, format="WAV", subtype="PCM_16")
     low = await client.post(f"{BASE}/decode", files={"file": ("x.wav", buf.getvalue())})
-    assert low.status_code == 422 and "6000 Hz" in low.json()["detail"]
+    assert low.status_code == 422 and "6000 Hz" in low.json()["detail"][0]["msg"]
     missing = await client.post(f"{BASE}/decode")
     assert missing.status_code == 422
 

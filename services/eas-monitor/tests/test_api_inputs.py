@@ -69,7 +69,7 @@ async def test_file_that_is_not_audio_is_rejected(client: httpx.AsyncClient, tmp
     text.write_text("this is not audio")
     answer = await client.post(f"{BASE}/inputs", json=_file(text))
     assert answer.status_code == 422
-    assert "not a readable WAV or FLAC" in answer.json()["detail"]
+    assert "not a readable WAV or FLAC" in answer.json()["detail"][0]["msg"]
 
 
 async def test_named_pipe_must_be_a_fifo(client: httpx.AsyncClient, tmp_path: Path):
@@ -78,7 +78,7 @@ async def test_named_pipe_must_be_a_fifo(client: httpx.AsyncClient, tmp_path: Pa
     cfg = {"kind": "pcm_pipe", "path": str(plain), "rate": 22050}
     answer = await client.post(f"{BASE}/inputs", json={"name": "p", "config": cfg})
     assert answer.status_code == 422
-    assert "not a named pipe" in answer.json()["detail"]
+    assert "not a named pipe" in answer.json()["detail"][0]["msg"]
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     cfg["path"] = str(fifo)
@@ -94,7 +94,7 @@ async def test_sound_device_on_a_machine_without_one(
         f"{BASE}/inputs", json={"name": "mic", "config": {"kind": "device", "device": "hw:0,0"}}
     )
     assert answer.status_code == 422
-    assert "no sound capture device" in answer.json()["detail"]
+    assert "no sound capture device" in answer.json()["detail"][0]["msg"]
 
 
 async def test_duplicate_name_is_409_and_unknown_ids_404(client: httpx.AsyncClient, sample_wav):
@@ -124,7 +124,8 @@ async def test_changing_the_kind_is_refused(client: httpx.AsyncClient, sample_wa
         json={"config": {"kind": "stream", "url": "http://example.com/live"}},
     )
     assert answer.status_code == 422
-    assert "create a new input" in answer.json()["detail"]
+    assert "create a new input" in answer.json()["detail"][0]["msg"]
+    assert answer.json()["fields"] == ["config.kind"]
     empty = await client.patch(f"{BASE}/inputs/{made['id']}", json={})
     assert empty.status_code == 422
 

@@ -84,7 +84,7 @@ async def test_role_escalation_refused(client, admin, operator, viewer, keypair)
     import pytest
 
     from servicekit.auth.tokens import TokenVerifier
-    from station_api.errors import Forbidden
+    from servicekit.errors import Forbidden
 
     op = TokenVerifier(keypair[1]).verify(operator.access_token)
     with pytest.raises(Forbidden):

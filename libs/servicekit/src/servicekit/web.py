@@ -10,8 +10,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import http_exception_handler
-from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import (
@@ -26,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from servicekit.errors import install_error_handlers
 from servicekit.settings import ServiceSettings
 
 ReadinessCheck = Callable[[], Awaitable[None]]
@@ -170,52 +169,6 @@ class ServiceMetrics:
         return Counter(name, doc, list(labels), registry=self.registry)
 
 
-def _printable(text: str) -> str:
-    # Lone surrogates from a hostile body cannot be encoded as UTF-8; escape them instead.
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    """FastAPI's 422 without the echoed ``input``.
-
-    The standard handler sends every invalid value back. That leaks what must never come back
-    (a password or feed PIN that failed validation) and fails with a 500 on values JSON cannot
-    hold (a lone surrogate, ``NaN``). Where (``loc``) and what was wrong (``msg``, ``type``)
-    are what a caller needs.
-    """
-    assert isinstance(exc, RequestValidationError)
-    errors = [
-        {
-            "loc": [_printable(p) if isinstance(p, str) else p for p in e.get("loc", ())],
-            "msg": _printable(str(e["msg"])),
-            "type": e.get("type"),
-        }
-        for e in exc.errors()
-    ]
-    return JSONResponse({"detail": errors}, status_code=422)
-
-
-# What FastAPI answers (as a 400) when a body cannot even be decoded: JSON that is not UTF-8,
-# a broken multipart or form body. Undocumented on every route, and unlike its sibling (JSON
-# that does not parse: a 422 json_invalid) it does not say where: answered as a 422 below.
-_BODY_PARSE_ERROR = "There was an error parsing the body"
-
-
-async def body_parse_error_handler(request: Request, exc: Exception) -> Response:
-    """A body FastAPI could not decode is a 422 naming the body, like malformed JSON."""
-    assert isinstance(exc, HTTPException)
-    if exc.status_code != 400 or exc.detail != _BODY_PARSE_ERROR:
-        return await http_exception_handler(request, exc)
-    cause = exc.__cause__
-    content_type = request.headers.get("content-type", "").split(";")[0].strip() or "none"
-    if isinstance(cause, UnicodeDecodeError):
-        msg = "the body is not valid JSON text: it must be UTF-8 encoded"
-    else:
-        msg = f"the body could not be decoded as the declared content type ({content_type})"
-    errors = [{"loc": ["body"], "msg": _printable(msg), "type": "body_invalid"}]
-    return JSONResponse({"detail": errors}, status_code=422)
-
-
 def install_common(
     app: FastAPI,
     settings: ServiceSettings,
@@ -252,8 +205,7 @@ def install_common(
         async def asyncapi_json() -> dict[str, Any]:
             return document()
 
-    app.add_exception_handler(RequestValidationError, validation_error_handler)
-    app.add_exception_handler(HTTPException, body_parse_error_handler)
+    install_error_handlers(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -7,18 +7,28 @@ outbox flusher sends them later, so an acknowledged ingest is never an unannounc
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 import logging
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from alerts_api import repository as repo
 from alerts_api.render import AlertItem, build_item, geometry_json, summary_of
+from alerts_api.schemas import (
+    AlertDetail,
+    AlertStats,
+    CreatedAlert,
+    HistoryEntry,
+    ReferenceOut,
+    RelatedAlert,
+)
 from alerts_api.tables import alert_outbox
 from eas_schemas.cap import CapAlert, CapMsgType, CapReference
 from eas_schemas.clock import utcnow
@@ -27,6 +37,7 @@ from eas_schemas.events import AlertEventType, AlertIngested, AlertLifecycle, Al
 from eas_schemas.relevance import RelevanceDecision, decide_relevance
 from eas_schemas.streams import ALERT_EVENTS
 from servicekit.bus import AsyncBus
+from servicekit.errors import Conflict, NotFound
 from servicekit.outbox import Outbox, Pending
 
 log = logging.getLogger(__name__)
@@ -57,6 +68,7 @@ class AlertService:
     ) -> None:
         self.engine = engine
         self.outbox = Outbox(engine, bus, alert_outbox)
+        self._cancel_gate = asyncio.Lock()
         # Reads run in autocommit: a single SELECT needs no BEGIN/ROLLBACK round trips.
         self.read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.source = source
@@ -426,30 +438,130 @@ class AlertService:
             )
         )
         if result.alert_id is None:
-            raise ValueError("an alert with this sender, identifier and sent time already exists")
+            raise Conflict("an alert with this sender, identifier and sent time already exists")
         return result.alert_id
 
-    async def cancel(self, alert_id: int, actor: str, note: str | None) -> int | None:
-        """Issue a CAP Cancel referencing the alert; returns the Cancel's id, None if unknown."""
+    async def cancel_by_operator(self, alert_id: int, actor: str, note: str | None) -> int:
+        """Issue a CAP Cancel referencing an active or updated alert; the Cancel's id.
+
+        Two operators pressing Cancel at once must give one Cancel and one Conflict, not two
+        Cancels (or a deadlock between their transactions): check and cancel under one lock,
+        within this process one asyncio.Lock (operator actions are rare, and one lock means a
+        waiting cancel never holds a pooled connection), across instances a PostgreSQL
+        advisory lock on the alert, held by its own transaction.
+        """
+        async with self._cancel_gate, contextlib.AsyncExitStack() as stack:
+            if self.engine.dialect.name == "postgresql":
+                lock_conn = await stack.enter_async_context(self.engine.begin())
+                await repo.lock_for_cancel(lock_conn, alert_id)
+            async with self.engine.connect() as conn:
+                row = await repo.get_alert(conn, alert_id)
+            if row is None:
+                raise NotFound(f"no alert with id {alert_id}")
+            current = AlertItem.model_validate_json(row.item_json)
+            if current.msg_type == CapMsgType.CANCEL:
+                raise Conflict(
+                    f"alert {alert_id} is a Cancel message, which cannot itself be cancelled"
+                )
+            if current.state not in (AlertState.ACTIVE, AlertState.UPDATED):
+                raise Conflict(
+                    f"alert {alert_id} is already {current.state}; only an active or updated "
+                    "alert can be cancelled"
+                )
+            target = CapAlert.model_validate_json(row.cap)
+            cancel = CapAlert(
+                identifier=f"eas-station-cancel-{uuid.uuid4().hex}",
+                sender=self.station_sender,
+                sent=utcnow().replace(microsecond=0),
+                status=target.status,
+                msg_type=CapMsgType.CANCEL,
+                scope=target.scope,
+                note=note or f"cancelled by operator {actor}",
+                references=[
+                    CapReference(
+                        sender=target.sender, identifier=target.identifier, sent=target.sent
+                    )
+                ],
+                infos=target.infos[:1],
+            )
+            return await self.create_manual(cancel, actor)
+
+    # ---- reads -----------------------------------------------------------------------
+
+    async def list_page(
+        self, filters: repo.AlertFilters, after: Any, limit: int, with_geometry: bool
+    ) -> tuple[list[Any], str | None]:
+        """One page of rendered rows and the cursor of the next page (None on the last)."""
+        async with self.read_engine.connect() as conn:
+            # One row more than asked for tells whether another page exists, so an exactly
+            # full last page does not hand out a cursor to an empty page.
+            rows = await repo.list_page(
+                conn, filters, after, limit + 1, with_geometry=with_geometry
+            )
+        more, rows = len(rows) > limit, rows[:limit]
+        return rows, repo.encode_cursor(rows[-1].sent, rows[-1].id) if more else None
+
+    async def detail(self, alert_id: int) -> AlertDetail:
+        async with self.engine.connect() as conn:
+            row = await repo.get_alert(conn, alert_id)
+            if row is None:
+                raise NotFound(f"no alert with id {alert_id}")
+            refs = await repo.references_of(conn, alert_id)
+            later = await repo.referenced_by(conn, alert_id)
+            hist = await repo.history(conn, alert_id)
+        return AlertDetail(
+            alert=AlertItem.model_validate_json(row.item_json),
+            cap=CapAlert.model_validate_json(row.cap),
+            geometry=json.loads(row.geometry_json) if row.geometry_json else None,
+            references=[
+                ReferenceOut(
+                    sender=r.ref_sender,
+                    identifier=r.ref_identifier,
+                    sent=r.ref_sent,
+                    alert_id=r.ref_alert_id,
+                )
+                for r in refs
+            ],
+            referenced_by=[
+                RelatedAlert(id=r.id, identifier=r.identifier, msg_type=r.msg_type, sent=r.sent)
+                for r in later
+            ],
+            history=[
+                HistoryEntry(
+                    at=h.at,
+                    from_state=h.from_state,
+                    to_state=h.to_state,
+                    reason=h.reason,
+                    by_alert_id=h.by_alert_id,
+                )
+                for h in hist
+            ],
+        )
+
+    async def created(self, alert_id: int) -> CreatedAlert:
         async with self.engine.connect() as conn:
             row = await repo.get_alert(conn, alert_id)
         if row is None:
-            return None
-        target = CapAlert.model_validate_json(row.cap)
-        cancel = CapAlert(
-            identifier=f"eas-station-cancel-{uuid.uuid4().hex}",
-            sender=self.station_sender,
-            sent=utcnow().replace(microsecond=0),
-            status=target.status,
-            msg_type=CapMsgType.CANCEL,
-            scope=target.scope,
-            note=note or f"cancelled by operator {actor}",
-            references=[
-                CapReference(sender=target.sender, identifier=target.identifier, sent=target.sent)
-            ],
-            infos=target.infos[:1],
-        )
-        return await self.create_manual(cancel, actor)
+            raise NotFound(f"no alert with id {alert_id}")
+        return CreatedAlert(id=alert_id, alert=AlertItem.model_validate_json(row.item_json))
+
+    async def stats(self) -> AlertStats:
+        now = utcnow()
+        day, week = now - timedelta(days=1), now - timedelta(days=7)
+        async with self.engine.connect() as conn:
+            return AlertStats(
+                total=await repo.count(conn),
+                active=await repo.count(conn, state="active"),
+                last_24h=await repo.count(conn, since=day),
+                last_7d=await repo.count(conn, since=week),
+                by_event=await repo.counts_by(conn, "event", None),
+                by_severity=await repo.counts_by(conn, "severity", None),
+                by_source=await repo.counts_by(conn, "source", None),
+                by_state=await repo.counts_by(conn, "state", None),
+                by_event_7d=await repo.counts_by(conn, "event", week),
+                by_severity_7d=await repo.counts_by(conn, "severity", week),
+                by_source_7d=await repo.counts_by(conn, "source", week),
+            )
 
 
 def _identity(cap: CapAlert) -> tuple[str, str, datetime]:

@@ -31,41 +31,10 @@ from eas_schemas.monitor_events import (
 from eas_schemas.same_codes import EVENT_CODES
 from servicekit.auth.permissions import Permission
 from servicekit.auth.tokens import Principal
-from servicekit.errors import TooLarge
+from servicekit.errors import COMMON_RESPONSES, TooLarge, error, unprocessable
 from servicekit.security import require
 
-
-class ErrorOut(BaseModel):
-    detail: str = Field(description="what was wrong, in words")
-
-
-class FieldError(BaseModel):
-    loc: list[str | int] = Field(description="where: body, query or path, then the field")
-    msg: str
-    type: str
-
-
-class ValidationErrorOut(BaseModel):
-    """A request that does not match the schema: every bad field named."""
-
-    detail: list[FieldError]
-
-
-def _unprocessable(description: str) -> dict[str, Any]:
-    # A 422 is either a request the schema rejects (fields listed) or one the service rejects
-    # after reading it (a sentence): both shapes are documented.
-    return {
-        "model": ErrorOut | ValidationErrorOut,
-        "description": f"the request does not match the schema, or {description}",
-    }
-
-
-_AUTH: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorOut, "description": "no token, or an expired or invalid one"},
-    403: {"model": ErrorOut, "description": "the token's role lacks the permission"},
-}
-
-router = APIRouter(prefix="/api/eas-monitor", tags=["eas-monitor"], responses=_AUTH)
+router = APIRouter(prefix="/api/eas-monitor", tags=["eas-monitor"], responses=COMMON_RESPONSES)
 
 Reader = Annotated[Principal, Depends(require(Permission.MONITOR_READ))]
 Writer = Annotated[Principal, Depends(require(Permission.MONITOR_WRITE))]
@@ -188,7 +157,7 @@ def _event_code(code: str) -> str:
     return code
 
 
-_ERR = {"model": ErrorOut}
+_ERR = error("see detail")
 
 
 @router.get("/status", summary="State of every monitored input")
@@ -205,7 +174,7 @@ async def list_inputs(svc: Svc, _: Reader) -> list[InputOut]:
     "/inputs",
     status_code=status.HTTP_201_CREATED,
     summary="Add an input (stopped; start it with /start)",
-    responses={409: _ERR, 422: _unprocessable("the configuration cannot work here")},
+    responses={409: _ERR, 422: unprocessable("the configuration cannot work here")},
 )
 async def create_input(body: InputCreate, svc: Svc, _: Writer) -> InputOut:
     return InputOut.of(await svc.create_input(body.name, body.config))
@@ -219,7 +188,7 @@ async def get_input(input_id: InputId, svc: Svc, _: Reader) -> InputOut:
 @router.patch(
     "/inputs/{input_id}",
     summary="Rename or reconfigure an input (a running one restarts with it)",
-    responses={404: _ERR, 409: _ERR, 422: _unprocessable("the configuration cannot work here")},
+    responses={404: _ERR, 409: _ERR, 422: unprocessable("the configuration cannot work here")},
 )
 async def update_input(input_id: InputId, body: InputUpdate, svc: Svc, _: Writer) -> InputOut:
     return InputOut.of(await svc.update_input(input_id, body.name, body.config))
@@ -241,9 +210,9 @@ async def delete_input(input_id: InputId, svc: Svc, _: Writer) -> Response:
     summary="Start an input and answer once its worker is confirmed running",
     responses={
         404: _ERR,
-        409: {"model": ErrorOut, "description": "it cannot run as configured"},
+        409: error("it cannot run as configured"),
         503: _ERR,
-        504: {"model": ErrorOut, "description": "not confirmed in time; still being retried"},
+        504: error("not confirmed in time; still being retried"),
     },
 )
 async def start_input(input_id: InputId, svc: Svc, _: Writer) -> InputOut:
@@ -262,7 +231,7 @@ async def stop_input(input_id: InputId, svc: Svc, _: Writer) -> InputOut:
 @router.get(
     "/decodes",
     summary="Recent decodes (newest first)",
-    responses={422: _unprocessable("the cursor is not one this API returned")},
+    responses={422: unprocessable("the cursor is not one this API returned")},
 )
 async def list_decodes(
     request: Request,
@@ -314,10 +283,10 @@ async def get_clip(
     "/decode",
     summary="Decode an uploaded WAV or FLAC file",
     responses={
-        400: {"model": ErrorOut, "description": "the multipart body is malformed"},
-        413: {"model": ErrorOut, "description": "over the upload size limit"},
-        415: {"model": ErrorOut, "description": "not WAV or FLAC audio"},
-        422: _unprocessable("the audio is empty or sampled below 6000 Hz"),
+        400: error("the multipart body is malformed"),
+        413: error("over the upload size limit"),
+        415: error("not WAV or FLAC audio"),
+        422: unprocessable("the audio is empty or sampled below 6000 Hz"),
     },
 )
 async def decode_upload(

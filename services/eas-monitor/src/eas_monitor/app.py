@@ -10,11 +10,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
 
 from eas_monitor import __version__
 from eas_monitor.api import router
-from eas_monitor.service import MonitorError, MonitorService
+from eas_monitor.service import MonitorService
 from eas_monitor.settings import EasMonitorSettings
 from eas_monitor.supervisor import CommandFactory, Supervisor
 from eas_schemas.envelope import EventEnvelope
@@ -154,10 +153,6 @@ def create_app(
         lifespan=lifespan,
     )
     app.include_router(router)
-
-    @app.exception_handler(MonitorError)
-    async def monitor_error(_request: Request, exc: MonitorError) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
 
     async def readiness(request: Request) -> dict[str, str]:
         state = request.app.state

@@ -41,9 +41,9 @@ from eas_schemas.monitor_events import (
 )
 from servicekit.errors import (
     Conflict,
+    Invalid,
     NotConfirmed,
     NotFound,
-    ServiceError,
     Unavailable,
     Unsupported,
 )
@@ -52,14 +52,7 @@ log = logging.getLogger(__name__)
 
 SAME_TYPES = (SAME_HEADER_TYPE, SAME_EOM_TYPE, SAME_ATTENTION_TONE_TYPE)
 UPLOAD_FORMATS = ("WAV", "WAVEX", "FLAC")
-
-
-# The service's errors are servicekit's; MonitorError names the family for this service.
-MonitorError = ServiceError
-
-
-class Invalid(ServiceError):
-    status_code = 422
+_UPLOAD = ("body", "file")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +88,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
             raise ValueError("naive")
         return when, int(ident)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise Invalid("cursor is not one this API returned") from exc
+        raise Invalid("cursor is not one this API returned", loc=("query", "cursor")) from exc
 
 
 class MonitorService:
@@ -164,14 +157,18 @@ class MonitorService:
     async def get_input(self, input_id: int) -> InputView:
         return self._view(await self._row(input_id))
 
-    async def _check(self, config: InputConfig, failure: type[MonitorError]) -> None:
+    async def _check(self, config: InputConfig, *, starting: bool = False) -> None:
+        """A configuration this machine cannot run: refused as invalid when it is being saved,
+        as a conflict when a saved one is asked to start."""
         try:
             await asyncio.to_thread(check_machine, config, ffmpeg=self.settings.ffmpeg)
         except InputConfigError as exc:
-            raise failure(str(exc)) from exc
+            if starting:
+                raise Conflict(str(exc)) from exc
+            raise Invalid(str(exc), loc=("body", "config")) from exc
 
     async def create_input(self, name: str, config: InputConfig) -> InputView:
-        await self._check(config, Invalid)
+        await self._check(config)
         now = datetime.now(UTC)
         values = {
             "name": name,
@@ -203,9 +200,10 @@ class MonitorService:
             if config.kind.value != row["kind"]:
                 raise Invalid(
                     f"input {input_id} is a {row['kind']} input; create a new input to change "
-                    "its kind"
+                    "its kind",
+                    loc=("body", "config", "kind"),
                 )
-            await self._check(config, Invalid)
+            await self._check(config)
             values["config"] = config.model_dump_json()
         async with self._lock():
             try:
@@ -236,7 +234,7 @@ class MonitorService:
         supervisor = self._need_supervisor()
         row = await self._row(input_id)
         # The file may have gone, or the device been unplugged, since it was configured.
-        await self._check(_record(row).config, Conflict)
+        await self._check(_record(row).config, starting=True)
         async with supervisor.lock:
             async with self.engine.begin() as conn:
                 await repo.update_input(conn, input_id, {"wanted_running": True})
@@ -417,7 +415,7 @@ class MonitorService:
     def decode_upload(self, data: bytes) -> dict[str, Any]:
         """Decode a whole WAV/FLAC file; raises Unsupported/Invalid on anything else."""
         if not data:
-            raise Invalid("the uploaded file is empty")
+            raise Invalid("the uploaded file is empty", loc=_UPLOAD)
         try:
             with sf.SoundFile(io.BytesIO(data)) as f:
                 fmt, rate, channels = f.format, int(f.samplerate), int(f.channels)
@@ -427,9 +425,12 @@ class MonitorService:
         if fmt not in UPLOAD_FORMATS:
             raise Unsupported(f"the upload is {fmt} audio; send WAV or FLAC")
         if rate < 6000:
-            raise Invalid(f"the audio is sampled at {rate} Hz; SAME decoding needs 6000 Hz or more")
+            raise Invalid(
+                f"the audio is sampled at {rate} Hz; SAME decoding needs 6000 Hz or more",
+                loc=_UPLOAD,
+            )
         if len(samples) == 0:
-            raise Invalid("the file holds no audio")
+            raise Invalid("the file holds no audio", loc=_UPLOAD)
         mono = samples.mean(axis=1) if channels > 1 else samples[:, 0]
         decoder = SameDecoder(rate)
         events = decoder.feed(np.asarray(mono, dtype=np.float64))

@@ -10,9 +10,9 @@ import sys
 from servicekit.bus import async_redis
 from servicekit.cli import ServiceCli
 from servicekit.db import make_engine
+from servicekit.errors import ServiceError
 from station_api.app import asyncapi_document, create_app
 from station_api.audit import AuditLog
-from station_api.errors import ServiceError
 from station_api.identity import IdentityService
 from station_api.migrate import upgrade_url
 from station_api.passwords import Passwords

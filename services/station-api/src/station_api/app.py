@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -13,9 +12,6 @@ from typing import Any
 
 import psutil
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from redis.exceptions import RedisError
 
 from eas_schemas.streams import SERVICE_HEARTBEAT, SETTINGS_CHANGED, SYSTEM_ALARMS
 from eas_schemas.system_events import AUDIT_RECORDS, STATION_API_GROUP
@@ -33,7 +29,6 @@ from station_api import __version__, tables
 from station_api import repository as repo
 from station_api.audit import AuditLog
 from station_api.audit_intake import make_handler as make_audit_handler
-from station_api.errors import Invalid, ServiceError, Throttled, Unauthorized
 from station_api.fleet import FleetMonitor
 from station_api.identity import IdentityService
 from station_api.passwords import Passwords
@@ -73,56 +68,6 @@ def asyncapi_document() -> dict[str, Any]:
         description="station-api announces settings.changed and system.alarm, and reads "
         "every service.heartbeat for the fleet view.",
     )
-
-
-def _renderable(value: Any) -> bool:
-    # A key like "\ud800" in a JSON body would make the 422 itself fail to render.
-    try:
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
-    except (TypeError, ValueError, UnicodeEncodeError):
-        return False
-    return True
-
-
-def _fields(errors: list[Any]) -> list[str]:
-    return [".".join(str(p) for p in e["loc"][1:]) or str(e["loc"][0]) for e in errors]
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    async def service_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, ServiceError)
-        headers: dict[str, str] = {}
-        if isinstance(exc, Throttled):
-            headers["Retry-After"] = str(exc.retry_after_s)
-        if isinstance(exc, Unauthorized):
-            headers["WWW-Authenticate"] = "Bearer"
-        if isinstance(exc, Invalid):
-            body: dict[str, Any] = {"detail": exc.errors, "fields": _fields(exc.errors)}
-        else:
-            body = {"detail": exc.detail}
-        return JSONResponse(body, status_code=exc.status_code, headers=headers)
-
-    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RequestValidationError)
-        # FastAPI's default answer echoes the input, which can be a password or a secret.
-        errors = [
-            {
-                "loc": [p if _renderable(p) else ascii(p) for p in e.get("loc", ())],
-                "msg": str(e.get("msg", "")),
-                "type": str(e.get("type", "")),
-            }
-            for e in exc.errors()
-        ]
-        return JSONResponse({"detail": errors, "fields": _fields(errors)}, status_code=422)
-
-    async def redis_error(request: Request, exc: Exception) -> JSONResponse:
-        # Login throttling needs Redis: without it logins fail closed, as a clear 503.
-        log.warning("redis unavailable: %s", type(exc).__name__)
-        return JSONResponse({"detail": "Redis is unavailable; try again shortly"}, 503)
-
-    app.add_exception_handler(ServiceError, service_error)
-    app.add_exception_handler(RedisError, redis_error)
-    app.add_exception_handler(RequestValidationError, validation_error)
 
 
 def create_app(settings: StationApiSettings | None = None) -> FastAPI:
@@ -276,8 +221,5 @@ def create_app(settings: StationApiSettings | None = None) -> FastAPI:
         return out
 
     install_common(app, settings, metrics, readiness, asyncapi=asyncapi_document)
-    # After install_common, replacing its 422 handler: station-api's bodies carry passwords
-    # and secrets, so its 422 names the fields without echoing their input.
-    install_error_handlers(app)
     app.state.started_at = datetime.now(UTC)
     return app

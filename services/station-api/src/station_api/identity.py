@@ -26,9 +26,7 @@ from eas_schemas.clock import utcnow
 from eas_schemas.system_events import AuditOutcome
 from servicekit.auth.permissions import ROLE_RANK, Role
 from servicekit.auth.tokens import Principal, TokenSigner
-from station_api import repository as repo
-from station_api.audit import AuditLog, audit_record
-from station_api.errors import (
+from servicekit.errors import (
     Conflict,
     Forbidden,
     Invalid,
@@ -38,6 +36,8 @@ from station_api.errors import (
     Unauthorized,
     Unavailable,
 )
+from station_api import repository as repo
+from station_api.audit import AuditLog, audit_record
 from station_api.passwords import Passwords, policy_problem
 from station_api.throttle import LoginThrottle
 
@@ -92,7 +92,7 @@ class UserView:
 
 
 def _field_error(field: str, message: str) -> Invalid:
-    return Invalid([{"loc": ["body", field], "msg": message, "type": "value_error"}])
+    return Invalid(message, loc=("body", field))
 
 
 def _check_username(username: str) -> str:

@@ -46,10 +46,6 @@ UtcTime = Annotated[AwareDatetime, AfterValidator(_utc_time)]
 VERSION_MAX = 2**31 - 1
 
 
-class ErrorOut(BaseModel):
-    detail: Any
-
-
 class TokenOut(BaseModel):
     access_token: str
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 (the OAuth2 token type name)

@@ -39,10 +39,10 @@ from eas_schemas.streams import SETTINGS_CHANGED
 from eas_schemas.system_events import AuditOutcome
 from servicekit.auth.tokens import Principal
 from servicekit.bus import stream_key
+from servicekit.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError
 from servicekit.outbox import Outbox
 from station_api import repository as repo
 from station_api.audit import AuditLog, audit_record
-from station_api.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +56,6 @@ end
 redis.call('SET', KEYS[1], ARGV[1])
 return 1
 """
-
-
-def validation_errors(exc: ValidationError, prefix: tuple[str, ...] = ("body",)) -> list[Any]:
-    """Pydantic errors as FastAPI shapes them, minus the input (it may hold a secret)."""
-    return [
-        {"loc": [*prefix, *e["loc"]], "msg": e["msg"], "type": e["type"]}
-        for e in exc.errors(include_url=False, include_context=False, include_input=False)
-    ]
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -194,7 +186,7 @@ class SettingsService:
             try:
                 new = StationSettings.model_validate(merged)
             except ValidationError as exc:
-                raise Invalid(validation_errors(exc, ("body", "patch"))) from None
+                raise Invalid.from_validation(exc, ("body", "patch")) from None
             return carry_secrets(new, current)
 
         return await self._save(

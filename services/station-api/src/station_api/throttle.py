@@ -14,7 +14,7 @@ import hashlib
 import redis.asyncio as aioredis
 
 from servicekit.bus import stream_key
-from station_api.errors import Throttled
+from servicekit.errors import Throttled
 
 
 def _digest(value: str) -> str:

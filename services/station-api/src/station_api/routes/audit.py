@@ -11,12 +11,13 @@ from fastapi.responses import StreamingResponse
 from eas_schemas.system_events import AuditOutcome
 from servicekit.auth.permissions import Permission
 from servicekit.auth.tokens import Principal
+from servicekit.errors import COMMON_RESPONSES
 from servicekit.security import require
 from station_api.models import AuditEntryOut, AuditPageOut, OneLine, UtcTime
 from station_api.repository import AuditFilters
-from station_api.routes.common import AUTH_ERRORS, audit_log
+from station_api.routes.common import audit_log
 
-router = APIRouter(prefix="/api/audit", tags=["audit"], responses=AUTH_ERRORS)
+router = APIRouter(prefix="/api/audit", tags=["audit"], responses=COMMON_RESPONSES)
 
 Auditor = Annotated[Principal, Depends(require(Permission.AUDIT_READ))]
 

@@ -11,13 +11,13 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from servicekit.auth.permissions import Permission
 from servicekit.auth.tokens import Principal, TokenError, TokenVerifier
+from servicekit.errors import COMMON_RESPONSES, Unauthorized, error, unprocessable
 from servicekit.security import ACCESS_COOKIE, CSRF_COOKIE, enforce_csrf, oauth2_scheme, require
-from station_api.errors import Unauthorized
 from station_api.identity import TokenBundle, UserView
-from station_api.models import ErrorOut, PasswordChangeIn, RefreshIn, SetupIn, TokenOut, UserOut
-from station_api.routes.common import AUTH_ERRORS, PUBLIC, client_addr, identity
+from station_api.models import PasswordChangeIn, RefreshIn, SetupIn, TokenOut, UserOut
+from station_api.routes.common import PUBLIC, client_addr, identity
 
-router = APIRouter(prefix="/api/auth", tags=["auth"])
+router = APIRouter(prefix="/api/auth", tags=["auth"], responses={422: unprocessable()})
 
 REFRESH_COOKIE = "eas_refresh"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -114,9 +114,9 @@ def _refresh_token(request: Request, body: RefreshIn | None) -> str | None:
     response_model=TokenOut,
     summary="Log in (OAuth2 password flow): access and refresh tokens, session cookies",
     responses={
-        401: {"model": ErrorOut, "description": "wrong user name or password"},
-        429: {"model": ErrorOut, "description": "too many failures; see Retry-After"},
-        503: {"model": ErrorOut, "description": "no signing key configured"},
+        401: error("wrong user name or password"),
+        429: error("too many failures; see Retry-After"),
+        503: error("no signing key configured"),
     },
 )
 async def login(
@@ -143,7 +143,7 @@ async def login(
     openapi_extra=PUBLIC,
     response_model=TokenOut,
     summary="Trade a refresh token (body or cookie) for new tokens; the old one is spent",
-    responses={401: {"model": ErrorOut, "description": "unknown, spent or expired token"}},
+    responses={401: error("unknown, spent or expired token")},
 )
 async def refresh(request: Request, response: Response, body: RefreshIn | None = None) -> TokenOut:
     token = _refresh_token(request, body)
@@ -188,7 +188,7 @@ async def logout(
     status_code=status.HTTP_201_CREATED,
     response_model=UserOut,
     summary="Create the first admin with the one-time setup token printed at first start",
-    responses={403: {"model": ErrorOut, "description": "wrong or used token, or users exist"}},
+    responses={403: error("wrong or used token, or users exist")},
 )
 async def setup(request: Request, body: SetupIn) -> UserOut:
     user = await identity(request).setup(
@@ -202,8 +202,8 @@ async def setup(request: Request, body: SetupIn) -> UserOut:
     response_model=UserOut,
     summary="The signed-in user",
     responses={
-        **AUTH_ERRORS,
-        404: {"model": ErrorOut, "description": "the token's user no longer exists"},
+        **COMMON_RESPONSES,
+        404: error("the token's user no longer exists"),
     },
 )
 async def me(
@@ -217,7 +217,7 @@ async def me(
     "/password",
     response_model=TokenOut,
     summary="Change one's own password (ends every other session; returns new tokens)",
-    responses=AUTH_ERRORS,
+    responses=COMMON_RESPONSES,
 )
 async def change_password(
     request: Request,

@@ -9,17 +9,11 @@ from fastapi import Request
 from station_api.audit import AuditLog
 from station_api.fleet import FleetMonitor
 from station_api.identity import IdentityService
-from station_api.models import ErrorOut
 from station_api.settings_service import SettingsService
 
 # The marker of a route open without a token (login, refresh, logout, setup): it shows in the
 # OpenAPI document as ``x-public: true`` and is what the route-permission tests read.
 PUBLIC: dict[str, Any] = {"x-public": True}
-
-AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorOut, "description": "missing, expired or invalid token"},
-    403: {"model": ErrorOut, "description": "the role lacks the permission, or CSRF check failed"},
-}
 
 
 def client_addr(request: Request) -> str:

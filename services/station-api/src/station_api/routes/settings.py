@@ -10,12 +10,12 @@ from fastapi.responses import JSONResponse
 from eas_schemas.station_settings import SettingsExport, redacted
 from servicekit.auth.permissions import Permission
 from servicekit.auth.tokens import Principal
+from servicekit.errors import COMMON_RESPONSES, error, unprocessable
 from servicekit.security import require
 from station_api.locations import location_names
 from station_api.models import (
     VERSION_MAX,
     CleanText,
-    ErrorOut,
     RollbackIn,
     SaveOut,
     SettingsOut,
@@ -24,16 +24,16 @@ from station_api.models import (
     VersionOut,
     VersionsOut,
 )
-from station_api.routes.common import AUTH_ERRORS, client_addr, settings_service
+from station_api.routes.common import client_addr, settings_service
 from station_api.settings_service import SaveResult, SettingsState
 
-router = APIRouter(prefix="/api/settings", tags=["settings"], responses=AUTH_ERRORS)
+router = APIRouter(prefix="/api/settings", tags=["settings"], responses=COMMON_RESPONSES)
 
 Reader = Annotated[Principal, Depends(require(Permission.SETTINGS_READ))]
 Writer = Annotated[Principal, Depends(require(Permission.SETTINGS_WRITE))]
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
-    409: {"model": ErrorOut, "description": "base_version is not the current version"},
-    422: {"model": ErrorOut, "description": "the document is invalid; every bad field named"},
+    409: error("base_version is not the current version"),
+    422: unprocessable("the document is invalid; every bad field named"),
 }
 
 
@@ -123,7 +123,7 @@ async def list_versions(
     "/versions/{version}",
     response_model=SettingsOut,
     summary="One earlier version (secrets as markers)",
-    responses={404: {"model": ErrorOut, "description": "no such version"}},
+    responses={404: error("no such version")},
 )
 async def get_version(
     request: Request, version: Annotated[int, Path(ge=1, le=VERSION_MAX)], _: Reader
@@ -135,7 +135,7 @@ async def get_version(
     "/rollback",
     response_model=SaveOut,
     summary="Make the previous (or a named) version current again, as a new version",
-    responses={409: {"model": ErrorOut, "description": "nothing to roll back to"}},
+    responses={409: error("nothing to roll back to")},
 )
 async def rollback(request: Request, principal: Writer, body: RollbackIn | None = None) -> SaveOut:
     body = body or RollbackIn()

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from servicekit.auth.permissions import Permission
 from servicekit.auth.tokens import Principal
+from servicekit.errors import COMMON_RESPONSES
 from servicekit.security import require
 from station_api.host import host_snapshot, probe_latency
 from station_api.models import (
@@ -20,9 +21,9 @@ from station_api.models import (
     HostOut,
     InstanceOut,
 )
-from station_api.routes.common import AUTH_ERRORS, fleet
+from station_api.routes.common import fleet
 
-router = APIRouter(prefix="/api/system", tags=["system"], responses=AUTH_ERRORS)
+router = APIRouter(prefix="/api/system", tags=["system"], responses=COMMON_RESPONSES)
 
 Reader = Annotated[Principal, Depends(require(Permission.SYSTEM_READ))]
 

@@ -8,21 +8,18 @@ from fastapi import APIRouter, Depends, Path, Request, Response, status
 
 from servicekit.auth.permissions import Permission
 from servicekit.auth.tokens import Principal
+from servicekit.errors import COMMON_RESPONSES, error
 from servicekit.security import require
-from station_api.models import ErrorOut, OneLine, UserCreateIn, UserOut, UserUpdateIn
+from station_api.models import OneLine, UserCreateIn, UserOut, UserUpdateIn
 from station_api.routes.auth import user_out
-from station_api.routes.common import AUTH_ERRORS, client_addr, identity
+from station_api.routes.common import client_addr, identity
 
-router = APIRouter(prefix="/api/users", tags=["users"], responses=AUTH_ERRORS)
+router = APIRouter(prefix="/api/users", tags=["users"], responses=COMMON_RESPONSES)
 
 Admin = Annotated[Principal, Depends(require(Permission.USERS_ADMIN))]
 Username = Annotated[OneLine, Path(min_length=1, max_length=64)]
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorOut, "description": "no such user"}
-}
-LAST_ADMIN: dict[int | str, dict[str, Any]] = {
-    409: {"model": ErrorOut, "description": "would leave the station without admin"}
-}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: error("no such user")}
+LAST_ADMIN: dict[int | str, dict[str, Any]] = {409: error("would leave the station without admin")}
 
 
 @router.get("", response_model=list[UserOut], summary="Every user")
@@ -35,7 +32,7 @@ async def list_users(request: Request, _: Admin) -> list[UserOut]:
     status_code=status.HTTP_201_CREATED,
     response_model=UserOut,
     summary="Create a user (never with a role above the creator's)",
-    responses={409: {"model": ErrorOut, "description": "the user name is taken"}},
+    responses={409: error("the user name is taken")},
 )
 async def create_user(request: Request, body: UserCreateIn, principal: Admin) -> UserOut:
     user = await identity(request).create_user(
