@@ -4,7 +4,8 @@ The routes are enumerated from each service's OpenAPI document; only the ``healt
 (healthz, readyz, metrics, asyncapi.json) and the routes marked ``x-public: true`` (station-api's
 login, refresh, logout and setup) are left out. For every other operation:
 
-- the route has exactly one ``servicekit.security.require(...)`` dependency (its permission);
+- the route has exactly one ``servicekit.auth.dependencies.require(...)`` dependency
+  (its permission);
 - no token: 401 with ``WWW-Authenticate: Bearer``;
 - an expired token, a token whose signature or claims were altered, a token signed by another
   key: 401;
@@ -30,6 +31,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from eas_testkit.services import HTTP_SERVICES, Operation, Resources, build_app, operations
+from servicekit.auth.dependencies import route_permissions
 from servicekit.auth.permissions import (
     ANONYMOUS_PERMISSIONS,
     ROLE_PERMISSIONS,
@@ -38,7 +40,6 @@ from servicekit.auth.permissions import (
     Role,
 )
 from servicekit.auth.tokens import TokenSigner, generate_keypair
-from servicekit.security import route_permissions
 
 pytestmark = pytest.mark.integration
 
@@ -67,7 +68,7 @@ def _permission(op: Operation) -> Permission:
     found = route_permissions(op.route.dependant)
     assert found, (
         f"{op.method} {op.path} declares no permission: add a "
-        "Depends(servicekit.security.require(Permission...)) or mark it x-public"
+        "Depends(servicekit.auth.dependencies.require(Permission...)) or mark it x-public"
     )
     assert len(found) == 1, f"{op.method} {op.path} names several permissions: {found}"
     return found[0]
@@ -215,7 +216,7 @@ def test_a_route_without_permission_is_caught() -> None:
     # The guard of the tests above: a route that forgot its require(...) is reported.
     from fastapi import APIRouter, Depends
 
-    from servicekit.security import require
+    from servicekit.auth.dependencies import require
 
     app = FastAPI()
     router = APIRouter(prefix="/api/x", tags=["x"])

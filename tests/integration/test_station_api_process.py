@@ -1,6 +1,6 @@
 """station-api as a station runs it: `create-admin` and `serve` as processes configured only by
 environment variables; its tokens verified locally by another service (alerts-api), whose
-cookie-authenticated writes need the CSRF token too (servicekit.security)."""
+cookie-authenticated writes need the CSRF token too (servicekit.auth.dependencies)."""
 
 from __future__ import annotations
 

@@ -44,8 +44,9 @@ from pydantic import Field, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from servicekit.logs import configure_logging
 from servicekit.settings import ServiceSettings
-from servicekit.web import SECURITY_HEADERS, configure_logging
+from servicekit.web import SECURITY_HEADERS
 
 log = logging.getLogger("eas_station.gateway")
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from servicekit.auth.permissions import Role
 from servicekit.auth.tokens import TokenSigner, write_keypair
 from servicekit.embedded import EmbeddedRedis
-from servicekit.web import configure_logging
+from servicekit.logs import configure_logging
 
 log = logging.getLogger("eas_station")
 

@@ -90,6 +90,12 @@ def _as_str(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def parse_entry_id(entry_id: str) -> tuple[int, int]:
+    """A stream entry id (``<ms>-<seq>``) as a pair that orders like Redis orders ids."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
 def fields_to_str(fields: Mapping[Any, Any]) -> dict[str, str]:
     return {_as_str(k): _as_str(v) for k, v in fields.items()}
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import uvicorn
 
-from servicekit.web import configure_logging
+from servicekit.logs import configure_logging
 
 
 @dataclass(frozen=True)

@@ -56,3 +56,16 @@ class ServiceSettings(BaseSettings):
     )
     max_request_bytes: int = Field(default=1_048_576, gt=0)
     cors_origins: list[str] = Field(default_factory=list)
+
+
+class StoreSettings(ServiceSettings):
+    """A service that owns tables: where its database is and how many connections it keeps."""
+
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///var/eas-station.db",
+        description="PostgreSQL (postgresql://...) or SQLite (sqlite:///path)",
+    )
+    db_pool_size: int = Field(default=10, ge=1)
+    outbox_interval_s: float = Field(
+        default=2.0, gt=0, description="how often events left unpublished are sent again"
+    )

@@ -28,10 +28,10 @@ from alerts_api.service import AlertService
 from eas_schemas.cap import CapCertainty, CapSeverity, CapStatus, CapUrgency
 from eas_schemas.events import FeedKind
 from eas_schemas.same_codes import SameEventCode, SameLocationCode, UgcCode
+from servicekit.auth.dependencies import require
 from servicekit.auth.permissions import Permission
 from servicekit.auth.tokens import Principal
 from servicekit.errors import COMMON_RESPONSES, BadRequest, error
-from servicekit.security import require
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"], responses=COMMON_RESPONSES)
 

@@ -6,16 +6,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from prometheus_client.core import CounterMetricFamily, Metric
 
 from alerts_api import __version__
 from alerts_api.api import router
-from alerts_api.ingest_consumer import make_batch_handler, make_handler
+from alerts_api.consumer import make_batch_handler, make_handler
 from alerts_api.service import AlertService
 from alerts_api.settings import AlertsApiSettings
 from eas_schemas.streams import (
@@ -27,14 +25,9 @@ from eas_schemas.streams import (
     SETTINGS_CHANGED,
 )
 from servicekit.asyncapi import build_asyncapi
-from servicekit.auth.loading import load_verifier
-from servicekit.bus import AsyncBus, async_redis
 from servicekit.consumer import GroupConsumer
-from servicekit.db import make_engine
-from servicekit.heartbeat import run_heartbeat
-from servicekit.station_settings import SettingsFollower, SettingsVersion, configured
-from servicekit.tasks import every
-from servicekit.web import ServiceMetrics, database_and_redis, install_common
+from servicekit.runtime import ServiceInfo, ServiceRuntime, service_app
+from servicekit.settings_follower import SettingsFollower, SettingsVersion, configured
 
 log = logging.getLogger(__name__)
 
@@ -105,34 +98,33 @@ def asyncapi_document() -> dict[str, Any]:
     )
 
 
+INFO = ServiceInfo(
+    name=SERVICE,
+    version=__version__,
+    title="EAS Station alerts-api",
+    description="CAP alert store: ingest from the bus, lifecycle events, /api/alerts. "
+    "The bus contract is at /asyncapi.json.",
+    asyncapi=asyncapi_document,
+)
+
+
 def create_app(settings: AlertsApiSettings | None = None) -> FastAPI:
     settings = settings or AlertsApiSettings()
-    metrics = ServiceMetrics(SERVICE)
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
-        redis_client = async_redis(settings.redis_url)
-        bus = AsyncBus(redis_client, settings.bus_namespace)
-        source = f"{SERVICE}/{settings.instance}"
+    @contextlib.asynccontextmanager
+    async def setup(app: FastAPI, rt: ServiceRuntime) -> AsyncIterator[None]:
         service = AlertService(
-            engine, bus, source, settings.station_same_codes, settings.station_ugc_codes
+            rt.engine, rt.bus, rt.source, settings.station_same_codes, settings.station_ugc_codes
         )
         app.state.alert_service = service
-        app.state.redis = redis_client
-        app.state.verifier = load_verifier(settings)
-        app.state.anonymous_read = settings.anonymous_read
-        if app.state.verifier is None and not settings.anonymous_read:
-            log.warning("no auth public key configured: every protected route will answer 401")
-        stop = asyncio.Event()
         consumer = GroupConsumer(
-            redis_client,
+            rt.redis,
             ALERTS_INGESTED.name,
             ALERTS_API_GROUP,
             settings.instance,
             make_handler(service),
             namespace=settings.bus_namespace,
-            source=source,
+            source=rt.source,
             batch_size=settings.consumer_batch,
             concurrency=settings.consumer_concurrency,
             min_idle_ms=settings.consumer_min_idle_ms,
@@ -140,12 +132,9 @@ def create_app(settings: AlertsApiSettings | None = None) -> FastAPI:
             batch_handler=make_batch_handler(service),
         )
         app.state.consumer = consumer
-        metrics.registry.register(_IngestCollector(service, consumer))
+        app.state.metrics.registry.register(_IngestCollector(service, consumer))
         follower = SettingsFollower(
-            redis_client,
-            settings.bus_namespace,
-            _settings_applier(service, settings),
-            name=SERVICE,
+            rt.redis, settings.bus_namespace, _settings_applier(service, settings), name=SERVICE
         )
         app.state.settings_follower = follower
 
@@ -162,57 +151,18 @@ def create_app(settings: AlertsApiSettings | None = None) -> FastAPI:
                 "relevance_changes": service.relevance_changes,
             }
 
-        tasks = [
-            asyncio.create_task(every(settings.expiry_interval_s, stop, service.expire_due)),
-            asyncio.create_task(every(settings.expiry_interval_s, stop, service.resolve_dangling)),
-            asyncio.create_task(every(settings.outbox_interval_s, stop, service.outbox.flush)),
-            asyncio.create_task(
-                run_heartbeat(
-                    bus,
-                    SERVICE,
-                    settings.instance,
-                    __version__,
-                    settings.heartbeat_interval_s,
-                    stop,
-                    figures,
-                )
-            ),
-        ]
+        rt.every(settings.expiry_interval_s, service.expire_due)
+        rt.every(settings.expiry_interval_s, service.resolve_dangling)
+        rt.every(settings.outbox_interval_s, service.outbox.flush)
+        rt.heartbeat(figures)
         if settings.follow_station_settings:
             # The station's codes before the first ingest where Redis answers quickly; if it
             # does not, the follower's task applies them as soon as it can.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(follower.sync(), timeout=settings.settings_sync_timeout_s)
-            tasks.append(asyncio.create_task(follower.run(stop)))
+            rt.spawn(follower.run(rt.stop), name="settings-follower")
         if settings.run_consumer:
-            tasks.append(asyncio.create_task(consumer.run(stop)))
-        try:
-            yield
-        finally:
-            stop.set()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await redis_client.aclose()
-            await engine.dispose()
+            rt.spawn(consumer.run(rt.stop), name="ingest-consumer")
+        yield
 
-    app = FastAPI(
-        title="EAS Station alerts-api",
-        version=__version__,
-        description="CAP alert store: ingest from the bus, lifecycle events, /api/alerts. "
-        "The bus contract is at /asyncapi.json.",
-        lifespan=lifespan,
-    )
-    app.include_router(router)
-
-    async def readiness(request: Request) -> dict[str, str]:
-        state = request.app.state
-        return await database_and_redis(state.alert_service.engine, state.redis)
-
-    install_common(
-        app,
-        settings,
-        metrics,
-        readiness,
-        asyncapi=asyncapi_document,
-    )
-    app.state.started_at = datetime.now(UTC)
-    return app
+    return service_app(INFO, settings, [router], setup)

@@ -8,7 +8,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from eas_schemas.same_codes import validate_location_code, validate_ugc_code
-from servicekit.settings import ServiceSettings
+from servicekit.settings import StoreSettings
 
 
 def _split(value: object) -> object:
@@ -17,15 +17,10 @@ def _split(value: object) -> object:
     return value
 
 
-class AlertsApiSettings(ServiceSettings):
+class AlertsApiSettings(StoreSettings):
     model_config = SettingsConfigDict(env_prefix="ALERTS_API_")
 
     service_name: str = "alerts-api"
-    database_url: str = Field(
-        default="sqlite+aiosqlite:///var/eas-station.db",
-        description="PostgreSQL (postgresql://...) or SQLite (sqlite:///path)",
-    )
-    db_pool_size: int = Field(default=10, ge=1)
     station_same_codes: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="SAME codes (PSSCCC) this station serves"
     )
@@ -37,7 +32,6 @@ class AlertsApiSettings(ServiceSettings):
     consumer_min_idle_ms: int = Field(default=30_000, ge=100)
     consumer_max_deliveries: int = Field(default=5, ge=1)
     expiry_interval_s: float = Field(default=5.0, gt=0)
-    outbox_interval_s: float = Field(default=2.0, gt=0)
     run_consumer: bool = True
     follow_station_settings: bool = Field(
         default=True,

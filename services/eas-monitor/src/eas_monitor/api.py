@@ -29,10 +29,10 @@ from eas_schemas.monitor_events import (
     MonitorStatus,
 )
 from eas_schemas.same_codes import EVENT_CODES
+from servicekit.auth.dependencies import require
 from servicekit.auth.permissions import Permission
 from servicekit.auth.tokens import Principal
 from servicekit.errors import COMMON_RESPONSES, TooLarge, error, unprocessable
-from servicekit.security import require
 
 router = APIRouter(prefix="/api/eas-monitor", tags=["eas-monitor"], responses=COMMON_RESPONSES)
 

@@ -3,20 +3,19 @@ lifespan, never at import."""
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 
 from eas_monitor import __version__
 from eas_monitor.api import router
+from eas_monitor.consumer import make_handler
 from eas_monitor.service import MonitorService
 from eas_monitor.settings import EasMonitorSettings
 from eas_monitor.supervisor import CommandFactory, Supervisor
-from eas_schemas.envelope import EventEnvelope
 from eas_schemas.monitor_events import EAS_MONITOR_GROUP, InputState
 from eas_schemas.streams import (
     AUDIO_METRICS,
@@ -26,13 +25,9 @@ from eas_schemas.streams import (
     SERVICE_HEARTBEAT,
 )
 from servicekit.asyncapi import build_asyncapi
-from servicekit.auth.loading import load_verifier
-from servicekit.bus import AsyncBus, async_redis
 from servicekit.consumer import GroupConsumer
-from servicekit.db import make_engine
-from servicekit.heartbeat import run_heartbeat
-from servicekit.tasks import every
-from servicekit.web import ServiceMetrics, database_and_redis, install_common
+from servicekit.runtime import ServiceInfo, ServiceRuntime, service_app
+from servicekit.web import ServiceMetrics
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +52,16 @@ def asyncapi_document() -> dict[str, Any]:
     )
 
 
+INFO = ServiceInfo(
+    name=SERVICE,
+    version=__version__,
+    title="EAS Station eas-monitor",
+    description="Monitored audio inputs: capture, levels, live SAME decoding, clips. "
+    "The bus contract is at /asyncapi.json.",
+    asyncapi=asyncapi_document,
+)
+
+
 def create_app(
     settings: EasMonitorSettings | None = None, *, worker_command: CommandFactory | None = None
 ) -> FastAPI:
@@ -64,36 +69,24 @@ def create_app(
     metrics = ServiceMetrics(SERVICE)
     stored_total = metrics.counter("eas_monitor_decodes_stored_total", "same.* events stored")
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    @contextlib.asynccontextmanager
+    async def setup(app: FastAPI, rt: ServiceRuntime) -> AsyncIterator[None]:
         settings.clips_dir.mkdir(parents=True, exist_ok=True)
-        engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
-        redis_client = async_redis(settings.redis_url)
-        bus = AsyncBus(redis_client, settings.bus_namespace)
         supervisor = (
-            Supervisor(settings, bus, command=worker_command) if settings.run_supervisor else None
+            Supervisor(settings, rt.bus, command=worker_command)
+            if settings.run_supervisor
+            else None
         )
-        service = MonitorService(engine, settings, supervisor)
+        service = MonitorService(rt.engine, settings, supervisor)
         app.state.monitor_service = service
-        app.state.redis = redis_client
-        app.state.verifier = load_verifier(settings)
-        app.state.anonymous_read = settings.anonymous_read
-        if app.state.verifier is None and not settings.anonymous_read:
-            log.warning("no auth public key configured: every protected route will answer 401")
-        stop = asyncio.Event()
-
-        async def store(_entry_id: str, envelope: EventEnvelope[dict[str, Any]]) -> None:
-            if await service.store_event(envelope):
-                stored_total.inc()
-
         consumer = GroupConsumer(
-            redis_client,
+            rt.redis,
             SAME_EVENTS.name,
             EAS_MONITOR_GROUP,
             settings.instance,
-            store,
+            make_handler(service, stored_total),
             namespace=settings.bus_namespace,
-            source=f"{SERVICE}/{settings.instance}",
+            source=rt.source,
             min_idle_ms=settings.consumer_min_idle_ms,
             concurrency=4,
         )
@@ -103,60 +96,30 @@ def create_app(
             return {
                 "inputs": float(len(runtimes)),
                 "inputs_running": float(
-                    sum(1 for rt in runtimes if rt.state == InputState.RUNNING)
+                    sum(1 for state in runtimes if state.state == InputState.RUNNING)
                 ),
-                "worker_restarts": float(sum(rt.restarts for rt in runtimes)),
+                "worker_restarts": float(sum(state.restarts for state in runtimes)),
                 "decodes_stored": float(service.stored),
                 "pending": float(await consumer.pending_count()),
             }
 
+        rt.heartbeat(figures)
+        rt.every(settings.retention_interval_s, service.prune_clips)
         if supervisor is not None:
             await supervisor.start(await service.records())
-        tasks = [
-            asyncio.create_task(
-                run_heartbeat(
-                    bus,
-                    SERVICE,
-                    settings.instance,
-                    __version__,
-                    settings.heartbeat_interval_s,
-                    stop,
-                    figures,
-                )
-            ),
-            asyncio.create_task(every(settings.retention_interval_s, stop, service.prune_clips)),
-        ]
-        if supervisor is not None:
 
             async def reconcile() -> None:
                 async with supervisor.lock:
                     await supervisor.sync(await service.records())
 
-            tasks.append(asyncio.create_task(every(settings.reconcile_interval_s, stop, reconcile)))
+            rt.every(settings.reconcile_interval_s, reconcile)
         if settings.run_consumer:
-            tasks.append(asyncio.create_task(consumer.run(stop)))
+            rt.spawn(consumer.run(rt.stop), name="decode-history-consumer")
         try:
             yield
         finally:
-            stop.set()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await rt.stop_tasks()
             if supervisor is not None:
                 await supervisor.close()
-            await redis_client.aclose()
-            await engine.dispose()
 
-    app = FastAPI(
-        title="EAS Station eas-monitor",
-        version=__version__,
-        description="Monitored audio inputs: capture, levels, live SAME decoding, clips. "
-        "The bus contract is at /asyncapi.json.",
-        lifespan=lifespan,
-    )
-    app.include_router(router)
-
-    async def readiness(request: Request) -> dict[str, str]:
-        state = request.app.state
-        return await database_and_redis(state.monitor_service.engine, state.redis)
-
-    install_common(app, settings, metrics, readiness, asyncapi=asyncapi_document)
-    return app
+    return service_app(INFO, settings, [router], setup, metrics=metrics)

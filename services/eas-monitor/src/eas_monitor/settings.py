@@ -8,17 +8,13 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from servicekit.settings import ServiceSettings
+from servicekit.settings import StoreSettings
 
 
-class EasMonitorSettings(ServiceSettings):
+class EasMonitorSettings(StoreSettings):
     model_config = SettingsConfigDict(env_prefix="EAS_MONITOR_")
 
     service_name: str = "eas-monitor"
-    database_url: str = Field(
-        default="sqlite+aiosqlite:///var/eas-station.db",
-        description="PostgreSQL (postgresql://...) or SQLite (sqlite:///path)",
-    )
     db_pool_size: int = Field(default=5, ge=1)
     data_dir: Path = Field(default=Path("var/eas-monitor"), description="clips, worker specs")
 

@@ -17,9 +17,9 @@ from types import FrameType
 from pydantic import ValidationError
 
 from pollers.feeds.base import FeedConfigError
-from pollers.logs import setup_logging
 from pollers.runner import Pollers
 from pollers.settings import PollersSettings
+from servicekit.logs import configure_logging
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"pollers: invalid settings:\n{exc}", file=sys.stderr)
         return 2
-    setup_logging(settings.log_level, settings.log_json)
+    configure_logging(settings.log_level, settings.log_json)
     stop = threading.Event()
     try:
         app = Pollers(settings, stop=stop, idle_ok=args.command == "run")

@@ -39,7 +39,7 @@ from pollers.settings import PollersSettings
 from pollers.station import effective_settings
 from servicekit.bus import SyncBus
 from servicekit.heartbeat import SyncHeartbeat
-from servicekit.station_settings import SettingsVersion, SyncSettingsFollower
+from servicekit.settings_follower import SettingsVersion, SyncSettingsFollower
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from typing import Any
 from eas_schemas.events import FeedKind
 from eas_schemas.station_settings import StationSettings
 from pollers.settings import POLLED_KINDS, PollersSettings
-from servicekit.station_settings import configured
+from servicekit.settings_follower import configured
 
 
 def effective_settings(

@@ -7,18 +7,13 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
-from servicekit.settings import ServiceSettings
+from servicekit.settings import StoreSettings
 
 
-class StationApiSettings(ServiceSettings):
+class StationApiSettings(StoreSettings):
     model_config = SettingsConfigDict(env_prefix="STATION_API_", populate_by_name=True)
 
     service_name: str = "station-api"
-    database_url: str = Field(
-        default="sqlite+aiosqlite:///var/eas-station.db",
-        description="PostgreSQL (postgresql://...) or SQLite (sqlite:///path)",
-    )
-    db_pool_size: int = Field(default=10, ge=1)
 
     # The private half of the station's Ed25519 key: only station-api holds it.
     signing_key_file: Path | None = Field(
@@ -48,7 +43,6 @@ class StationApiSettings(ServiceSettings):
     fleet_forget_after_s: float = Field(default=3600.0, gt=0)
 
     host_disk_paths: list[str] = Field(default_factory=lambda: ["/"])
-    outbox_interval_s: float = Field(default=2.0, gt=0)
     audit_page_max: int = Field(default=500, ge=1)
     run_audit_consumer: bool = True
     # Argon2id cost; the defaults are pwdlib's (64 MiB, 3 passes).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from servicekit.web import configure_logging
+from servicekit.logs import configure_logging
 from ws_broadcaster.server import run_standalone
 from ws_broadcaster.settings import WsBroadcasterSettings
 

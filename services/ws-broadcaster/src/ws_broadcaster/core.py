@@ -16,7 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from eas_schemas.ws_protocol import CloseCode
-from servicekit.auth.tokens import TokenVerifier
+from servicekit.auth.loading import load_verifier
 from servicekit.bus import AsyncBus, async_redis
 from servicekit.heartbeat import run_heartbeat
 from servicekit.web import ServiceMetrics
@@ -28,14 +28,6 @@ from ws_broadcaster.settings import WsBroadcasterSettings
 log = logging.getLogger(__name__)
 
 SERVICE = "ws-broadcaster"
-
-
-def load_verifier(settings: WsBroadcasterSettings) -> TokenVerifier | None:
-    if settings.auth_public_key:
-        return TokenVerifier(settings.auth_public_key)
-    if settings.auth_public_key_file and settings.auth_public_key_file.exists():
-        return TokenVerifier(settings.auth_public_key_file.read_text())
-    return None
 
 
 class HubCollector(Collector):

@@ -35,7 +35,7 @@ from eas_schemas.ws_protocol import (
     TopicRequest,
 )
 from servicekit.auth.tokens import Principal
-from servicekit.bus import stream_key
+from servicekit.bus import parse_entry_id, stream_key
 from ws_broadcaster.settings import WsBroadcasterSettings
 
 log = logging.getLogger(__name__)
@@ -73,11 +73,6 @@ class Frame:
     @classmethod
     def of(cls, message: BaseModel) -> Frame:
         return cls(message.model_dump_json())
-
-
-def parse_id(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 @dataclass(slots=True)
@@ -470,7 +465,7 @@ class Hub:
         sub: Subscription,
     ) -> tuple[list[Frame], tuple[ResyncReason, str | None] | None]:
         """Frames for entries in (last_id, position], or why they cannot all be given."""
-        last, pos = parse_id(last_id), parse_id(position)
+        last, pos = parse_entry_id(last_id), parse_entry_id(position)
         limit = self.settings.replay_limit
         pipe = self.redis.pipeline(transaction=True)
         pipe.xrange(stream.key, min="(" + last_id, max=position, count=limit + 1)
@@ -481,7 +476,7 @@ class Hub:
         if info is not None and info.get("first-entry"):
             first_id = str(info["first-entry"][0])
         if last > pos:
-            head = parse_id(str(info["last-generated-id"])) if info else (0, 0)
+            head = parse_entry_id(str(info["last-generated-id"])) if info else (0, 0)
             if last > head:
                 return [], (ResyncReason.UNKNOWN_ID, first_id)
             # Another instance is ahead of this one: skip live entries the client has.
@@ -574,7 +569,7 @@ class Hub:
                 self.stats.lag_ms[name], self.stats.lag_entries[name] = 0.0, 0
                 continue
             head = str(info["last-generated-id"])
-            if parse_id(head) < parse_id(pos):
+            if parse_entry_id(head) < parse_entry_id(pos):
                 # The stream was deleted and recreated (Redis flushed or restarted without
                 # persistence): ids started over, so reading after our old id would see nothing.
                 if self.positions.get(key) == pos:
@@ -586,7 +581,7 @@ class Hub:
                 continue
             behind: Any = await self.redis.xrange(key, min="(" + pos, max=head, count=10_000)
             self.stats.lag_entries[name] = len(behind)
-            first_unread = parse_id(str(behind[0][0]))[0] if behind else now_ms
+            first_unread = parse_entry_id(str(behind[0][0]))[0] if behind else now_ms
             self.stats.lag_ms[name] = max(0.0, now_ms - first_unread)
 
 
@@ -603,7 +598,7 @@ def _already_seen(sub: Subscription, key: str, entry_id: str) -> bool:
     limit = after.get(key)
     if limit is None:
         return False
-    if parse_id(entry_id) <= limit:
+    if parse_entry_id(entry_id) <= limit:
         return True
     del after[key]
     if not after:
@@ -616,11 +611,11 @@ def _trimmed_after(last: tuple[int, int], info: dict[str, Any], first_id: str | 
     trimming only removes from the front, so an id before the first kept entry has lost some
     unless nothing was ever removed (entries-added == length)."""
     max_deleted = info.get("max-deleted-entry-id")
-    if max_deleted is not None and last < parse_id(str(max_deleted)):
+    if max_deleted is not None and last < parse_entry_id(str(max_deleted)):
         return True
     added, length = info.get("entries-added"), int(info.get("length", 0))
     if added is not None and int(added) == length:
         return False
     if first_id is None:
         return last != (0, 0)  # everything was removed
-    return last < parse_id(first_id)
+    return last < parse_entry_id(first_id)

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from eas_schemas.system_events import AuditOutcome
+from servicekit.auth.dependencies import require
 from servicekit.auth.permissions import Permission
 from servicekit.auth.tokens import Principal
 from servicekit.errors import COMMON_RESPONSES
-from servicekit.security import require
 from station_api.models import AuditEntryOut, AuditPageOut, OneLine, UtcTime
 from station_api.repository import AuditFilters
 from station_api.routes.common import audit_log

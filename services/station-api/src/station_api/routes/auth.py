@@ -9,10 +9,16 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import OAuth2PasswordRequestForm
 
+from servicekit.auth.dependencies import (
+    ACCESS_COOKIE,
+    CSRF_COOKIE,
+    enforce_csrf,
+    oauth2_scheme,
+    require,
+)
 from servicekit.auth.permissions import Permission
 from servicekit.auth.tokens import Principal, TokenError, TokenVerifier
 from servicekit.errors import COMMON_RESPONSES, Unauthorized, error, unprocessable
-from servicekit.security import ACCESS_COOKIE, CSRF_COOKIE, enforce_csrf, oauth2_scheme, require
 from station_api.identity import TokenBundle, UserView
 from station_api.models import PasswordChangeIn, RefreshIn, SetupIn, TokenOut, UserOut
 from station_api.routes.common import PUBLIC, client_addr, identity

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from eas_schemas.station_settings import SettingsExport, redacted
+from servicekit.auth.dependencies import require
 from servicekit.auth.permissions import Permission
 from servicekit.auth.tokens import Principal
 from servicekit.errors import COMMON_RESPONSES, error, unprocessable
-from servicekit.security import require
 from station_api.locations import location_names
 from station_api.models import (
     VERSION_MAX,

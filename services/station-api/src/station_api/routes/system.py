@@ -9,10 +9,10 @@ from fastapi import APIRouter, Depends, Request
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from servicekit.auth.dependencies import require
 from servicekit.auth.permissions import Permission
 from servicekit.auth.tokens import Principal
 from servicekit.errors import COMMON_RESPONSES
-from servicekit.security import require
 from station_api.host import host_snapshot, probe_latency
 from station_api.models import (
     DependenciesOut,

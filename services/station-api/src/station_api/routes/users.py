@@ -6,10 +6,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response, status
 
+from servicekit.auth.dependencies import require
 from servicekit.auth.permissions import Permission
 from servicekit.auth.tokens import Principal
 from servicekit.errors import COMMON_RESPONSES, error
-from servicekit.security import require
 from station_api.models import OneLine, UserCreateIn, UserOut, UserUpdateIn
 from station_api.routes.auth import user_out
 from station_api.routes.common import client_addr, identity

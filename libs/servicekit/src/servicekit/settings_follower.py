@@ -42,7 +42,7 @@ from pydantic import BaseModel, ValidationError
 from eas_schemas.envelope import decode_entry
 from eas_schemas.station_settings import CURRENT_SETTINGS_KEY, StationSettings
 from eas_schemas.streams import SETTINGS_CHANGED
-from servicekit.bus import fields_to_str, stream_key
+from servicekit.bus import fields_to_str, parse_entry_id, stream_key
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +74,6 @@ def parse_current(raw: str | bytes | None) -> SettingsVersion | None:
     return SettingsVersion(
         version=doc["version"], settings=StationSettings.model_validate(doc.get("settings", {}))
     )
-
-
-def parse_id(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 def _announced_version(fields: Any) -> int | None:
@@ -140,7 +135,7 @@ class _Core:
         # Resume after the last entry read, unless the stream now ends below it: Redis came
         # back without its data and ids started over, so reading after the old id would skip
         # every new change.
-        if self.last_id is None or parse_id(head) < parse_id(self.last_id):
+        if self.last_id is None or parse_entry_id(head) < parse_entry_id(self.last_id):
             self.last_id = head
 
     def _note_entries(self, reply: Any, delivered: bool = True) -> bool:

@@ -24,7 +24,7 @@ from eas_schemas.streams import SETTINGS_CHANGED
 from eas_testkit.factories import current_settings_body, settings_changed_envelope
 from servicekit.bus import AsyncBus, stream_key
 from servicekit.embedded import EmbeddedRedis
-from servicekit.station_settings import (
+from servicekit.settings_follower import (
     SettingsFollower,
     SettingsVersion,
     SyncSettingsFollower,

@@ -1,4 +1,8 @@
-"""JSON (or plain) logs on stderr, one object per line."""
+"""Logs for every process of the station: one JSON object per line on stderr (or plain text).
+
+One format, so a log shipper parses every service the same way: ``time`` (ISO 8601, UTC),
+``level``, ``logger``, ``message``, ``thread``, and ``exc`` when there is a traceback.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,15 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from typing import Any
+
+HANDLER_NAME = "eas-station"
 
 
-class JsonFormatter(logging.Formatter):
+class JsonLogFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        doc = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+        doc: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -22,18 +29,18 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, ensure_ascii=False)
 
 
-def setup_logging(level: str = "INFO", json_logs: bool = True) -> None:
+def configure_logging(level: str = "INFO", as_json: bool = True) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        JsonFormatter()
-        if json_logs
+        JsonLogFormatter()
+        if as_json
         else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
-    handler.set_name("pollers")
+    handler.set_name(HANDLER_NAME)
     root = logging.getLogger()
     # Replace only our own handler: a host (pytest, an embedding process) keeps its handlers.
-    root.handlers[:] = [h for h in root.handlers if h.get_name() != "pollers"] + [handler]
+    root.handlers[:] = [h for h in root.handlers if h.get_name() != HANDLER_NAME] + [handler]
     root.setLevel(level.upper())
-    # httpx logs request URLs at INFO and IPAWS URLs carry the PIN.
+    # httpx logs request URLs at INFO, and some feed URLs carry a PIN.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)

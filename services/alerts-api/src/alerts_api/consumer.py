@@ -1,4 +1,5 @@
-"""The alerts.ingested consumer group: one committed transaction per event, then ack."""
+"""The alerts.ingested consumer group: each read batch is stored in one committed transaction
+(one entry at a time when a batch fails), then acknowledged."""
 
 from __future__ import annotations
 
