@@ -187,7 +187,7 @@ async def test_setup_token_works_once_and_only_while_no_user_exists(client):
     )
     assert again.status_code == 403
     # And no new token is made once a user exists.
-    assert await client.app.state.identity.ensure_setup_token() is None
+    assert await client.app.state.sessions.ensure_setup_token() is None
 
 
 async def test_no_open_endpoint_creates_users(client):
@@ -226,7 +226,7 @@ def test_passwords_are_argon2id_with_production_parameters():
 async def test_login_fails_closed_when_redis_is_away(client, admin):
     from redis.exceptions import ConnectionError as RedisConnectionError
 
-    throttle = client.app.state.identity.throttle
+    throttle = client.app.state.sessions.throttle
 
     async def down(*args, **kwargs):
         raise RedisConnectionError("gone")

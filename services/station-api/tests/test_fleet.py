@@ -16,7 +16,7 @@ from servicekit.bus import AsyncBus, stream_key
 from servicekit.heartbeat import heartbeat_envelope
 from servicekit.tail import read_all
 from station_api.app import create_app
-from station_api.fleet import FleetMonitor
+from station_api.services.fleet import FleetMonitor
 
 
 async def beat(bus: AsyncBus, instance: str, interval_s: float = 0.2, **kw) -> None:

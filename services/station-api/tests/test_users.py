@@ -88,11 +88,11 @@ async def test_role_escalation_refused(client, admin, operator, viewer, keypair)
 
     op = TokenVerifier(keypair[1]).verify(operator.access_token)
     with pytest.raises(Forbidden):
-        await client.app.state.identity.create_user(op, "evil", "evil-password-1", Role.ADMIN, "t")
+        await client.app.state.users.create_user(op, "evil", "evil-password-1", Role.ADMIN, "t")
     with pytest.raises(Forbidden):
-        await client.app.state.identity.update_user(op, "view-1", "t", role=Role.ADMIN)
+        await client.app.state.users.update_user(op, "view-1", "t", role=Role.ADMIN)
     with pytest.raises(Forbidden):
-        await client.app.state.identity.delete_user(op, ADMIN, "t")
+        await client.app.state.users.delete_user(op, ADMIN, "t")
 
 
 async def test_role_change_ends_the_users_sessions(client, admin, operator):

@@ -7,17 +7,16 @@ import asyncio
 import getpass
 import sys
 
-from servicekit.bus import async_redis
 from servicekit.cli import ServiceCli
 from servicekit.db import make_engine
 from servicekit.errors import ServiceError
 from station_api.app import asyncapi_document, create_app
-from station_api.audit import AuditLog
-from station_api.identity import IdentityService
 from station_api.migrate import upgrade_url
 from station_api.passwords import Passwords
+from station_api.services.accounts import AccountStore
+from station_api.services.audit import AuditLog
+from station_api.services.users import UserService
 from station_api.settings import StationApiSettings
-from station_api.throttle import LoginThrottle
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -33,19 +32,12 @@ def _read_password(from_stdin: bool) -> str:
 
 async def _create_admin(settings: StationApiSettings, username: str, password: str) -> str:
     engine = make_engine(settings.database_url, pool_size=1)
-    redis_client = async_redis(settings.redis_url)  # unused by create_admin; never connected
     try:
-        service = IdentityService(
-            engine,
-            None,
-            Passwords(settings.password_memory_kib, settings.password_time_cost),
-            LoginThrottle(redis_client, settings.bus_namespace, 1, 1, 1),
-            AuditLog(engine),
-        )
-        user = await service.create_admin(username, password)
+        passwords = Passwords(settings.password_memory_kib, settings.password_time_cost)
+        users = UserService(AccountStore(engine, passwords, AuditLog(engine)))
+        user = await users.create_admin(username, password)
         return user.username
     finally:
-        await redis_client.aclose()
         await engine.dispose()
 
 

@@ -23,14 +23,16 @@ from servicekit.runtime import ServiceInfo, ServiceRuntime, service_app
 from servicekit.web import check
 from station_api import __version__, tables
 from station_api import repository as repo
-from station_api.audit import AuditLog
-from station_api.audit_intake import make_handler as make_audit_handler
-from station_api.fleet import FleetMonitor
-from station_api.identity import IdentityService
+from station_api.consumer import make_handler as make_audit_handler
 from station_api.passwords import Passwords
 from station_api.routes import router
+from station_api.services.accounts import AccountStore
+from station_api.services.audit import AuditLog
+from station_api.services.fleet import FleetMonitor
+from station_api.services.sessions import SessionService
+from station_api.services.settings import SettingsService
+from station_api.services.users import UserService
 from station_api.settings import StationApiSettings
-from station_api.settings_service import SettingsService
 from station_api.throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
@@ -84,10 +86,13 @@ def create_app(settings: StationApiSettings | None = None) -> FastAPI:
         engine = rt.engine
         audit = AuditLog(engine)
         outbox = Outbox(engine, rt.bus, tables.outbox)
-        identity = IdentityService(
-            engine,
+        accounts = AccountStore(
+            engine, Passwords(settings.password_memory_kib, settings.password_time_cost), audit
+        )
+        users = UserService(accounts)
+        sessions = SessionService(
+            accounts,
             signer,
-            Passwords(settings.password_memory_kib, settings.password_time_cost),
             LoginThrottle(
                 rt.redis,
                 settings.bus_namespace,
@@ -95,7 +100,6 @@ def create_app(settings: StationApiSettings | None = None) -> FastAPI:
                 settings.login_max_failures_user,
                 settings.login_max_failures_addr,
             ),
-            audit,
             settings.access_ttl_s,
             settings.refresh_ttl_s,
         )
@@ -125,7 +129,8 @@ def create_app(settings: StationApiSettings | None = None) -> FastAPI:
         app.state.cookie_secure = settings.cookie_secure
         app.state.host_disk_paths = settings.host_disk_paths
         app.state.audit = audit
-        app.state.identity = identity
+        app.state.sessions = sessions
+        app.state.users = users
         app.state.settings_service = settings_service
         app.state.fleet = fleet
         app.state.outbox = outbox
@@ -133,7 +138,7 @@ def create_app(settings: StationApiSettings | None = None) -> FastAPI:
         psutil.cpu_percent(interval=None)  # primes the counter the host view reads
 
         if settings.setup_token_enabled:
-            token = await identity.ensure_setup_token()
+            token = await sessions.ensure_setup_token()
             if token is not None:
                 app.state.setup_token = token  # for the embedding process and tests
                 message = (
@@ -146,7 +151,7 @@ def create_app(settings: StationApiSettings | None = None) -> FastAPI:
         await settings_service.publish_current()
 
         async def housekeeping() -> None:
-            await identity.housekeeping()
+            await sessions.housekeeping()
             current = await settings_service.current()
             cutoff = utcnow() - timedelta(days=current.settings.retention.audit_days)
             async with engine.begin() as conn:

@@ -13,9 +13,9 @@ from servicekit.auth.dependencies import require
 from servicekit.auth.permissions import Permission
 from servicekit.auth.tokens import Principal
 from servicekit.errors import COMMON_RESPONSES
-from station_api.models import AuditEntryOut, AuditPageOut, OneLine, UtcTime
 from station_api.repository import AuditFilters
 from station_api.routes.common import audit_log
+from station_api.schemas import AuditEntryOut, AuditPageOut, OneLine, UtcTime
 
 router = APIRouter(prefix="/api/audit", tags=["audit"], responses=COMMON_RESPONSES)
 

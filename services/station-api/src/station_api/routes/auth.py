@@ -19,9 +19,10 @@ from servicekit.auth.dependencies import (
 from servicekit.auth.permissions import Permission
 from servicekit.auth.tokens import Principal, TokenError, TokenVerifier
 from servicekit.errors import COMMON_RESPONSES, Unauthorized, error, unprocessable
-from station_api.identity import TokenBundle, UserView
-from station_api.models import PasswordChangeIn, RefreshIn, SetupIn, TokenOut, UserOut
-from station_api.routes.common import PUBLIC, client_addr, identity
+from station_api.routes.common import PUBLIC, client_addr, sessions
+from station_api.schemas import PasswordChangeIn, RefreshIn, SetupIn, TokenOut, UserOut
+from station_api.services.accounts import UserView
+from station_api.services.sessions import TokenBundle
 
 router = APIRouter(prefix="/api/auth", tags=["auth"], responses={422: unprocessable()})
 
@@ -139,7 +140,7 @@ async def login(
                 }
             ]
         )
-    bundle = await identity(request).login(form.username, form.password, client_addr(request))
+    bundle = await sessions(request).login(form.username, form.password, client_addr(request))
     set_session_cookies(request, response, bundle)
     return _token_out(bundle)
 
@@ -155,7 +156,7 @@ async def refresh(request: Request, response: Response, body: RefreshIn | None =
     token = _refresh_token(request, body)
     if not token:
         raise Unauthorized("no refresh token: send it in the body or the eas_refresh cookie")
-    bundle = await identity(request).refresh(token, client_addr(request))
+    bundle = await sessions(request).refresh(token, client_addr(request))
     set_session_cookies(request, response, bundle)
     return _token_out(bundle)
 
@@ -182,7 +183,7 @@ async def logout(
             principal = verifier.verify(raw)
         except TokenError:
             principal = None  # an expired access token must not stop a logout
-    await identity(request).logout(token, principal, client_addr(request))
+    await sessions(request).logout(token, principal, client_addr(request))
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     clear_session_cookies(request, response)
     return response
@@ -197,7 +198,7 @@ async def logout(
     responses={403: error("wrong or used token, or users exist")},
 )
 async def setup(request: Request, body: SetupIn) -> UserOut:
-    user = await identity(request).setup(
+    user = await sessions(request).setup(
         body.setup_token, body.username, body.password, client_addr(request)
     )
     return user_out(user)
@@ -216,7 +217,7 @@ async def me(
     request: Request,
     principal: Annotated[Principal, Depends(require(Permission.ACCOUNT_SELF))],
 ) -> UserOut:
-    return user_out(await identity(request).me(principal))
+    return user_out(await sessions(request).me(principal))
 
 
 @router.post(
@@ -231,7 +232,7 @@ async def change_password(
     body: PasswordChangeIn,
     principal: Annotated[Principal, Depends(require(Permission.ACCOUNT_SELF))],
 ) -> TokenOut:
-    bundle = await identity(request).change_password(
+    bundle = await sessions(request).change_password(
         principal, body.current_password, body.new_password, client_addr(request)
     )
     set_session_cookies(request, response, bundle)

@@ -6,10 +6,11 @@ from typing import Any, cast
 
 from fastapi import Request
 
-from station_api.audit import AuditLog
-from station_api.fleet import FleetMonitor
-from station_api.identity import IdentityService
-from station_api.settings_service import SettingsService
+from station_api.services.audit import AuditLog
+from station_api.services.fleet import FleetMonitor
+from station_api.services.sessions import SessionService
+from station_api.services.settings import SettingsService
+from station_api.services.users import UserService
 
 # The marker of a route open without a token (login, refresh, logout, setup): it shows in the
 # OpenAPI document as ``x-public: true`` and is what the route-permission tests read.
@@ -20,8 +21,12 @@ def client_addr(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def identity(request: Request) -> IdentityService:
-    return cast(IdentityService, request.app.state.identity)
+def sessions(request: Request) -> SessionService:
+    return cast(SessionService, request.app.state.sessions)
+
+
+def users(request: Request) -> UserService:
+    return cast(UserService, request.app.state.users)
 
 
 def settings_service(request: Request) -> SettingsService:

@@ -13,7 +13,8 @@ from servicekit.auth.permissions import Permission
 from servicekit.auth.tokens import Principal
 from servicekit.errors import COMMON_RESPONSES, error, unprocessable
 from station_api.locations import location_names
-from station_api.models import (
+from station_api.routes.common import client_addr, settings_service
+from station_api.schemas import (
     VERSION_MAX,
     CleanText,
     RollbackIn,
@@ -24,8 +25,7 @@ from station_api.models import (
     VersionOut,
     VersionsOut,
 )
-from station_api.routes.common import client_addr, settings_service
-from station_api.settings_service import SaveResult, SettingsState
+from station_api.services.settings import SaveResult, SettingsState
 
 router = APIRouter(prefix="/api/settings", tags=["settings"], responses=COMMON_RESPONSES)
 

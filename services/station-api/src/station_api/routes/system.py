@@ -13,15 +13,15 @@ from servicekit.auth.dependencies import require
 from servicekit.auth.permissions import Permission
 from servicekit.auth.tokens import Principal
 from servicekit.errors import COMMON_RESPONSES
-from station_api.host import host_snapshot, probe_latency
-from station_api.models import (
+from station_api.routes.common import fleet
+from station_api.schemas import (
     DependenciesOut,
     DependencyOut,
     FleetOut,
     HostOut,
     InstanceOut,
 )
-from station_api.routes.common import fleet
+from station_api.services.host import host_snapshot, probe_latency
 
 router = APIRouter(prefix="/api/system", tags=["system"], responses=COMMON_RESPONSES)
 

@@ -10,9 +10,9 @@ from servicekit.auth.dependencies import require
 from servicekit.auth.permissions import Permission
 from servicekit.auth.tokens import Principal
 from servicekit.errors import COMMON_RESPONSES, error
-from station_api.models import OneLine, UserCreateIn, UserOut, UserUpdateIn
 from station_api.routes.auth import user_out
-from station_api.routes.common import client_addr, identity
+from station_api.routes.common import client_addr, users
+from station_api.schemas import OneLine, UserCreateIn, UserOut, UserUpdateIn
 
 router = APIRouter(prefix="/api/users", tags=["users"], responses=COMMON_RESPONSES)
 
@@ -24,7 +24,7 @@ LAST_ADMIN: dict[int | str, dict[str, Any]] = {409: error("would leave the stati
 
 @router.get("", response_model=list[UserOut], summary="Every user")
 async def list_users(request: Request, _: Admin) -> list[UserOut]:
-    return [user_out(u) for u in await identity(request).list_users()]
+    return [user_out(u) for u in await users(request).list_users()]
 
 
 @router.post(
@@ -35,7 +35,7 @@ async def list_users(request: Request, _: Admin) -> list[UserOut]:
     responses={409: error("the user name is taken")},
 )
 async def create_user(request: Request, body: UserCreateIn, principal: Admin) -> UserOut:
-    user = await identity(request).create_user(
+    user = await users(request).create_user(
         principal, body.username, body.password, body.role, client_addr(request)
     )
     return user_out(user)
@@ -43,7 +43,7 @@ async def create_user(request: Request, body: UserCreateIn, principal: Admin) ->
 
 @router.get("/{username}", response_model=UserOut, summary="One user", responses=NOT_FOUND)
 async def get_user(request: Request, username: Username, _: Admin) -> UserOut:
-    return user_out(await identity(request).get_user(username))
+    return user_out(await users(request).get_user(username))
 
 
 @router.patch(
@@ -55,7 +55,7 @@ async def get_user(request: Request, username: Username, _: Admin) -> UserOut:
 async def update_user(
     request: Request, username: Username, body: UserUpdateIn, principal: Admin
 ) -> UserOut:
-    user = await identity(request).update_user(
+    user = await users(request).update_user(
         principal,
         username,
         client_addr(request),
@@ -73,5 +73,5 @@ async def update_user(
     responses={**NOT_FOUND, **LAST_ADMIN},
 )
 async def delete_user(request: Request, username: Username, principal: Admin) -> Response:
-    await identity(request).delete_user(principal, username, client_addr(request))
+    await users(request).delete_user(principal, username, client_addr(request))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

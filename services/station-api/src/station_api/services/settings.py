@@ -42,7 +42,7 @@ from servicekit.bus import stream_key
 from servicekit.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError
 from servicekit.outbox import Outbox
 from station_api import repository as repo
-from station_api.audit import AuditLog, audit_record
+from station_api.services.audit import AuditLog, audit_record
 
 log = logging.getLogger(__name__)
 

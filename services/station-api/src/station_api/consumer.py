@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from eas_schemas.envelope import EventEnvelope
 from eas_schemas.system_events import AUDIT_RECORD_TYPE, AuditRecord
 from servicekit.consumer import Handler, PermanentError
-from station_api.audit import AuditLog
+from station_api.services.audit import AuditLog
 
 
 def make_handler(audit: AuditLog) -> Handler:
