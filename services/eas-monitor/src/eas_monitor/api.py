@@ -3,32 +3,30 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
-from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Path, Query, Request, Response, UploadFile, status
 from fastapi.responses import FileResponse
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
-    BaseModel,
-    Field,
-    field_validator,
-    model_validator,
 )
 
-from eas_monitor.inputs import InputConfig
 from eas_monitor.repository import DecodeFilter
-from eas_monitor.service import InputView, MonitorService
+from eas_monitor.schemas import (
+    DecodeOut,
+    DecodePage,
+    DecodeType,
+    InputCreate,
+    InputOut,
+    InputUpdate,
+    UploadDecoded,
+    UtcTime,
+    known_event_code,
+)
+from eas_monitor.service import MonitorService
 from eas_schemas.monitor_events import (
-    SAME_ATTENTION_TONE_TYPE,
-    SAME_EOM_TYPE,
-    SAME_HEADER_TYPE,
-    InputKind,
     MonitorStatus,
 )
-from eas_schemas.same_codes import EVENT_CODES
 from servicekit.auth.dependencies import require
 from servicekit.auth.permissions import Permission
 from servicekit.auth.tokens import Principal
@@ -39,7 +37,6 @@ router = APIRouter(prefix="/api/eas-monitor", tags=["eas-monitor"], responses=CO
 Reader = Annotated[Principal, Depends(require(Permission.MONITOR_READ))]
 Writer = Annotated[Principal, Depends(require(Permission.MONITOR_WRITE))]
 InputId = Annotated[int, Path(ge=1, le=2**62, description="input id")]
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}$"
 
 
 def _service(request: Request) -> MonitorService:
@@ -48,113 +45,6 @@ def _service(request: Request) -> MonitorService:
 
 
 Svc = Annotated[MonitorService, Depends(_service)]
-
-
-def _usable_config(config: InputConfig | None) -> InputConfig | None:
-    # A path with a NUL cannot even be looked up (the OS call raises): say so as a 422.
-    path = getattr(config, "path", None)
-    if isinstance(path, str) and any(ord(c) < 0x20 or c == "\x7f" for c in path):
-        raise ValueError("path must not contain control characters (such as NUL)")
-    return config
-
-
-class InputCreate(BaseModel):
-    name: str = Field(pattern=NAME_PATTERN, description="unique, 1-64 characters")
-    config: InputConfig
-
-    _config = field_validator("config")(_usable_config)
-
-
-class InputUpdate(BaseModel):
-    name: str | None = Field(default=None, pattern=NAME_PATTERN)
-    config: InputConfig | None = None
-
-    _config = field_validator("config")(_usable_config)
-
-    @model_validator(mode="after")
-    def _something(self) -> InputUpdate:
-        if self.name is None and self.config is None:
-            raise ValueError("give a new name, a new config, or both")
-        return self
-
-
-class InputOut(BaseModel):
-    id: int
-    name: str
-    kind: InputKind
-    config: InputConfig
-    wanted_running: bool = Field(description="the supervisor keeps it running")
-    created_at: datetime
-    updated_at: datetime
-    status: MonitorStatus
-
-    @classmethod
-    def of(cls, view: InputView) -> InputOut:
-        return cls(
-            id=view.id,
-            name=view.name,
-            kind=view.kind,
-            config=view.config,
-            wanted_running=view.wanted_running,
-            created_at=view.created_at,
-            updated_at=view.updated_at,
-            status=view.status,
-        )
-
-
-class DecodeType(StrEnum):
-    HEADER = SAME_HEADER_TYPE
-    EOM = SAME_EOM_TYPE
-    ATTENTION_TONE = SAME_ATTENTION_TONE_TYPE
-
-
-class DecodeOut(BaseModel):
-    id: int
-    event_id: str = Field(description="the bus event's envelope id")
-    type: DecodeType
-    text: str
-    event_code: str | None
-    confidence: float
-    heard_at: datetime
-    input_ids: list[int]
-    clip_id: str | None
-    clip_url: str | None
-    data: dict[str, Any] = Field(description="the event payload as published")
-
-    @classmethod
-    def of(cls, row: dict[str, Any]) -> DecodeOut:
-        clip = row["clip_id"]
-        return cls(**row, clip_url=f"/api/eas-monitor/clips/{clip}" if clip else None)
-
-
-class DecodePage(BaseModel):
-    items: list[DecodeOut]
-    next_cursor: str | None = Field(description="pass as cursor for the next (older) page")
-
-
-class UploadDecoded(BaseModel):
-    format: str
-    rate: int
-    channels: int
-    duration_s: float
-    events: list[dict[str, Any]] = Field(description="header / attention / eom, in order")
-    stats: dict[str, Any]
-
-
-def _utc_time(value: datetime) -> datetime:
-    try:
-        return value.astimezone(UTC)
-    except (OverflowError, ValueError) as exc:
-        raise ValueError("time is outside the representable range once converted to UTC") from exc
-
-
-UtcTime = Annotated[AwareDatetime, AfterValidator(_utc_time)]
-
-
-def _event_code(code: str) -> str:
-    if code not in EVENT_CODES:
-        raise ValueError(f"{code!r} is not a known SAME event code, e.g. RWT, TOR, SVR")
-    return code
 
 
 _ERR = error("see detail")
@@ -239,7 +129,9 @@ async def list_decodes(
     _: Reader,
     type: Annotated[DecodeType | None, Query(description="event type")] = None,
     event_code: Annotated[
-        str | None, Query(pattern=r"^[A-Z]{3}$"), AfterValidator(lambda v: v and _event_code(v))
+        str | None,
+        Query(pattern=r"^[A-Z]{3}$"),
+        AfterValidator(lambda v: v and known_event_code(v)),
     ] = None,
     input_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
     since: Annotated[UtcTime | None, Query(description="heard at or after")] = None,
