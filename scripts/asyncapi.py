@@ -7,24 +7,19 @@ uv run python scripts/asyncapi.py --check  # exit 1 if any document is stale
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from servicekit.manifest import installed
+
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "asyncapi"
-SERVICES = {
-    "alerts-api": "alerts_api.app",
-    "eas-monitor": "eas_monitor.app",
-    "station-api": "station_api.app",
-}
 
 
 def documents() -> dict[str, dict[str, Any]]:
-    return {
-        name: importlib.import_module(mod).asyncapi_document() for name, mod in SERVICES.items()
-    }
+    """Each installed service's document (the services that publish or consume on the bus)."""
+    return {m.name: m.asyncapi_document() for m in installed() if m.asyncapi_document}
 
 
 def render(doc: dict[str, Any]) -> str:

@@ -32,7 +32,7 @@ from schemathesis.checks import (
 from schemathesis.core.failures import FailureGroup
 from schemathesis.python import asgi
 
-from eas_testkit.services import HTTP_SERVICES, Resources, build_app
+from eas_testkit.services import Resources, build_app, http_services
 from servicekit.auth.permissions import Role
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -93,7 +93,7 @@ def _fuzz(
     return statuses
 
 
-@pytest.mark.parametrize("service", HTTP_SERVICES)
+@pytest.mark.parametrize("service", http_services())
 @pytest.mark.timeout(240)
 def test_openapi_fuzz(
     service: str, database_url: str, redis_url: str, bus_namespace: str, tmp_path: Path

@@ -30,7 +30,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
-from eas_testkit.services import HTTP_SERVICES, Operation, Resources, build_app, operations
+from eas_testkit.services import Operation, Resources, build_app, http_services, operations
 from servicekit.auth.dependencies import route_permissions
 from servicekit.auth.permissions import (
     ANONYMOUS_PERMISSIONS,
@@ -113,7 +113,7 @@ def _bad_tokens(resources: Resources) -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize("service", HTTP_SERVICES)
+@pytest.mark.parametrize("service", http_services())
 async def test_every_route_declares_one_permission(service: str, resources: Resources) -> None:
     app = await build_app(service, resources)
     ops = operations(app)
@@ -138,7 +138,7 @@ async def test_every_route_declares_one_permission(service: str, resources: Reso
         assert not public, f"{service} has public routes: {public}"
 
 
-@pytest.mark.parametrize("service", HTTP_SERVICES)
+@pytest.mark.parametrize("service", http_services())
 async def test_every_route_rejects_missing_bad_and_too_weak_tokens(
     service: str, resources: Resources
 ) -> None:
@@ -189,7 +189,7 @@ def test_anonymous_permissions_are_read_permissions_only() -> None:
     assert Permission.ACCOUNT_SELF not in ANONYMOUS_PERMISSIONS
 
 
-@pytest.mark.parametrize("service", HTTP_SERVICES)
+@pytest.mark.parametrize("service", http_services())
 async def test_anonymous_read_opens_only_read_routes(service: str, resources: Resources) -> None:
     app = await build_app(service, resources, anonymous_read=True)
     opened = 0

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sys
-import types
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -24,11 +22,12 @@ from eas_station.gateway import (
     GatewayError,
     GatewaySettings,
     Hosted,
-    ServiceSpec,
     call_get,
     create_gateway,
     discover,
 )
+from servicekit.manifest import ServiceManifest, installed
+from servicekit.settings import ServiceSettings
 
 
 def fake_app(
@@ -282,35 +281,46 @@ def test_prefix_claimed_twice_is_refused() -> None:
 # ---- discovery -----------------------------------------------------------------------------
 
 
-def test_discover_skips_missing_and_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
-    module = types.ModuleType("fake_service_for_gateway")
+def _fake_manifest(name: str) -> ServiceManifest:
+    return ServiceManifest(
+        name=name,
+        summary="a fake service",
+        prefixes=(f"/api/{name}",),
+        settings=ServiceSettings,
+        create_app=lambda settings=None: fake_app(name, []),
+        default_port=0,
+    )
 
-    def create_app(settings: Any = None) -> Starlette:
-        return fake_app("fake", [])
 
-    module.create_app = create_app  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "fake_service_for_gateway", module)
-    monkeypatch.setattr("eas_station.gateway._module_exists", lambda name: name in sys.modules)
-    specs = [
-        ServiceSpec("fake", ("/api/fake",), ("fake_service_for_gateway:create_app",)),
-        ServiceSpec("absent", ("/api/absent",), ("no_such_service_module:create_app",)),
-        ServiceSpec("noattr", ("/api/noattr",), ("fake_service_for_gateway:nothing_here",)),
-        ServiceSpec("off", ("/api/off",), ("fake_service_for_gateway:create_app",)),
-    ]
-    hosted = discover(GatewaySettings(disable="off"), specs)
-    assert [h.name for h in hosted] == ["fake"]
+def test_discover_hosts_every_manifest_but_the_disabled() -> None:
+    manifests = [_fake_manifest("fake"), _fake_manifest("off")]
+    hosted = discover(GatewaySettings(disable="off"), manifests)
+    assert [(h.name, h.prefixes) for h in hosted] == [("fake", ("/api/fake",))]
+
+
+def test_discover_reads_the_installed_manifests() -> None:
+    hosted = discover(GatewaySettings(disable="eas-monitor,station-api,alerts-api"))
+    assert "ws-broadcaster" in [h.name for h in hosted]
+    assert {m.name for m in installed()} >= {
+        "alerts-api",
+        "station-api",
+        "ws-broadcaster",
+        "eas-monitor",
+    }
 
 
 def test_discover_refuses_a_broken_service(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("eas_station.gateway._module_exists", lambda name: True)
+    class Broken:
+        name, value = "broken", "broken_service.manifest:MANIFEST"
 
-    def broken(name: str) -> Any:
-        raise ImportError("cannot import name 'thing'")
+        def load(self) -> Any:
+            raise ImportError("cannot import name 'thing'")
 
-    monkeypatch.setattr("eas_station.gateway.importlib.import_module", broken)
-    spec = ServiceSpec("broken", ("/api/broken",), ("broken_service:create_app",))
-    with pytest.raises(GatewayError, match="broken: importing broken_service failed"):
-        discover(GatewaySettings(), [spec])
+    monkeypatch.setattr(
+        "servicekit.manifest.entry_points", lambda group: [Broken()] if group else []
+    )
+    with pytest.raises(GatewayError, match=r"broken: loading broken_service\.manifest:MANIFEST"):
+        discover(GatewaySettings())
 
 
 def test_gateway_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:

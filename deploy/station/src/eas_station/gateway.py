@@ -5,10 +5,9 @@ shape. One ASGI app dispatches by path prefix, in-process (no HTTP proxying, no
 BaseHTTPMiddleware):
 
 ================================================  ==========================================
-``/api/alerts*``                                  alerts-api
-``/api/settings* /api/auth* /api/users*``         station-api (when it exposes ``create_app``)
-``/api/system* /api/audit*``
-``/ws``                                           ws-broadcaster's ASGI adapter (when present)
+each service's ``prefixes``                       that service (its manifest's prefixes:
+                                                  ``/api/alerts`` alerts-api, ``/ws`` the
+                                                  ws-broadcaster's ASGI adapter, ...)
 ``/services/<name>/<path>``                       that service's own routes at its root
                                                   (``healthz``, ``readyz``, ``metrics``, ``docs``,
                                                   ``openapi.json``, ``asyncapi.json``; any path,
@@ -19,8 +18,8 @@ BaseHTTPMiddleware):
 ``/`` ``/static/*``                               the dashboard
 ================================================  ==========================================
 
-A service is hosted when its package is installed and exposes its factory; otherwise it is
-skipped with a log line (adding one is one ``ServiceSpec`` line in ``SERVICES``). The gateway's
+Every installed service is hosted (each registers a ``servicekit.manifest.ServiceManifest``;
+a registered service that fails to import stops the gateway, naming it). The gateway's
 lifespan enters each hosted app's own lifespan in order and leaves them in reverse; a service
 whose startup fails fails the gateway's startup, naming the service.
 
@@ -32,11 +31,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
-import importlib.util
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -45,7 +42,8 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from servicekit.logs import configure_logging
-from servicekit.settings import ServiceSettings
+from servicekit.manifest import ManifestError, ServiceManifest, installed
+from servicekit.settings import ServiceSettings, StoreSettings
 from servicekit.web import SECURITY_HEADERS
 
 log = logging.getLogger("eas_station.gateway")
@@ -79,84 +77,6 @@ class GatewaySettings(ServiceSettings):
         return _split(value)
 
 
-# ---------------------------------------------------------------------------------------------
-# Which services the gateway can host
-
-
-def _load(ref: str) -> Any:
-    module, _, attr = ref.partition(":")
-    return getattr(importlib.import_module(module), attr)
-
-
-def _module_exists(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
-
-
-@dataclass(frozen=True)
-class ServiceSpec:
-    """How to find, configure, migrate and route one service.
-
-    ``factories`` are ``module:attribute`` candidates tried in order; the first module that
-    exists and has the attribute is used. A module that exists but fails to import is an error
-    (a broken service must not disappear silently)."""
-
-    name: str
-    prefixes: tuple[str, ...]
-    factories: tuple[str, ...]
-    settings: str | None = None
-    migrate: str | None = None
-
-    def find_factory(self) -> Callable[..., Any] | None:
-        for ref in self.factories:
-            module, _, attr = ref.partition(":")
-            if not _module_exists(module):
-                continue
-            try:
-                found = getattr(importlib.import_module(module), attr, None)
-            except Exception as exc:
-                raise GatewayError(f"{self.name}: importing {module} failed: {exc!r}") from exc
-            if callable(found):
-                return found  # type: ignore[no-any-return]
-        return None
-
-    def make_settings(self) -> Any:
-        return _load(self.settings)() if self.settings else None
-
-
-SERVICES: tuple[ServiceSpec, ...] = (
-    ServiceSpec(
-        "alerts-api",
-        ("/api/alerts",),
-        ("alerts_api.app:create_app",),
-        "alerts_api.settings:AlertsApiSettings",
-        "alerts_api.migrate:upgrade_url",
-    ),
-    ServiceSpec(
-        "station-api",
-        ("/api/settings", "/api/auth", "/api/users", "/api/system", "/api/audit"),
-        ("station_api.app:create_app", "station_api:create_app"),
-        "station_api.settings:StationApiSettings",
-        "station_api.migrate:upgrade_url",
-    ),
-    ServiceSpec(
-        "ws-broadcaster",
-        ("/ws",),
-        ("ws_broadcaster.asgi:create_asgi_app", "ws_broadcaster:create_asgi_app"),
-        "ws_broadcaster.settings:WsBroadcasterSettings",
-    ),
-    ServiceSpec(
-        "eas-monitor",
-        ("/api/eas-monitor",),
-        ("eas_monitor.app:create_app",),
-        "eas_monitor.settings:EasMonitorSettings",
-        "eas_monitor.migrate:upgrade_url",
-    ),
-)
-
-
 class GatewayError(RuntimeError):
     """A hosted service could not be loaded or started."""
 
@@ -175,49 +95,50 @@ class Hosted:
 
 def discover(
     settings: GatewaySettings | None = None,
-    specs: Sequence[ServiceSpec] = SERVICES,
+    manifests: Sequence[ServiceManifest] | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> list[Hosted]:
-    """Build the app of every available, enabled service. ``overrides`` maps a service name to
-    the settings object to build it with (tests); otherwise each reads its own environment."""
+    """Build the app of every installed, enabled service (``servicekit.manifest``).
+    ``overrides`` maps a service name to the settings object to build it with (tests);
+    otherwise each reads its own environment."""
     settings = settings or GatewaySettings()
     overrides = overrides or {}
     hosted: list[Hosted] = []
-    for spec in specs:
-        if spec.name in settings.disable:
-            log.info("gateway: %s disabled by configuration", spec.name)
+    for manifest in _manifests(manifests):
+        if manifest.name in settings.disable:
+            log.info("gateway: %s disabled by configuration", manifest.name)
             continue
-        factory = spec.find_factory()
-        if factory is None:
-            log.info("gateway: %s is not installed (or has no app factory); not hosted", spec.name)
-            continue
-        service_settings = overrides.get(spec.name) or spec.make_settings()
-        app = factory(service_settings) if service_settings is not None else factory()
-        hosted.append(Hosted(spec.name, app, spec.prefixes))
-        log.info("gateway: hosting %s at %s", spec.name, " ".join(spec.prefixes))
+        service_settings = overrides.get(manifest.name) or manifest.settings()
+        hosted.append(
+            Hosted(manifest.name, manifest.create_app(service_settings), manifest.prefixes)
+        )
+        log.info("gateway: hosting %s at %s", manifest.name, " ".join(manifest.prefixes))
     return hosted
 
 
 async def migrate_all(
-    specs: Sequence[ServiceSpec] = SERVICES, settings: GatewaySettings | None = None
+    settings: GatewaySettings | None = None, manifests: Sequence[ServiceManifest] | None = None
 ) -> list[str]:
-    """Upgrade the schema of every available service that has one; returns their names."""
+    """Upgrade the schema of every enabled service that has one; returns their names."""
     settings = settings or GatewaySettings()
     done: list[str] = []
-    for spec in specs:
-        if spec.migrate is None or spec.name in settings.disable:
+    for manifest in _manifests(manifests):
+        if manifest.upgrade_url is None or manifest.name in settings.disable:
             continue
-        if spec.find_factory() is None:
+        service_settings = manifest.settings()
+        if not isinstance(service_settings, StoreSettings):
             continue
-        module = spec.migrate.partition(":")[0]
-        if not _module_exists(module):
-            continue
-        upgrade = _load(spec.migrate)
-        url = spec.make_settings().database_url
-        log.info("gateway: migrating %s", spec.name)
-        await upgrade(url)
-        done.append(spec.name)
+        log.info("gateway: migrating %s", manifest.name)
+        await manifest.upgrade_url(service_settings.database_url)
+        done.append(manifest.name)
     return done
+
+
+def _manifests(given: Sequence[ServiceManifest] | None) -> Sequence[ServiceManifest]:
+    try:
+        return installed() if given is None else given
+    except ManifestError as exc:
+        raise GatewayError(str(exc)) from exc
 
 
 # ---------------------------------------------------------------------------------------------
@@ -511,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging(settings.log_level, settings.log_json)
     if args.command == "migrate" or not args.no_migrate:
-        done = asyncio.run(migrate_all(settings=settings))
+        done = asyncio.run(migrate_all(settings))
         log.info("gateway: schemas up to date for %s", ", ".join(done) or "no service")
     if args.command == "migrate":
         return 0
@@ -538,12 +459,10 @@ if __name__ == "__main__":
 
 
 __all__ = [
-    "SERVICES",
     "Gateway",
     "GatewayError",
     "GatewaySettings",
     "Hosted",
-    "ServiceSpec",
     "call_get",
     "create_gateway",
     "discover",

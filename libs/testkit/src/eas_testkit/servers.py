@@ -43,7 +43,7 @@ def _tcp_ok(host: str, port: int) -> bool:
 
 def _docker_ok() -> bool:
     try:
-        import docker  # type: ignore[import-untyped]
+        import docker
 
         docker.from_env().ping()
         return True
@@ -64,7 +64,7 @@ class Servers:
             self.notes.append(f"redis: {url}")
             return url
         if _docker_ok():
-            from testcontainers.redis import RedisContainer  # type: ignore[import-untyped]
+            from testcontainers.redis import RedisContainer
 
             container = RedisContainer("redis:7")
             container.start()
@@ -86,7 +86,7 @@ class Servers:
             self.notes.append(f"postgres: {url}")
             return url
         if _docker_ok():
-            from testcontainers.postgres import PostgresContainer  # type: ignore[import-untyped]
+            from testcontainers.postgres import PostgresContainer
 
             container = PostgresContainer("postgres:16", driver=None)
             container.start()

@@ -1,6 +1,7 @@
 """Build any HTTP service of the station for a test: migrated database, settings, tokens.
 
-The service packages are imported on use, so eas_testkit keeps depending on servicekit only.
+Services are found through their manifests (``servicekit.manifest``), so eas_testkit depends
+on servicekit only and knows no service by name.
 Used by the cross-service tests (route permissions, OpenAPI fuzzing)::
 
     app = await build_app("alerts-api", resources, anonymous_read=True)
@@ -9,7 +10,6 @@ Used by the cross-service tests (route permissions, OpenAPI fuzzing)::
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,15 +21,12 @@ from fastapi.routing import APIRoute
 
 from servicekit.auth.permissions import Role
 from servicekit.auth.tokens import TokenSigner, generate_keypair
+from servicekit.manifest import ServiceManifest, by_name, installed
 
-# The services with an HTTP API beyond health (ws-broadcaster only has health and WebSockets).
-HTTP_SERVICES: tuple[str, ...] = ("alerts-api", "station-api", "eas-monitor")
 
-_PACKAGES = {
-    "alerts-api": ("alerts_api", "AlertsApiSettings"),
-    "station-api": ("station_api", "StationApiSettings"),
-    "eas-monitor": ("eas_monitor", "EasMonitorSettings"),
-}
+def http_services() -> tuple[str, ...]:
+    """The installed services with an HTTP API beyond health (from their manifests)."""
+    return tuple(m.name for m in installed() if m.http_api)
 
 
 @dataclass
@@ -46,13 +43,21 @@ class Resources:
     def signer(self) -> TokenSigner:
         return TokenSigner(self.keypair[0])
 
+    @property
+    def private_key_pem(self) -> str:
+        return self.keypair[0]
+
+    @property
+    def public_key_pem(self) -> str:
+        return self.keypair[1]
+
     def token(self, role: Role, ttl_s: int = 600, now: float | None = None) -> str:
         return self.signer.mint(f"test-{role.value}", role, ttl_s=ttl_s, now=now)
 
 
-def _settings_for(name: str, resources: Resources, overrides: dict[str, Any]) -> Any:
-    package, settings_class = _PACKAGES[name]
-    settings_cls = getattr(importlib.import_module(f"{package}.settings"), settings_class)
+def _settings_for(
+    manifest: ServiceManifest, resources: Resources, overrides: dict[str, Any]
+) -> Any:
     common: dict[str, Any] = {
         "database_url": resources.database_url,
         "redis_url": resources.redis_url,
@@ -60,47 +65,23 @@ def _settings_for(name: str, resources: Resources, overrides: dict[str, Any]) ->
         "instance": "test-1",
         "heartbeat_interval_s": 0.5,
     }
-    if name == "station-api":
-        key_file = resources.tmp_path / "station-signing.pem"
-        key_file.write_text(resources.keypair[0])
-        specific: dict[str, Any] = {
-            "signing_key_file": key_file,
-            "fleet_check_interval_s": 0.1,
-            "outbox_interval_s": 0.2,
-            "password_memory_kib": 1024,
-            "password_time_cost": 1,
-        }
-    elif name == "alerts-api":
-        specific = {
-            "auth_public_key": resources.keypair[1],
-            "station_same_codes": ["039035"],
-            "station_ugc_codes": ["OHZ014"],
-            "outbox_interval_s": 0.2,
-        }
-    else:
-        specific = {
-            "auth_public_key": resources.keypair[1],
-            "data_dir": resources.tmp_path / "eas-monitor",
-            "reconcile_interval_s": 0.5,
-            "start_timeout_s": 5.0,
-            "stop_timeout_s": 2.0,
-            "restart_backoff_s": 0.2,
-            "restart_backoff_max_s": 1.0,
-        }
-    return settings_cls(**{**common, **specific, **overrides})
+    specific = manifest.test_settings(resources)
+    return manifest.settings(**{**common, **specific, **overrides})
 
 
 async def migrate(name: str, database_url: str) -> None:
-    package, _ = _PACKAGES[name]
-    await importlib.import_module(f"{package}.migrate").upgrade_url(database_url)
+    upgrade = by_name(name).upgrade_url
+    if upgrade is not None:
+        await upgrade(database_url)
 
 
 async def build_app(name: str, resources: Resources, **overrides: Any) -> FastAPI:
     """Migrate the service's schema and create its app (the lifespan is not started)."""
+    manifest = by_name(name)
     await migrate(name, resources.database_url)
-    package, _ = _PACKAGES[name]
-    create_app = importlib.import_module(f"{package}.app").create_app
-    app: FastAPI = create_app(_settings_for(name, resources, overrides))
+    app = manifest.create_app(_settings_for(manifest, resources, overrides))
+    if not isinstance(app, FastAPI):
+        raise TypeError(f"{name} has no FastAPI app (its create_app gives {type(app).__name__})")
     return app
 
 

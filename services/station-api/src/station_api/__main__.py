@@ -10,7 +10,7 @@ import sys
 from servicekit.cli import ServiceCli
 from servicekit.db import make_engine
 from servicekit.errors import ServiceError
-from station_api.app import asyncapi_document, create_app
+from station_api.manifest import MANIFEST
 from station_api.migrate import upgrade_url
 from station_api.passwords import Passwords
 from station_api.services.accounts import AccountStore
@@ -64,18 +64,7 @@ def _run_command(args: argparse.Namespace, settings: StationApiSettings) -> int 
     return 0
 
 
-CLI = ServiceCli(
-    prog="station-api",
-    serve_help="run the HTTP API, the fleet view and the heartbeat",
-    default_port=8005,
-    settings=StationApiSettings,
-    create_app=create_app,
-    upgrade_url=upgrade_url,
-    asyncapi_document=asyncapi_document,
-    add_commands=_add_commands,
-    run_extra=_run_command,
-)
-main = CLI.main
+main = ServiceCli(MANIFEST, add_commands=_add_commands, run_extra=_run_command).main
 
 if __name__ == "__main__":
     raise SystemExit(main())
