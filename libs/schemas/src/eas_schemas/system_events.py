@@ -55,10 +55,8 @@ class AuditRecord(BaseModel):
     detail: dict[str, Any] = Field(default_factory=dict, description="never a secret")
 
 
-# Where other services put their AuditRecords; station-api reads it with a consumer group
-# and writes each entry once (keyed by the envelope id). Internal: never fanned out.
-# TODO(lead): move into streams.ALL_STREAMS and register AUDIT_RECORD_TYPE in EVENT_TYPES
-# (only the owner of streams.py may); until then it is absent from the AsyncAPI documents.
-# Re-exported: services import the audit stream from here as well as from streams.
+# Where other services put their AuditRecords (streams.AUDIT_RECORDS); station-api reads it
+# with a consumer group and writes each entry once (keyed by the envelope id). Re-exported
+# beside the payload it carries.
 AUDIT_RECORDS = streams.AUDIT_RECORDS
 STATION_API_GROUP = streams.STATION_API_GROUP

@@ -10,14 +10,11 @@ With no feed configured anywhere, ``run`` idles and waits for settings instead o
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
 import threading
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import redis
@@ -25,12 +22,11 @@ import redis
 from eas_schemas.events import FeedKind, PollerStatus
 from pollers import __version__
 from pollers.cycle import FeedLoop
-from pollers.feeds.base import Feed, FeedConfigError
+from pollers.feeds.base import Feed, FeedConfigError, FeedContext, FeedSpec
 from pollers.feeds.cap_folder import CapFolderFeed
 from pollers.feeds.cap_url import CapUrlFeed
 from pollers.feeds.ipaws import IpawsFeed
-from pollers.feeds.nws_api import NwsApiFeed, nws_user_agent
-from pollers.file_fingerprints import FileFingerprints
+from pollers.feeds.nws_api import NwsApiFeed
 from pollers.health import HealthServer
 from pollers.http_fetch import RetryPolicy, Sleeper
 from pollers.publisher import AlertPublisher
@@ -63,34 +59,13 @@ NO_FEED = (
 )
 
 
-@dataclass(frozen=True)
-class FeedSpec:
-    """A feed to run, before it is built: ``key`` changes whenever any of its settings does."""
-
-    kind: FeedKind
-    name: str
-    key: tuple[Any, ...]
-    make: Callable[[Sleeper], Feed]
-
-
-def _key(kind: FeedKind, name: str, **values: Any) -> tuple[Any, ...]:
-    return (kind.value, name, *sorted((k, repr(v)) for k, v in values.items()))
-
-
-def _maker(cls: Callable[..., Feed], *args: Any, **kwargs: Any) -> Callable[[Sleeper], Feed]:
-    def make(sleep: Sleeper) -> Feed:
-        return cls(*args, **kwargs, sleep=sleep)
-
-    return make
-
-
-def _folder_maker(
-    folder: Path, fingerprints: FileFingerprints, kwargs: dict[str, Any]
-) -> Callable[[Sleeper], Feed]:
-    def make(sleep: Sleeper) -> Feed:  # reads local files: no retry waits to end
-        return CapFolderFeed(folder, fingerprints, **kwargs)
-
-    return make
+# The feed types, each building its feeds from the settings (``Feed.specs``).
+FEED_TYPES: dict[FeedKind, type[Feed]] = {
+    FeedKind.NWS: NwsApiFeed,
+    FeedKind.IPAWS: IpawsFeed,
+    FeedKind.CAP_FOLDER: CapFolderFeed,
+    FeedKind.CAP_URL: CapUrlFeed,
+}
 
 
 def feed_specs(
@@ -113,95 +88,11 @@ def feed_specs(
         "policy": policy,
         "max_response_bytes": settings.max_response_bytes,
     }
-    ns = settings.bus_namespace
-    specs: list[FeedSpec] = []
     enabled = settings.enabled_feeds() if kinds is None else kinds
     if not enabled:
         raise FeedConfigError(NO_FEED)
-    for kind in enabled:
-        if kind is FeedKind.NWS:
-            nws: dict[str, Any] = {
-                "contact": settings.nws_contact,
-                "zones": list(settings.nws_zones),
-                "areas": list(settings.nws_areas),
-                "base_url": settings.nws_base_url,
-                "interval_s": settings.nws_interval_s,
-                **http,
-            }
-            specs.append(
-                FeedSpec(
-                    kind,
-                    "nws",
-                    _key(kind, "nws", **nws),
-                    _maker(NwsApiFeed, **nws),
-                )
-            )
-        elif kind is FeedKind.IPAWS:
-            if not settings.ipaws_url:
-                raise FeedConfigError("the IPAWS feed needs POLLERS_IPAWS_URL")
-            ipaws: dict[str, Any] = {
-                "base_url": settings.ipaws_url,
-                "namespace": ns,
-                "interval_s": settings.ipaws_interval_s,
-                "overlap_s": settings.ipaws_overlap_s,
-                "initial_lookback_s": settings.ipaws_initial_lookback_s,
-                **http,
-            }
-            pin = settings.pin()
-            # The key only has to change with the PIN; it need not (and must not) hold it.
-            pin_hash = hashlib.sha256(pin.encode()).hexdigest() if pin else None
-            specs.append(
-                FeedSpec(
-                    kind,
-                    "ipaws",
-                    _key(kind, "ipaws", pin=pin_hash, **ipaws),
-                    _maker(IpawsFeed, **ipaws, pin=pin, redis_client=client),
-                )
-            )
-        elif kind is FeedKind.CAP_FOLDER:
-            if not settings.cap_folder:
-                raise FeedConfigError("the CAP folder feed needs POLLERS_CAP_FOLDER")
-            for folder in settings.cap_folder:
-                folder_kw: dict[str, Any] = {
-                    "recursive": settings.cap_folder_recursive,
-                    "interval_s": settings.cap_folder_interval_s,
-                    "max_document_bytes": settings.max_document_bytes,
-                }
-                name = f"cap-folder:{folder}"
-                specs.append(
-                    FeedSpec(
-                        kind,
-                        name,
-                        _key(kind, name, seen_ttl_s=settings.seen_ttl_s, **folder_kw),
-                        _folder_maker(
-                            folder,
-                            FileFingerprints(client, folder, ns, settings.seen_ttl_s),
-                            folder_kw,
-                        ),
-                    )
-                )
-        elif kind is FeedKind.CAP_URL:
-            if not settings.cap_urls:
-                raise FeedConfigError("the CAP URL feed needs POLLERS_CAP_URLS")
-            agent = nws_user_agent(settings.nws_contact or "no contact configured")
-            for url in settings.cap_urls:
-                url_kw: dict[str, Any] = {
-                    "interval_s": settings.cap_url_interval_s,
-                    "max_document_bytes": settings.max_document_bytes,
-                    "max_entries": settings.cap_url_max_entries,
-                    "user_agent": agent,
-                    **http,
-                }
-                name = f"cap-url:{url}"
-                specs.append(
-                    FeedSpec(
-                        kind,
-                        name,
-                        _key(kind, name, **url_kw),
-                        _maker(CapUrlFeed, url, **url_kw),
-                    )
-                )
-    return specs
+    ctx = FeedContext(settings, client, http)
+    return [spec for kind in enabled for spec in FEED_TYPES[kind].specs(ctx)]
 
 
 def build_feeds(settings: PollersSettings, client: redis.Redis, sleep: Sleeper) -> list[Feed]:

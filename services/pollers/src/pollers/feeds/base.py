@@ -5,9 +5,16 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from eas_schemas.events import FeedKind
 from pollers.cap_xml import ParsedAlert
+
+if TYPE_CHECKING:
+    import redis
+
+    from pollers.http_fetch import Sleeper
+    from pollers.settings import PollersSettings
 
 
 class FeedConfigError(ValueError):
@@ -33,10 +40,40 @@ class PollResult:
     new: int = 0  # filled in by the cycle: alerts published this cycle
 
 
+@dataclass(frozen=True)
+class FeedContext:
+    """What every feed is built from: the settings, the shared Redis client, and the HTTP
+    limits and retry policy every HTTP feed uses."""
+
+    settings: PollersSettings
+    client: redis.Redis
+    http: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FeedSpec:
+    """A feed to run, before it is built: ``key`` changes whenever any of its settings does."""
+
+    kind: FeedKind
+    name: str
+    key: tuple[Any, ...]
+    make: Callable[[Sleeper], Feed]
+
+
+def spec_key(kind: FeedKind, name: str, **values: Any) -> tuple[Any, ...]:
+    return (kind.value, name, *sorted((k, repr(v)) for k, v in values.items()))
+
+
 class Feed(abc.ABC):
     name: str
     kind: FeedKind
     interval_s: float
+
+    @classmethod
+    def specs(cls, ctx: FeedContext) -> list[FeedSpec]:
+        """The feeds of this kind the settings ask for; raises `FeedConfigError` naming what
+        is missing. Nothing is built (no HTTP client opened) until ``make``."""
+        raise NotImplementedError(f"{cls.__name__} is not built from settings")
 
     @abc.abstractmethod
     def poll(self) -> PollResult: ...

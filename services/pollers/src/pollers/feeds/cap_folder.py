@@ -9,19 +9,49 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import redis
 
 from eas_schemas.events import FeedKind
 from pollers.cap_xml import DEFAULT_MAX_DOCUMENT_BYTES, CapRejected, parse_cap_batch, sha256_hex
-from pollers.feeds.base import Feed, PollResult
+from pollers.feeds.base import Feed, FeedConfigError, FeedContext, FeedSpec, PollResult, spec_key
 from pollers.file_fingerprints import FileFingerprints, Fingerprint
+from pollers.http_fetch import Sleeper
 
 log = logging.getLogger(__name__)
 
 
 class CapFolderFeed(Feed):
     kind = FeedKind.CAP_FOLDER
+
+    @classmethod
+    def specs(cls, ctx: FeedContext) -> list[FeedSpec]:
+        s = ctx.settings
+        if not s.cap_folder:
+            raise FeedConfigError("the CAP folder feed needs POLLERS_CAP_FOLDER")
+        specs: list[FeedSpec] = []
+        for folder in s.cap_folder:
+            kwargs: dict[str, Any] = {
+                "recursive": s.cap_folder_recursive,
+                "interval_s": s.cap_folder_interval_s,
+                "max_document_bytes": s.max_document_bytes,
+            }
+            fingerprints = FileFingerprints(ctx.client, folder, s.bus_namespace, s.seen_ttl_s)
+
+            # Reads local files: there are no retry waits to end, so ``sleep`` is unused.
+            def make(
+                _sleep: Sleeper,
+                folder: Path = folder,
+                kwargs: dict[str, Any] = kwargs,
+                fingerprints: FileFingerprints = fingerprints,
+            ) -> Feed:
+                return cls(folder, fingerprints, **kwargs)
+
+            name = f"cap-folder:{folder}"
+            key = spec_key(cls.kind, name, seen_ttl_s=s.seen_ttl_s, **kwargs)
+            specs.append(FeedSpec(cls.kind, name, key, make))
+        return specs
 
     def __init__(
         self,

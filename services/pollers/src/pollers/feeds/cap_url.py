@@ -9,6 +9,7 @@ own ETag is kept only when every entry was read, or a 304 would hide the failed 
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import httpx
 
@@ -20,8 +21,9 @@ from pollers.cap_xml import (
     ParsedAlert,
     parse_cap_batch,
 )
-from pollers.feeds.base import Feed, FeedConfigError, PollResult
+from pollers.feeds.base import Feed, FeedConfigError, FeedContext, FeedSpec, PollResult, spec_key
 from pollers.feeds.conditional import Validators
+from pollers.feeds.nws_api import nws_user_agent
 from pollers.http_fetch import RetryPolicy, Sleeper, fetch_with_retries, make_client, real_sleep
 from pollers.nws_geojson import parse_nws_json
 
@@ -50,6 +52,29 @@ def parse_document(
 
 class CapUrlFeed(Feed):
     kind = FeedKind.CAP_URL
+
+    @classmethod
+    def specs(cls, ctx: FeedContext) -> list[FeedSpec]:
+        s = ctx.settings
+        if not s.cap_urls:
+            raise FeedConfigError("the CAP URL feed needs POLLERS_CAP_URLS")
+        agent = nws_user_agent(s.nws_contact or "no contact configured")
+        specs: list[FeedSpec] = []
+        for url in s.cap_urls:
+            kwargs: dict[str, Any] = {
+                "interval_s": s.cap_url_interval_s,
+                "max_document_bytes": s.max_document_bytes,
+                "max_entries": s.cap_url_max_entries,
+                "user_agent": agent,
+                **ctx.http,
+            }
+
+            def make(sleep: Sleeper, url: str = url, kwargs: dict[str, Any] = kwargs) -> Feed:
+                return cls(url, **kwargs, sleep=sleep)
+
+            name = f"cap-url:{url}"
+            specs.append(FeedSpec(cls.kind, name, spec_key(cls.kind, name, **kwargs), make))
+        return specs
 
     def __init__(
         self,

@@ -11,17 +11,19 @@ that could carry the URL is passed through `redact` first.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import redis
 
 from eas_schemas.events import FeedKind
 from pollers.cap_xml import CapRejected, parse_cap_batch
-from pollers.feeds.base import Feed, FeedConfigError, PollResult
+from pollers.feeds.base import Feed, FeedConfigError, FeedContext, FeedSpec, PollResult, spec_key
 from pollers.http_fetch import RetryPolicy, Sleeper, fetch_with_retries, make_client, real_sleep
 from pollers.state_keys import ipaws_cursor_key
 
@@ -69,6 +71,30 @@ class IpawsCursor:
 
 class IpawsFeed(Feed):
     kind = FeedKind.IPAWS
+
+    @classmethod
+    def specs(cls, ctx: FeedContext) -> list[FeedSpec]:
+        s = ctx.settings
+        if not s.ipaws_url:
+            raise FeedConfigError("the IPAWS feed needs POLLERS_IPAWS_URL")
+        ipaws: dict[str, Any] = {
+            "base_url": s.ipaws_url,
+            "namespace": s.bus_namespace,
+            "interval_s": s.ipaws_interval_s,
+            "overlap_s": s.ipaws_overlap_s,
+            "initial_lookback_s": s.ipaws_initial_lookback_s,
+            **ctx.http,
+        }
+        pin = s.pin()
+        # The key only has to change with the PIN; it need not (and must not) hold it.
+        pin_hash = hashlib.sha256(pin.encode()).hexdigest() if pin else None
+
+        def make(sleep: Sleeper) -> Feed:
+            return cls(**ipaws, pin=pin, redis_client=ctx.client, sleep=sleep)
+
+        return [
+            FeedSpec(cls.kind, "ipaws", spec_key(cls.kind, "ipaws", pin=pin_hash, **ipaws), make)
+        ]
 
     def __init__(
         self,

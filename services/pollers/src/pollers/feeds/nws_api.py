@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
@@ -16,7 +17,7 @@ import httpx
 from eas_schemas.events import FeedKind
 from pollers import __version__
 from pollers.cap_xml import CapRejected
-from pollers.feeds.base import Feed, FeedConfigError, PollResult
+from pollers.feeds.base import Feed, FeedConfigError, FeedContext, FeedSpec, PollResult, spec_key
 from pollers.feeds.conditional import Validators
 from pollers.http_fetch import RetryPolicy, Sleeper, fetch_with_retries, make_client, real_sleep
 from pollers.nws_geojson import parse_nws_json
@@ -30,6 +31,23 @@ def nws_user_agent(contact: str) -> str:
 
 class NwsApiFeed(Feed):
     kind = FeedKind.NWS
+
+    @classmethod
+    def specs(cls, ctx: FeedContext) -> list[FeedSpec]:
+        s = ctx.settings
+        nws: dict[str, Any] = {
+            "contact": s.nws_contact,
+            "zones": list(s.nws_zones),
+            "areas": list(s.nws_areas),
+            "base_url": s.nws_base_url,
+            "interval_s": s.nws_interval_s,
+            **ctx.http,
+        }
+
+        def make(sleep: Sleeper) -> Feed:
+            return cls(**nws, sleep=sleep)
+
+        return [FeedSpec(cls.kind, "nws", spec_key(cls.kind, "nws", **nws), make)]
 
     def __init__(
         self,
