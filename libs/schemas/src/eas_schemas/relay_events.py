@@ -85,8 +85,9 @@ class RuleCheck(BaseModel):
     ``rule`` is a stable id (``relay_enabled``, ``location``, ``event``, ``originator``,
     ``cap_status``, ``msg_type``, ``scope``, ``blockchannel``, ``must_carry``, ``national``,
     ``severity_urgency``, ``air_agreement``, ``deviation``, ``own_transmission``, ``expired``,
-    ``not_yet_effective``, ``confirmation``, ``delay``, and from the CAP-to-EAS conversion
-    ``info``, ``event_code``, ``geocode``, ``duration``, ``audio_resource``, ``alert_text``).
+    ``not_yet_effective``, ``confirmation``, ``delay``, ``header`` (an on-air header
+    re-encoded), and from the CAP-to-EAS conversion ``info``, ``eas_org``, ``event_code``,
+    ``geocode``, ``duration``, ``audio_resource``, ``alert_text``).
     It stays a string, not an enum, so a reader built before a new rule was added still
     reads the event.
     """
