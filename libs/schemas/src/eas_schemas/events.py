@@ -23,6 +23,7 @@ from eas_schemas.monitor_events import (
     SameEomEvent,
     SameHeaderEvent,
 )
+from eas_schemas.relay_events import RELAY_DECISION_TYPE, RelayDecisionEvent
 from eas_schemas.station_settings import SETTINGS_CHANGED_TYPE, SettingsChanged
 from eas_schemas.streams import StreamSpec
 from eas_schemas.system_events import (
@@ -174,6 +175,7 @@ EVENT_TYPES: tuple[EventTypeSpec, ...] = (
     _spec(SAME_ATTENTION_TONE_TYPE, streams.SAME_EVENTS, SameAttentionToneEvent, "Attention tone"),
     _spec(MONITOR_STATUS_TYPE, streams.MONITOR_STATUS, MonitorStatus, "Monitored input state"),
     _spec(AUDIO_INPUT_LEVEL_TYPE, streams.AUDIO_METRICS, InputLevel, "Input level changed"),
+    _spec(RELAY_DECISION_TYPE, streams.RELAY_DECISIONS, RelayDecisionEvent, "Relay decision"),
 )
 
 

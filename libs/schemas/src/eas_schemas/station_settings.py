@@ -33,6 +33,7 @@ from pydantic import (
     model_validator,
 )
 
+from eas_schemas.cap import CapMsgType, CapScope, CapSeverity, CapUrgency
 from eas_schemas.same_codes import (
     STATE_ABBREVIATIONS,
     SameEventCode,
@@ -242,31 +243,215 @@ class FeedSettings(SettingsModel):
     cap_folders: list[CapFolder] = Field(default_factory=list, max_length=20)
 
 
+class ConfirmationTimeoutAction(StrEnum):
+    """What a pending confirmation becomes when no operator acts before its timeout."""
+
+    IGNORE = "ignore"  # expired: recorded, not aired (an operator may still forward it)
+    RELAY = "relay"  # a "timed relay", as ENDECs offer
+
+
+# CAP 1.2 orders these values; a threshold means "this value or a more serious one".
+SEVERITY_ORDER: tuple[CapSeverity, ...] = (
+    CapSeverity.MINOR,
+    CapSeverity.MODERATE,
+    CapSeverity.SEVERE,
+    CapSeverity.EXTREME,
+)
+URGENCY_ORDER: tuple[CapUrgency, ...] = (
+    CapUrgency.PAST,
+    CapUrgency.FUTURE,
+    CapUrgency.EXPECTED,
+    CapUrgency.IMMEDIATE,
+)
+
+#: CAP msgTypes that can air (ECIG 3.8). A Cancel withdraws the alert it references and never
+#: airs itself; Ack and Error are not processed.
+RELAYABLE_MSG_TYPES = (CapMsgType.ALERT, CapMsgType.UPDATE)
+
+#: Event codes relayed whenever relay is enabled, whatever ``events`` and ``originators`` say:
+#: 47 CFR 11.54 makes carrying an EAN mandatory, and 11.61(a)(3) the national test (NPT, for
+#: the national location code 000000).
+MANDATORY_EVENTS = ("EAN", "NPT")
+
+_LANGUAGE_RE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
+
+
+def validate_language(value: str) -> str:
+    if not _LANGUAGE_RE.match(value):
+        raise ValueError(f"language must be an RFC 5646 tag such as en or es-US, got {value!r}")
+    return value
+
+
+LanguageTag = Annotated[str, Field(max_length=35), AfterValidator(validate_language)]
+
+
+class CapWithoutEventCode(SettingsModel):
+    """CAP alerts that carry no SAME event code (``eventCode valueName="SAME"``).
+
+    ECIG 3.4.1.2 says such a message SHALL NOT be aired. This is an operator-confirmed
+    exception: when enabled, an alert at least as severe and urgent as the thresholds gets
+    its event code from its CAP ``event`` name looked up in the SAME event table (no match:
+    ignored) and then waits for an operator's confirmation. It is never relayed
+    automatically, and a confirmation that times out always ends as ignored.
+    """
+
+    enabled: bool = Field(
+        default=False,
+        description="offer CAP alerts without a SAME event code for operator confirmation "
+        "(ECIG 3.4.1.2 forbids airing them automatically)",
+    )
+    min_severity: CapSeverity = Field(
+        default=CapSeverity.SEVERE,
+        description="lowest CAP severity offered (Minor < Moderate < Severe < Extreme)",
+    )
+    min_urgency: CapUrgency = Field(
+        default=CapUrgency.IMMEDIATE,
+        description="lowest CAP urgency offered (Past < Future < Expected < Immediate)",
+    )
+
+    @field_validator("min_severity")
+    @classmethod
+    def _ordered_severity(cls, value: CapSeverity) -> CapSeverity:
+        if value not in SEVERITY_ORDER:
+            raise ValueError("min_severity must be Minor, Moderate, Severe or Extreme")
+        return value
+
+    @field_validator("min_urgency")
+    @classmethod
+    def _ordered_urgency(cls, value: CapUrgency) -> CapUrgency:
+        if value not in URGENCY_ORDER:
+            raise ValueError("min_urgency must be Past, Future, Expected or Immediate")
+        return value
+
+
 class RelayRules(SettingsModel):
-    enabled: bool = False
+    """Which alerts the station relays, and how. A fresh station relays nothing: relay is off,
+    no event is listed, and with no location configured nothing matches."""
+
+    enabled: bool = Field(
+        default=False, description="relay at all; EAN and the national NPT need only this"
+    )
     events: list[SameEventCode] = Field(
-        default_factory=list, description="SAME event codes that are relayed"
+        default_factory=list,
+        description="SAME event codes that are relayed (EAN, and NPT for 000000, always are: "
+        "47 CFR 11.54 and 11.61)",
     )
     originators: list[Originator] = Field(
         default_factory=lambda: [Originator.PEP, Originator.CIV, Originator.WXR],
         description="originators whose messages are relayed",
     )
     locations: list[SameLocationCode] = Field(
-        default_factory=list, description="location codes relayed; empty = the station's codes"
+        default_factory=list,
+        description="location codes relayed; empty = the station's codes (location.same_codes)",
     )
     require_confirmation: list[SameEventCode] = Field(
         default_factory=list, description="relayed events that wait for an operator's confirmation"
     )
-    confirmation_timeout_s: int = Field(default=900, ge=30, le=86_400)
+    confirmation_timeout_s: int = Field(
+        default=900, ge=30, le=86_400, description="how long a confirmation waits"
+    )
+    confirmation_timeout_action: ConfirmationTimeoutAction = Field(
+        default=ConfirmationTimeoutAction.IGNORE,
+        description="what a confirmation that times out becomes: ignore (expired) or relay "
+        "(a timed relay). Never relay for an on-air header with low agreement or a deviation, "
+        "nor for a CAP alert without a SAME event code: those always expire as ignored",
+    )
+    delay_s: int = Field(
+        default=0,
+        ge=0,
+        le=600,
+        description="seconds between the decision and the relay (not applied to an EAN, "
+        "which airs at once: 47 CFR 11.54)",
+    )
+    msg_types: list[CapMsgType] = Field(
+        default_factory=lambda: list(RELAYABLE_MSG_TYPES),
+        description="CAP msgTypes relayed: Alert and/or Update. A Cancel never airs: it "
+        "withdraws the alert it references (ECIG 3.8)",
+    )
+    scopes: list[CapScope] = Field(
+        default_factory=lambda: [CapScope.PUBLIC],
+        description="CAP scopes relayed. ECIG section 4: only Public airs; Restricted is for "
+        "closed systems. Private (addressed to named recipients) is never broadcast",
+    )
+    allow_test_status: bool = Field(
+        default=False,
+        description="relay CAP alerts with status Test: for lab stations only. ECIG 3.9 "
+        "forbids airing Test, Exercise, System and Draft messages; the last three never air",
+    )
+    hold_until_onset: bool = Field(
+        default=False,
+        description="hold a CAP alert until its onset (the expected start of the hazard), not "
+        "only until its effective time. Off by default: a warning is in effect when it is "
+        "issued, and holding it to the onset takes away the public's lead time",
+    )
+    language: LanguageTag = Field(
+        default="en",
+        description="primary language: the CAP info block used (ECIG 3.7); the first block "
+        "when no block is in this language",
+    )
+    default_duration_minutes: int = Field(
+        default=60,
+        ge=1,
+        le=5970,
+        description="valid time of a CAP alert whose info has no expires (the guide gives "
+        "none); rounded up to a legal purge step",
+    )
+    cap_without_event_code: CapWithoutEventCode = Field(
+        default_factory=CapWithoutEventCode,
+        description="CAP alerts without a SAME event code: offered for confirmation only, "
+        "by severity and urgency (an operator-confirmed exception to ECIG 3.4.1.2)",
+    )
+    air_min_confidence: float = Field(
+        default=0.9,
+        ge=0.5,
+        le=1.0,
+        description="a header heard on air below this decoder confidence waits for an "
+        "operator's confirmation",
+    )
+    dedup_window_s: int = Field(
+        default=900,
+        ge=60,
+        le=3600,
+        description="the same transmission received as CAP and on air (same event, same "
+        "locations, issue times within this window) is one decision",
+    )
 
-    @field_validator("events", "originators", "locations", "require_confirmation")
+    @field_validator("events", "originators", "locations", "require_confirmation", "scopes")
     @classmethod
     def _dedupe(cls, values: list[Any]) -> list[Any]:
         return _unique(values)
 
+    @field_validator("msg_types")
+    @classmethod
+    def _relayable_msg_types(cls, values: list[CapMsgType]) -> list[CapMsgType]:
+        for value in values:
+            if value is CapMsgType.CANCEL:
+                raise ValueError(
+                    "Cancel cannot be relayed: a Cancel withdraws the alert it references and "
+                    "never airs itself (ECIG 3.8)"
+                )
+            if value not in RELAYABLE_MSG_TYPES:
+                raise ValueError(f"{value.value} messages are not processed (ECIG 3.8)")
+        return _unique(values)
+
+    @field_validator("scopes")
+    @classmethod
+    def _broadcast_scopes(cls, values: list[CapScope]) -> list[CapScope]:
+        if CapScope.PRIVATE in values:
+            raise ValueError("Private alerts are addressed to named recipients, never broadcast")
+        return values
+
     @model_validator(mode="after")
     def _confirmed_are_relayed(self) -> RelayRules:
-        extra = [e for e in self.require_confirmation if e not in self.events]
+        if "EAN" in self.require_confirmation:
+            raise ValueError(
+                "EAN cannot wait for confirmation: it must be relayed at once (47 CFR 11.54)"
+            )
+        extra = [
+            e
+            for e in self.require_confirmation
+            if e not in self.events and e not in MANDATORY_EVENTS
+        ]
         if extra:
             raise ValueError(f"require_confirmation lists events that are not relayed: {extra}")
         return self

@@ -98,6 +98,14 @@ AUDIT_RECORDS = StreamSpec(
     public=False,
 )
 
+RELAY_DECISIONS = StreamSpec(
+    "relay.decisions",
+    "audio-control's relay decisions: relay.decision, the whole current state of a decision "
+    "(relay now, after confirmation, or ignore, with every rule checked) at each change.",
+    Retention.HISTORY,
+    public=True,
+)
+
 ALL_STREAMS: tuple[StreamSpec, ...] = (
     ALERTS_INGESTED,
     ALERT_EVENTS,
@@ -110,12 +118,14 @@ ALL_STREAMS: tuple[StreamSpec, ...] = (
     SETTINGS_CHANGED,
     SYSTEM_ALARMS,
     AUDIT_RECORDS,
+    RELAY_DECISIONS,
 )
 
 # Consumer groups (work that must happen once) are named after the owning service.
 ALERTS_API_GROUP = "alerts-api"
 STATION_API_GROUP = "station-api"
 EAS_MONITOR_GROUP = "eas-monitor"
+AUDIO_CONTROL_GROUP = "audio-control"
 
 
 _BY_NAME: dict[str, StreamSpec] = {spec.name: spec for spec in ALL_STREAMS}

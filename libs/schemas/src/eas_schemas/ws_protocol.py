@@ -36,6 +36,7 @@ class Topic(StrEnum):
     POLLERS = "pollers"
     HEALTH = "health"
     SETTINGS = "settings"
+    RELAY = "relay"
 
 
 TOPIC_STREAMS: dict[Topic, tuple[StreamSpec, ...]] = {
@@ -46,6 +47,7 @@ TOPIC_STREAMS: dict[Topic, tuple[StreamSpec, ...]] = {
     Topic.POLLERS: (streams.POLLER_STATUS,),
     Topic.HEALTH: (streams.SERVICE_HEARTBEAT, streams.SYSTEM_ALARMS),
     Topic.SETTINGS: (streams.SETTINGS_CHANGED,),
+    Topic.RELAY: (streams.RELAY_DECISIONS,),
 }
 
 # Latest-value topics: a client that falls behind gets the newest event per key instead of a
@@ -133,6 +135,7 @@ FILTER_FIELDS: dict[Topic, frozenset[str]] = {
     Topic.POLLERS: frozenset({"types"}),
     Topic.HEALTH: frozenset({"types"}),
     Topic.SETTINGS: frozenset({"types"}),
+    Topic.RELAY: frozenset({"types"}),
 }
 
 

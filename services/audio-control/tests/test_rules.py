@@ -1,0 +1,495 @@
+"""Relay rules: one table row per rule, with the action and the checks that decided it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from audio_control.rules import Candidate, Evaluation, decision_event, evaluate, relay_time
+from eas_schemas.cap import CapMsgType, CapScope, CapSeverity, CapStatus, CapUrgency
+from eas_schemas.events import payload_model
+from eas_schemas.monitor_events import SameHeaderEvent
+from eas_schemas.relay_events import (
+    RELAY_DECISION_TYPE,
+    DecisionState,
+    PrecedenceClass,
+    RelayAction,
+    RelayDecisionEvent,
+    RelaySource,
+)
+from eas_schemas.station_settings import ConfirmationTimeoutAction, LocationSettings, RelayRules
+
+NOW = datetime(2025, 5, 1, 18, 0, tzinfo=UTC)  # the builders' time (conftest `now`)
+BASE_RULES: dict[str, Any] = {"enabled": True, "events": ["TOR"]}
+CapFactory = Callable[..., Candidate]
+AirFactory = Callable[..., Candidate]
+# id, candidate arguments, rules, expected action, the checks that blocked and how
+Row = tuple[str, dict[str, Any], dict[str, Any], RelayAction, dict[str, RelayAction]]
+
+
+def test_the_builders_work_at_now(now: datetime) -> None:
+    assert now == NOW
+
+
+def decide(
+    candidate: Candidate,
+    *,
+    now: datetime = NOW,
+    station: tuple[str, ...] = ("039035",),
+    **rules: Any,
+) -> Evaluation:
+    doc = {**BASE_RULES, **rules}
+    result = evaluate(candidate, RelayRules.model_validate(doc), _station(station), now)
+    # Invariants every decision keeps: one check per rule, passed <=> no consequence, and
+    # the action is exactly what the consequences say.
+    ids = [c.rule for c in result.checks]
+    assert len(ids) == len(set(ids)), ids
+    assert all(c.passed is (c.consequence is None) for c in result.checks)
+    consequences = {c.consequence for c in result.checks} - {None}
+    expected = (
+        RelayAction.IGNORE
+        if RelayAction.IGNORE in consequences
+        else RelayAction.CONFIRM
+        if RelayAction.CONFIRM in consequences
+        else RelayAction.RELAY
+    )
+    assert result.action is expected
+    assert result.reason and "\n" not in result.reason
+    return result
+
+
+def _station(codes: tuple[str, ...]) -> LocationSettings:
+    return LocationSettings(same_codes=list(codes))
+
+
+def blocking(result: Evaluation) -> dict[str, RelayAction]:
+    return {c.rule: c.consequence for c in result.checks if c.consequence is not None}
+
+
+def check(result: Evaluation, rule: str) -> Any:
+    return next(c for c in result.checks if c.rule == rule)
+
+
+# ---- CAP --------------------------------------------------------------------------------------
+
+CAP_TABLE: list[Row] = [
+    ("baseline", {}, {}, RelayAction.RELAY, {}),
+    ("relay off", {}, {"enabled": False}, RelayAction.IGNORE,
+     {"relay_enabled": RelayAction.IGNORE}),
+    ("event not relayed", {"event": "Severe Thunderstorm Warning", "same_event": "SVR"}, {},
+     RelayAction.IGNORE, {"event": RelayAction.IGNORE}),
+    ("originator not relayed", {}, {"originators": ["CIV"]}, RelayAction.IGNORE,
+     {"originator": RelayAction.IGNORE}),
+    ("default originator CIV", {"parameters": ()}, {"originators": ["CIV"]}, RelayAction.RELAY, {}),
+    ("status Test", {"status": CapStatus.TEST}, {}, RelayAction.IGNORE,
+     {"cap_status": RelayAction.IGNORE}),
+    ("status Test, lab station", {"status": CapStatus.TEST}, {"allow_test_status": True},
+     RelayAction.RELAY, {}),
+    ("status Exercise, lab station", {"status": CapStatus.EXERCISE}, {"allow_test_status": True},
+     RelayAction.IGNORE, {"cap_status": RelayAction.IGNORE}),
+    ("status Draft", {"status": CapStatus.DRAFT}, {}, RelayAction.IGNORE,
+     {"cap_status": RelayAction.IGNORE}),
+    ("status System", {"status": CapStatus.SYSTEM}, {}, RelayAction.IGNORE,
+     {"cap_status": RelayAction.IGNORE}),
+    ("Update relayed", {"msg_type": CapMsgType.UPDATE}, {}, RelayAction.RELAY, {}),
+    ("Update not listed", {"msg_type": CapMsgType.UPDATE}, {"msg_types": ["Alert"]},
+     RelayAction.IGNORE, {"msg_type": RelayAction.IGNORE}),
+    ("Cancel never airs", {"msg_type": CapMsgType.CANCEL}, {}, RelayAction.IGNORE,
+     {"msg_type": RelayAction.IGNORE}),
+    ("Ack", {"msg_type": CapMsgType.ACK}, {}, RelayAction.IGNORE,
+     {"msg_type": RelayAction.IGNORE}),
+    ("Restricted", {"scope": CapScope.RESTRICTED}, {}, RelayAction.IGNORE,
+     {"scope": RelayAction.IGNORE}),
+    ("Restricted, listed", {"scope": CapScope.RESTRICTED}, {"scopes": ["Public", "Restricted"]},
+     RelayAction.RELAY, {}),
+    ("Private", {"scope": CapScope.PRIVATE}, {"scopes": ["Public", "Restricted"]},
+     RelayAction.IGNORE, {"scope": RelayAction.IGNORE}),
+    ("BLOCKCHANNEL EAS", {"parameters": (("BLOCKCHANNEL", "EAS"),)}, {}, RelayAction.IGNORE,
+     {"blockchannel": RelayAction.IGNORE}),
+    ("BLOCKCHANNEL EAS beats must-carry",
+     {"parameters": (("EAS-Must-Carry", "True"), ("BLOCKCHANNEL", "EAS"))}, {},
+     RelayAction.IGNORE, {"blockchannel": RelayAction.IGNORE}),
+    ("BLOCKCHANNEL CMAS only", {"parameters": (("BLOCKCHANNEL", "CMAS"),)}, {},
+     RelayAction.RELAY, {}),
+    ("must-carry overrides the event filter",
+     {"event": "Civil Emergency Message", "same_event": "CEM",
+      "parameters": (("EAS-Must-Carry", "True"), ("EAS-ORG", "CIV"))},
+     {"originators": ["WXR"]}, RelayAction.RELAY, {}),
+    ("must-carry still needs the location",
+     {"same_event": "CEM", "codes": ("048201",), "parameters": (("EAS-Must-Carry", "True"),)},
+     {}, RelayAction.IGNORE, {"location": RelayAction.IGNORE}),
+    ("must-carry is not held for confirmation",
+     {"parameters": (("EAS-Must-Carry", "true"),)}, {"require_confirmation": ["TOR"]},
+     RelayAction.RELAY, {}),
+    ("needs confirmation", {}, {"require_confirmation": ["TOR"]}, RelayAction.CONFIRM,
+     {"confirmation": RelayAction.CONFIRM}),
+    ("expired", {"sent": NOW - timedelta(hours=2)}, {}, RelayAction.IGNORE,
+     {"expired": RelayAction.IGNORE}),
+    ("delay runs past expiry", {"expires_in": timedelta(minutes=5)}, {"delay_s": 300},
+     RelayAction.IGNORE, {"expired": RelayAction.IGNORE}),
+    ("no SAME geocode", {"codes": ()}, {}, RelayAction.IGNORE,
+     {"geocode": RelayAction.IGNORE, "location": RelayAction.IGNORE}),
+    ("other county", {"codes": ("039093",)}, {}, RelayAction.IGNORE,
+     {"location": RelayAction.IGNORE}),
+    ("EAN relayed though not listed",
+     {"event": "Emergency Action Notification", "same_event": "EAN", "codes": ("000000",),
+      "parameters": (("EAS-ORG", "PEP"),)},
+     {"originators": ["WXR"], "events": []}, RelayAction.RELAY, {}),
+    ("EAN with relay off",
+     {"same_event": "EAN", "codes": ("000000",), "parameters": (("EAS-ORG", "PEP"),)},
+     {"enabled": False}, RelayAction.IGNORE, {"relay_enabled": RelayAction.IGNORE}),
+    ("national NPT relayed though not listed",
+     {"same_event": "NPT", "codes": ("000000",), "parameters": (("EAS-ORG", "PEP"),)},
+     {"events": []}, RelayAction.RELAY, {}),
+    ("NPT for one county is not mandatory",
+     {"same_event": "NPT", "parameters": (("EAS-ORG", "PEP"),)},
+     {"events": []}, RelayAction.IGNORE, {"event": RelayAction.IGNORE}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("cap", "rules", "action", "blocked"),
+    [row[1:] for row in CAP_TABLE],
+    ids=[row[0] for row in CAP_TABLE],
+)
+def test_cap_rules(
+    make_cap: CapFactory,
+    cap: dict[str, Any],
+    rules: dict[str, Any],
+    action: RelayAction,
+    blocked: dict[str, RelayAction],
+) -> None:
+    result = decide(make_cap(**cap), **rules)
+    assert result.action is action
+    assert blocking(result) == blocked
+
+
+def test_a_relayed_cap_alert_airs_now_with_our_header(make_cap: CapFactory) -> None:
+    result = decide(make_cap())
+    assert result.relay_at == NOW and result.confirm_by is None and result.on_timeout is None
+    assert result.header is not None
+    assert result.header.text == "ZCZC-WXR-TOR-039035+0100-1211800-WXYZ/FM -"
+    assert result.reason == (
+        "Relay TOR at 18:00:00 UTC: In the station's area: 039035~039035 exact."
+    )
+    assert result.precedence_class is PrecedenceClass.LOCAL
+
+
+def test_a_fresh_station_relays_nothing(make_cap: CapFactory) -> None:
+    result = evaluate(make_cap(), RelayRules(), LocationSettings(), NOW)
+    assert result.action is RelayAction.IGNORE
+    failing = {c.rule for c in result.checks if not c.passed}
+    assert failing == {"relay_enabled", "location", "event"}
+    assert "no location codes configured" in check(result, "location").detail
+
+
+@pytest.mark.parametrize(
+    ("alert_codes", "station", "matches"),
+    [
+        (("039035",), ("039035",), ["039035~039035 exact"]),
+        (("139035",), ("039035",), ["139035~039035 county"]),
+        (("039035",), ("139035",), ["039035~139035 county"]),
+        (("039000",), ("039035",), ["039000~039035 statewide"]),
+        (("039035",), ("039000",), ["039035~039000 statewide"]),
+        (("000000",), ("039035",), ["000000~039035 national"]),
+        (
+            ("039035", "039000", "039093"),
+            ("039035", "039093"),
+            [
+                "039035~039035 exact",
+                "039000~039035 statewide",
+                "039000~039093 statewide",
+                "039093~039093 exact",
+            ],
+        ),
+        (("139035",), ("239035",), None),
+        (("048201",), ("039035",), None),
+    ],
+)
+def test_location_match_keeps_every_match(
+    make_cap: CapFactory,
+    alert_codes: tuple[str, ...],
+    station: tuple[str, ...],
+    matches: list[str] | None,
+) -> None:
+    result = decide(make_cap(codes=alert_codes), station=station)
+    location = check(result, "location")
+    if matches is None:
+        assert location.consequence is RelayAction.IGNORE
+        assert result.action is RelayAction.IGNORE
+    else:
+        assert location.passed and location.values["matches"] == matches
+        assert result.action is RelayAction.RELAY
+
+
+def test_relay_locations_replace_the_station_codes(make_cap: CapFactory) -> None:
+    result = decide(make_cap(codes=("039093",)), locations=["039093"])
+    assert result.action is RelayAction.RELAY
+    assert check(result, "location").values["configured_by"] == "relay.locations"
+    assert decide(make_cap(), locations=["039093"]).action is RelayAction.IGNORE
+
+
+def test_a_station_matched_only_past_the_31st_location_is_for_an_operator(
+    make_cap: CapFactory,
+) -> None:
+    codes = tuple(f"039{n:03d}" for n in range(1, 71, 2))  # 35 Ohio counties; 039035 is 18th
+    far = codes[33]
+    result = decide(make_cap(codes=codes), station=(far,))
+    assert blocking(result) == {"location": RelayAction.CONFIRM}
+    assert result.on_timeout is ConfirmationTimeoutAction.IGNORE
+    assert decide(make_cap(codes=codes)).action is RelayAction.RELAY
+
+
+def test_confirmation_waits_and_the_timeout_action_is_the_station_s(make_cap: CapFactory) -> None:
+    result = decide(make_cap(), require_confirmation=["TOR"], confirmation_timeout_s=600)
+    assert result.confirm_by == NOW + timedelta(seconds=600)
+    assert result.on_timeout is ConfirmationTimeoutAction.IGNORE
+    assert result.relay_at is None
+    assert result.reason.startswith("Waits for an operator until 18:10 UTC, then is ignored: ")
+    timed = decide(make_cap(), require_confirmation=["TOR"], confirmation_timeout_action="relay")
+    assert timed.on_timeout is ConfirmationTimeoutAction.RELAY
+    assert "then is relayed" in timed.reason
+
+
+def test_relay_delay_and_the_ean_exception(make_cap: CapFactory) -> None:
+    assert decide(make_cap(), delay_s=120).relay_at == NOW + timedelta(seconds=120)
+    ean = make_cap(
+        same_event="EAN", codes=("000000",), parameters=(("EAS-ORG", "PEP"),), expires_in=None
+    )
+    result = decide(ean, delay_s=120)
+    assert result.relay_at == NOW
+    assert check(result, "delay").values["delay_s"] == 0
+    assert result.precedence_class is PrecedenceClass.EAN and result.precedence == 0
+
+
+def test_not_yet_effective_is_relayed_at_its_effective_time(make_cap: CapFactory) -> None:
+    later = NOW + timedelta(minutes=10)
+    result = decide(make_cap(effective=later), delay_s=30)
+    assert result.action is RelayAction.RELAY
+    assert result.relay_at == later + timedelta(seconds=30)
+    assert "held until its effective time" in check(result, "not_yet_effective").detail
+
+
+def test_onset_holds_only_when_the_station_asks(make_cap: CapFactory) -> None:
+    onset = NOW + timedelta(minutes=20)
+    candidate = make_cap(effective=NOW, onset=onset)
+    now_result = decide(candidate)
+    assert now_result.relay_at == NOW
+    assert "ahead of the hazard" in check(now_result, "not_yet_effective").detail
+    held = decide(candidate, hold_until_onset=True)
+    assert held.relay_at == onset
+    assert "held until its onset time" in check(held, "not_yet_effective").detail
+
+
+def test_relay_time_after_a_confirmation(make_cap: CapFactory) -> None:
+    rules = RelayRules.model_validate({**BASE_RULES, "delay_s": 15})
+    confirmed_at = NOW + timedelta(minutes=3)
+    assert relay_time(make_cap(), rules, confirmed_at) == confirmed_at + timedelta(seconds=15)
+    effective = NOW + timedelta(minutes=30)
+    assert relay_time(make_cap(effective=effective), rules, confirmed_at) == effective + timedelta(
+        seconds=15
+    )
+
+
+NO_CODE = {"same_event": None, "event": "Tornado Warning"}
+
+NO_CODE_TABLE: list[Row] = [
+    ("off: ignored", {}, {}, RelayAction.IGNORE,
+     {"event_code": RelayAction.IGNORE, "severity_urgency": RelayAction.IGNORE}),
+    ("on, severe and immediate: confirm", {}, {"enabled": True}, RelayAction.CONFIRM,
+     {"event_code": RelayAction.CONFIRM}),
+    ("on, moderate: ignored", {"severity": CapSeverity.MODERATE}, {"enabled": True},
+     RelayAction.IGNORE,
+     {"event_code": RelayAction.IGNORE, "severity_urgency": RelayAction.IGNORE}),
+    ("on, expected < immediate: ignored", {"urgency": CapUrgency.EXPECTED}, {"enabled": True},
+     RelayAction.IGNORE,
+     {"event_code": RelayAction.IGNORE, "severity_urgency": RelayAction.IGNORE}),
+    ("on, expected with a lower bar: confirm", {"urgency": CapUrgency.EXPECTED},
+     {"enabled": True, "min_urgency": "Expected"}, RelayAction.CONFIRM,
+     {"event_code": RelayAction.CONFIRM}),
+    ("on, unknown severity: ignored", {"severity": CapSeverity.UNKNOWN},
+     {"enabled": True, "min_severity": "Minor"}, RelayAction.IGNORE,
+     {"event_code": RelayAction.IGNORE, "severity_urgency": RelayAction.IGNORE}),
+    ("on, name not in the table: ignored", {"event": "Gas Leak"}, {"enabled": True},
+     RelayAction.IGNORE,
+     {"event_code": RelayAction.IGNORE, "event": RelayAction.IGNORE}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("cap", "offer", "action", "blocked"),
+    [row[1:] for row in NO_CODE_TABLE],
+    ids=[row[0] for row in NO_CODE_TABLE],
+)
+def test_cap_without_a_same_event_code(
+    make_cap: CapFactory,
+    cap: dict[str, Any],
+    offer: dict[str, Any],
+    action: RelayAction,
+    blocked: dict[str, RelayAction],
+) -> None:
+    result = decide(
+        make_cap(**{**NO_CODE, **cap}),
+        cap_without_event_code=offer,
+        confirmation_timeout_action="relay",
+    )
+    assert result.action is action
+    assert blocking(result) == blocked
+    if action is RelayAction.CONFIRM:
+        # Never a timed relay, whatever the station's timeout action says.
+        assert result.on_timeout is ConfirmationTimeoutAction.IGNORE
+        assert result.header is not None
+        assert result.header.text == "ZCZC-WXR-TOR-039035+0100-1211800-WXYZ/FM -"
+
+
+def test_an_invalid_same_code_is_not_rescued_by_the_name(make_cap: CapFactory) -> None:
+    result = decide(make_cap(same_event="tor"), cap_without_event_code={"enabled": True})
+    assert result.action is RelayAction.IGNORE
+    assert blocking(result)["event_code"] is RelayAction.IGNORE
+    assert "severity_urgency" not in {c.rule for c in result.checks}
+
+
+# ---- air --------------------------------------------------------------------------------------
+
+AIR_TABLE: list[Row] = [
+    ("full agreement", {}, {}, RelayAction.RELAY, {}),
+    ("two bursts agree", {"agreed": 2}, {}, RelayAction.CONFIRM,
+     {"air_agreement": RelayAction.CONFIRM}),
+    ("one burst heard", {"bursts": 1, "agreed": 1}, {}, RelayAction.CONFIRM,
+     {"air_agreement": RelayAction.CONFIRM}),
+    ("low confidence", {"confidence": 0.85}, {}, RelayAction.CONFIRM,
+     {"air_agreement": RelayAction.CONFIRM}),
+    ("low confidence, lower bar", {"confidence": 0.85}, {"air_min_confidence": 0.8},
+     RelayAction.RELAY, {}),
+    ("deviation", {"deviations": ["callsign_length"]}, {}, RelayAction.CONFIRM,
+     {"deviation": RelayAction.CONFIRM}),
+    ("our own transmission", {"callsign": "WXYZ/FM "}, {}, RelayAction.IGNORE,
+     {"own_transmission": RelayAction.IGNORE}),
+    ("event not relayed", {"event": "SVR"}, {}, RelayAction.IGNORE,
+     {"event": RelayAction.IGNORE}),
+    ("originator not relayed", {"originator": "CIV"}, {"originators": ["WXR"]},
+     RelayAction.IGNORE, {"originator": RelayAction.IGNORE}),
+    ("expired", {"issued": NOW - timedelta(hours=2)}, {}, RelayAction.IGNORE,
+     {"expired": RelayAction.IGNORE}),
+    ("purge +0000", {"duration": "0000"}, {}, RelayAction.IGNORE,
+     {"header": RelayAction.IGNORE, "expired": RelayAction.IGNORE}),
+    ("unknown event code", {"event": "QQQ"}, {"events": ["QQQ"]}, RelayAction.IGNORE,
+     {"header": RelayAction.IGNORE}),
+    ("needs confirmation", {}, {"require_confirmation": ["TOR"]}, RelayAction.CONFIRM,
+     {"confirmation": RelayAction.CONFIRM}),
+    ("RWT relayed", {"event": "RWT", "originator": "EAS"},
+     {"events": ["RWT"], "originators": ["EAS"]}, RelayAction.RELAY, {}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("heard", "rules", "action", "blocked"),
+    [row[1:] for row in AIR_TABLE],
+    ids=[row[0] for row in AIR_TABLE],
+)
+def test_air_rules(
+    make_air: AirFactory,
+    heard: dict[str, Any],
+    rules: dict[str, Any],
+    action: RelayAction,
+    blocked: dict[str, RelayAction],
+) -> None:
+    result = decide(make_air(**heard), **rules)
+    assert result.action is action
+    assert blocking(result) == blocked
+
+
+@pytest.mark.parametrize(
+    "heard", [{"agreed": 2}, {"confidence": 0.5}, {"deviations": ["purge_step"]}]
+)
+def test_a_doubtful_header_never_becomes_a_timed_relay(
+    make_air: AirFactory, heard: dict[str, Any]
+) -> None:
+    result = decide(make_air(**heard), confirmation_timeout_action="relay")
+    assert result.action is RelayAction.CONFIRM
+    assert result.on_timeout is ConfirmationTimeoutAction.IGNORE
+    assert "never relayed without an operator" in result.reason
+
+
+def test_a_confirmed_event_heard_cleanly_may_become_a_timed_relay(make_air: AirFactory) -> None:
+    result = decide(make_air(), require_confirmation=["TOR"], confirmation_timeout_action="relay")
+    assert result.on_timeout is ConfirmationTimeoutAction.RELAY
+
+
+def test_a_heard_header_is_re_encoded_in_the_standard_form_with_our_callsign(
+    make_air: AirFactory,
+) -> None:
+    candidate = make_air(duration="0010", callsign="KCLE/NWS")
+    assert candidate.header is not None
+    assert candidate.header.text == "ZCZC-WXR-TOR-039035+0015-1211800-WXYZ/FM -"
+    assert candidate.heard_header == "ZCZC-WXR-TOR-039035+0010-1211800-KCLE/NWS-"
+    result = decide(candidate)
+    assert result.action is RelayAction.RELAY
+    assert check(result, "header").values["relayed"] == candidate.header.text
+
+
+def test_more_than_31_heard_locations(make_air: AirFactory) -> None:
+    codes = tuple(f"039{n:03d}" for n in range(1, 71, 2))
+    candidate = make_air(locations=codes)
+    assert candidate.header is not None and candidate.header.locations == codes[:31]
+    assert candidate.all_locations == codes
+    result = decide(candidate, station=(codes[-1],))
+    assert blocking(result) == {"location": RelayAction.CONFIRM}
+
+
+def test_deviations_are_read_from_the_event_when_it_carries_them(
+    make_heard: Callable[..., SameHeaderEvent],
+) -> None:
+    class WithDeviations(SameHeaderEvent):
+        deviations: list[str] = []
+
+    base = make_heard()
+    event = WithDeviations(**base.model_dump(), deviations=["missing_trailing_dash"])
+    candidate = Candidate.from_air(event, callsign="WXYZ/FM")
+    assert candidate.deviations == ("missing_trailing_dash",)
+    assert Candidate.from_air(base, callsign="WXYZ/FM").deviations == ()
+
+
+# ---- the announced decision ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rules", "state"),
+    [
+        ({}, DecisionState.SCHEDULED),
+        ({"require_confirmation": ["TOR"]}, DecisionState.PENDING_CONFIRMATION),
+        ({"events": ["SVR"]}, DecisionState.IGNORED),
+    ],
+)
+def test_decision_event_carries_the_whole_decision(
+    make_cap: CapFactory, rules: dict[str, Any], state: DecisionState
+) -> None:
+    candidate = make_cap()
+    result = decide(candidate, **rules)
+    event = decision_event(candidate, result, decision_id=42, decided_at=NOW)
+    assert event.state is state and event.revision == 1
+    assert event.source is RelaySource.CAP and event.alert_id == 7
+    assert event.header == "ZCZC-WXR-TOR-039035+0100-1211800-WXYZ/FM -"
+    assert event.locations == ["039035"] and event.event_code == "TOR"
+    assert [c.rule for c in event.checks] == [c.rule for c in result.checks]
+    assert event.reason == result.reason
+    again = payload_model(RELAY_DECISION_TYPE).model_validate_json(event.model_dump_json())
+    assert again == event and isinstance(again, RelayDecisionEvent)
+
+
+def test_decision_event_of_a_heard_header(make_air: AirFactory) -> None:
+    candidate = make_air(agreed=2, deviations=["callsign_characters"])
+    result = decide(candidate)
+    event = decision_event(candidate, result, decision_id=1, decided_at=NOW)
+    assert event.source is RelaySource.AIR and event.heard_event_id == "1-0"
+    assert event.deviations == ["callsign_characters"]
+    assert event.on_timeout is ConfirmationTimeoutAction.IGNORE
+    assert event.confirm_by == NOW + timedelta(seconds=900)
+
+
+def test_now_must_be_aware(make_cap: CapFactory) -> None:
+    with pytest.raises(ValueError, match="aware"):
+        evaluate(make_cap(), RelayRules(), LocationSettings(), datetime(2025, 5, 1))
