@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs everything EAS Station needs on a fresh Debian machine (idempotent, quick when done).
 # Debian tools: SAME reference decoder/encoder (multimon-ng, minimodem), audio tools (sox,
-# ffmpeg), and Chromium for the dashboard's browser test (driven by Playwright's Python API).
+# ffmpeg), text-to-speech for EAS narration (espeak-ng; flite, the second engine the tests
+# use), and Chromium for the dashboard's browser test (driven by Playwright's Python API).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for pair in multimon-ng:multimon-ng minimodem:minimodem sox:sox ffmpeg:ffmpeg chromium:chromium; do
+for pair in multimon-ng:multimon-ng minimodem:minimodem sox:sox ffmpeg:ffmpeg espeak-ng:espeak-ng flite:flite chromium:chromium; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair##*:}")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -43,7 +43,7 @@ from eas_schemas.same_codes import (
 
 SETTINGS_CHANGED_TYPE = "settings.changed"
 EXPORT_FORMAT = "eas-station-settings"
-SECTIONS = ("identity", "location", "feeds", "relay", "monitor", "retention")
+SECTIONS = ("identity", "location", "feeds", "relay", "monitor", "messages", "retention")
 
 # Redis key (under the bus namespace, like stream keys) holding the current secret-free
 # settings document as JSON {"version": n, "settings": {...}}; services read it at start and on
@@ -466,6 +466,90 @@ class MonitorDefaults(SettingsModel):
     attention_tone_detection: bool = True
 
 
+# Rates the SAME encoder is proven at (eas_same.encoder.COMMON_RATES; schemas stay free of it).
+MESSAGE_SAMPLE_RATES = (8_000, 11_025, 16_000, 22_050, 24_000, 32_000, 44_100, 48_000)
+# espeak-ng / flite voice names: letters, digits and + - _ . / only, and never a leading '-'
+# (the voice goes on the engine's command line, where '-x' would be read as an option).
+_VOICE_RE = re.compile(r"^[A-Za-z0-9_+.][A-Za-z0-9_+./-]{0,63}$")
+_ENGINE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+
+
+def validate_voice(value: str) -> str:
+    if not _VOICE_RE.match(value):
+        raise ValueError(
+            "voice must be 1-64 characters of letters, digits and + - _ . / "
+            "and must not start with '-'"
+        )
+    return value
+
+
+def validate_engine(value: str) -> str:
+    if not _ENGINE_RE.match(value):
+        raise ValueError("engine must be a lowercase name such as espeak-ng")
+    return value
+
+
+class MessageSettings(SettingsModel):
+    """How the station composes EAS messages (47 CFR 11.31, ECIG V1.0 3.2 and 3.5)."""
+
+    sample_rate_hz: int = Field(
+        default=22_050,
+        description="sample rate of composed messages, one of "
+        + ", ".join(str(r) for r in MESSAGE_SAMPLE_RATES)
+        + " Hz (22050 is the ECIG audio rate)",
+    )
+    attention_signal_s: float = Field(
+        default=8.0,
+        ge=8.0,
+        le=25.0,
+        description="attention signal length in seconds; 47 CFR 11.31 allows 8 to 25",
+    )
+    attention_kind: Literal["broadcast", "nwr"] = Field(
+        default="broadcast",
+        description="attention signal: broadcast (853 + 960 Hz) or nwr (NOAA Weather Radio, "
+        "1050 Hz)",
+    )
+    tts_engine: Annotated[str, AfterValidator(validate_engine)] = Field(
+        default="espeak-ng",
+        description="text-to-speech engine for alerts without CAP audio (espeak-ng; flite "
+        "where installed)",
+    )
+    tts_voice: Annotated[str, AfterValidator(validate_voice)] = Field(
+        default="en-us", description="voice name of the engine, e.g. en-us (espeak-ng), slt (flite)"
+    )
+    tts_rate_wpm: int = Field(
+        default=160,
+        ge=80,
+        le=300,
+        description="speaking rate in words per minute (espeak-ng's own default is 175; a "
+        "little slower is easier to follow on a receiver)",
+    )
+    cap_audio_max_bytes: int = Field(
+        default=20 * 1024 * 1024,
+        ge=64 * 1024,
+        le=200 * 1024 * 1024,
+        description="largest CAP audio resource fetched, in bytes (bigger ones fall back to "
+        "text-to-speech)",
+    )
+    narration_max_s: float = Field(
+        default=120.0,
+        ge=10.0,
+        le=120.0,
+        description="narration is cut at this many seconds, except for EAN; ECIG 3.5.2 and "
+        "3.5.4 allow at most 120",
+    )
+
+    @field_validator("sample_rate_hz")
+    @classmethod
+    def _common_rate(cls, value: int) -> int:
+        if value not in MESSAGE_SAMPLE_RATES:
+            raise ValueError(
+                f"sample rate {value} Hz is not one of "
+                + ", ".join(str(r) for r in MESSAGE_SAMPLE_RATES)
+            )
+        return value
+
+
 class RetentionSettings(SettingsModel):
     alerts_days: int = Field(default=90, ge=1, le=3650)
     decoded_headers_days: int = Field(default=90, ge=1, le=3650)
@@ -482,6 +566,7 @@ class StationSettings(SettingsModel):
     feeds: FeedSettings = Field(default_factory=FeedSettings)
     relay: RelayRules = Field(default_factory=RelayRules)
     monitor: MonitorDefaults = Field(default_factory=MonitorDefaults)
+    messages: MessageSettings = Field(default_factory=MessageSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     def storage_json(self) -> str:
