@@ -299,7 +299,7 @@ def test_discover_hosts_every_manifest_but_the_disabled() -> None:
 
 
 def test_discover_reads_the_installed_manifests() -> None:
-    hosted = discover(GatewaySettings(disable="eas-monitor,station-api,alerts-api"))
+    hosted = discover(GatewaySettings(disable="eas-monitor,station-api,alerts-api,audio-control"))
     assert "ws-broadcaster" in [h.name for h in hosted]
     assert {m.name for m in installed()} >= {
         "alerts-api",

@@ -1,4 +1,4 @@
-"""The gateway hosting the real services (alerts-api, station-api, ws-broadcaster) in one process,
+"""The gateway hosting every real service in one process,
 against real Redis and PostgreSQL: login, cookies, /ws, the per-service root routes."""
 
 from __future__ import annotations
@@ -15,18 +15,18 @@ from asgi_lifespan import LifespanManager
 
 from alerts_api.migrate import upgrade_url as upgrade_alerts
 from alerts_api.settings import AlertsApiSettings
+from audio_control.migrate import upgrade_url as upgrade_audio
+from audio_control.settings import AudioControlSettings
+from eas_monitor.migrate import upgrade_url as upgrade_monitor
+from eas_monitor.settings import EasMonitorSettings
 from eas_schemas.streams import ALERTS_INGESTED
 from eas_station.gateway import Gateway, GatewaySettings, create_gateway
 from eas_testkit.factories import ingested_envelope, make_alert
 from servicekit.auth.tokens import write_keypair
 from servicekit.bus import SyncBus
-
-station_api = pytest.importorskip("station_api.app", reason="station-api has no app yet")
-from eas_monitor.migrate import upgrade_url as upgrade_monitor  # noqa: E402
-from eas_monitor.settings import EasMonitorSettings  # noqa: E402
-from station_api.migrate import upgrade_url as upgrade_station  # noqa: E402
-from station_api.settings import StationApiSettings  # noqa: E402
-from ws_broadcaster.settings import WsBroadcasterSettings  # noqa: E402
+from station_api.migrate import upgrade_url as upgrade_station
+from station_api.settings import StationApiSettings
+from ws_broadcaster.settings import WsBroadcasterSettings
 
 pytestmark = pytest.mark.integration
 
@@ -50,6 +50,7 @@ async def gateway(
     await upgrade_alerts(database_url)
     await upgrade_station(database_url)
     await upgrade_monitor(database_url)
+    await upgrade_audio(database_url)
     overrides = {
         "alerts-api": AlertsApiSettings(
             **common, station_same_codes=["039035"], outbox_interval_s=0.2
@@ -58,6 +59,7 @@ async def gateway(
             **common, signing_key_file=private, password_memory_kib=1024, password_time_cost=1
         ),
         "eas-monitor": EasMonitorSettings(**common, data_dir=tmp_path / "monitor"),
+        "audio-control": AudioControlSettings(**common),
         "ws-broadcaster": WsBroadcasterSettings(
             **{k: v for k, v in common.items() if k != "database_url"}
         ),
@@ -86,7 +88,13 @@ async def _login(gateway: Gateway, http: httpx.AsyncClient) -> None:
 
 
 async def test_one_port_serves_every_service(gateway: Gateway, http: httpx.AsyncClient) -> None:
-    assert set(gateway.by_name) == {"alerts-api", "station-api", "eas-monitor", "ws-broadcaster"}
+    assert set(gateway.by_name) == {
+        "alerts-api",
+        "station-api",
+        "eas-monitor",
+        "ws-broadcaster",
+        "audio-control",
+    }
     ready = await http.get("/readyz")
     assert ready.status_code == 200, ready.text
     assert set(ready.json()["services"]) == set(gateway.by_name)

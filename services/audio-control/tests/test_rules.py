@@ -493,3 +493,30 @@ def test_decision_event_of_a_heard_header(make_air: AirFactory) -> None:
 def test_now_must_be_aware(make_cap: CapFactory) -> None:
     with pytest.raises(ValueError, match="aware"):
         evaluate(make_cap(), RelayRules(), LocationSettings(), datetime(2025, 5, 1))
+
+
+@pytest.mark.parametrize(
+    ("age_s", "max_age_s", "action"),
+    [
+        (0, 600, RelayAction.RELAY),
+        (600, 600, RelayAction.RELAY),
+        (601, 600, RelayAction.IGNORE),
+        (3 * 3600, 600, RelayAction.IGNORE),
+        (3 * 3600, 86_400, RelayAction.RELAY),
+    ],
+)
+def test_what_was_received_long_ago_is_not_relayed_automatically(
+    make_cap: CapFactory, make_air: AirFactory, age_s: int, max_age_s: int, action: RelayAction
+) -> None:
+    import dataclasses
+
+    for candidate in (make_cap(), make_air()):
+        aged = dataclasses.replace(candidate, received_at=NOW - timedelta(seconds=age_s))
+        # A heard header purges by its own issue time + TTTT: keep it valid for the old ones.
+        if aged.purge_at is not None:
+            aged = dataclasses.replace(aged, purge_at=NOW + timedelta(hours=1))
+        result = decide(aged, max_age_s=max_age_s)
+        stale = next(c for c in result.checks if c.rule == "stale")
+        assert stale.passed is (action is RelayAction.RELAY), (candidate.source, stale.detail)
+        if action is RelayAction.IGNORE:
+            assert result.action is RelayAction.IGNORE and "operator may forward" in stale.detail

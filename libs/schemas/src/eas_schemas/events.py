@@ -92,6 +92,14 @@ class AlertLifecycle(BaseModel):
     alert: AlertSummary
     reason: str = Field(description="why the state changed, e.g. 'cancelled by <identifier>'")
     previous_state: AlertState | None = None
+    by_alert_id: int | None = Field(
+        default=None, description="the Update or Cancel that changed the state, if one did"
+    )
+    cap: CapAlert | None = Field(
+        default=None,
+        description="the whole CAP document, on alert.created only: what a relay converts "
+        "to an EAS message (ECIG), without asking alerts-api for it",
+    )
 
 
 class AlertEventType(StrEnum):

@@ -84,7 +84,8 @@ class RuleCheck(BaseModel):
 
     ``rule`` is a stable id (``relay_enabled``, ``location``, ``event``, ``originator``,
     ``cap_status``, ``msg_type``, ``scope``, ``blockchannel``, ``must_carry``, ``national``,
-    ``severity_urgency``, ``air_agreement``, ``deviation``, ``own_transmission``, ``expired``,
+    ``severity_urgency``, ``air_agreement``, ``deviation``, ``own_transmission``, ``stale``,
+    ``expired``,
     ``not_yet_effective``, ``confirmation``, ``delay``, ``header`` (an on-air header
     re-encoded), and from the CAP-to-EAS conversion ``info``, ``eas_org``, ``event_code``,
     ``geocode``, ``duration``, ``audio_resource``, ``alert_text``).

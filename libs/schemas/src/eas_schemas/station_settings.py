@@ -415,6 +415,14 @@ class RelayRules(SettingsModel):
         description="the same transmission received as CAP and on air (same event, same "
         "locations, issue times within this window) is one decision",
     )
+    max_age_s: int = Field(
+        default=600,
+        ge=30,
+        le=86_400,
+        description="an alert or header received longer ago than this when it is decided "
+        "(audio-control was down, or catches up on history at first start) is not relayed "
+        "automatically; an operator may forward it",
+    )
 
     @field_validator("events", "originators", "locations", "require_confirmation", "scopes")
     @classmethod

@@ -176,8 +176,8 @@ class AlertService:
                 for aid, ing, row in new
             ],
         )
-        for aid, _ing, _row in new:
-            self._event(tx, AlertEventType.CREATED, items[aid], "received", None)
+        for aid, ing, _row in new:
+            self._event(tx, AlertEventType.CREATED, items[aid], "received", None, cap=ing.alert)
         # Effects, in stream order: this batch's Updates/Cancels on their targets, then
         # Updates/Cancels stored earlier whose target only arrives now (out of order).
         for aid, ing, _ in new:
@@ -312,7 +312,7 @@ class AlertService:
                 await repo.add_history(
                     conn, target_id, now, row.state, to_state.value, reason, by_id
                 )
-                self._event(tx, etype, item, reason, AlertState(row.state))
+                self._event(tx, etype, item, reason, AlertState(row.state), by_alert_id=by_id)
 
     def _event(
         self,
@@ -321,13 +321,22 @@ class AlertService:
         item: AlertItem,
         reason: str,
         previous: AlertState | None,
+        *,
+        cap: CapAlert | None = None,
+        by_alert_id: int | None = None,
     ) -> None:
         tx.envelopes.append(
             EventEnvelope[AlertLifecycle](
                 type=etype.value,
                 source=self.source,
                 subject=f"{item.sender}/{item.identifier}/{item.sent.isoformat()}",
-                data=AlertLifecycle(alert=summary_of(item), reason=reason, previous_state=previous),
+                data=AlertLifecycle(
+                    alert=summary_of(item),
+                    reason=reason,
+                    previous_state=previous,
+                    by_alert_id=by_alert_id,
+                    cap=cap,
+                ),
             )
         )
 

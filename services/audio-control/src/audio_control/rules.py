@@ -109,6 +109,8 @@ class Candidate:
     deviations: tuple[str, ...] = ()
     heard_own_callsign: bool = False
     heard_event_id: str | None = None
+    # when the station received it (CAP: announced by alerts-api; air: heard)
+    received_at: datetime | None = None
 
     @classmethod
     def from_cap(
@@ -777,6 +779,28 @@ def evaluate(
             )
         )
 
+    received = candidate.received_at
+    age_s = (now - received).total_seconds() if received is not None else 0.0
+    if age_s > rules.max_age_s:
+        checks.append(
+            _fail(
+                "stale",
+                RelayAction.IGNORE,
+                f"Received {age_s / 60:.0f} min ago, longer than the {rules.max_age_s} s after "
+                "which nothing is relayed automatically; an operator may forward it.",
+                received_at=_iso(received),
+                max_age_s=rules.max_age_s,
+            )
+        )
+    else:
+        checks.append(
+            _ok(
+                "stale",
+                f"Received {age_s:.0f} s ago.",
+                received_at=_iso(received),
+                max_age_s=rules.max_age_s,
+            )
+        )
     hold = _hold_until(candidate, rules)
     airs_at = relay_time(candidate, rules, now)
     purge_at = candidate.purge_at

@@ -1,0 +1,375 @@
+"""HTTP endpoints under /api/audio. Thin: validate, call the service, answer."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, UploadFile
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from audio_control import repository as repo
+from audio_control.schemas import (
+    MAX_TEXT,
+    DecisionPage,
+    DecisionStateQuery,
+    MessageOut,
+    MessagePage,
+    OperatorNote,
+    OriginationIn,
+    Source,
+    StateFilter,
+    TestIn,
+    UtcTime,
+)
+from audio_control.services.decisions import RelayService
+from audio_control.services.messages import MessageService, Origination
+from eas_schemas.relay_events import OPEN_STATES, RelayDecisionEvent
+from eas_schemas.same_codes import SameEventCode
+from servicekit.auth.dependencies import require
+from servicekit.auth.permissions import Permission
+from servicekit.auth.tokens import Principal
+from servicekit.errors import (
+    COMMON_RESPONSES,
+    BadRequest,
+    Conflict,
+    Invalid,
+    Responses,
+    TooLarge,
+    error,
+)
+
+router = APIRouter(prefix="/api/audio", tags=["audio"], responses=COMMON_RESPONSES)
+
+Reader = Annotated[Principal, Depends(require(Permission.AUDIO_READ))]
+Writer = Annotated[Principal, Depends(require(Permission.AUDIO_WRITE))]
+Confirmer = Annotated[Principal, Depends(require(Permission.RELAY_CONFIRM))]
+DecisionId = Annotated[int, Path(ge=1, le=2**62, description="relay decision id")]
+MessageId = Annotated[int, Path(ge=1, le=2**62, description="EAS message id")]
+Limit = Annotated[int, Query(ge=1, le=500, description="items per page")]
+Cursor = Annotated[str | None, Query(max_length=64, description="next_cursor of the last page")]
+
+_NOT_FOUND: Responses = {404: error("no such decision")}
+_STATE_CONFLICT: Responses = {409: error("the decision is not in a state that allows it")}
+_CREATED: Responses = {
+    201: {"headers": {"Location": {"description": "the message", "schema": {"type": "string"}}}},
+    409: error("the station's area is not configured, or the text could not be spoken"),
+}
+
+RMT_SCRIPT = (
+    "This is a test of the Emergency Alert System by {station}. This is only a test. "
+    "Equipment that can quickly warn you during emergencies is being tested. *** If this had "
+    "been an actual emergency, official messages would have followed the alert tone. This "
+    "concludes this required monthly test of the Emergency Alert System."
+)
+
+
+def _relay(request: Request) -> RelayService:
+    relay: RelayService = request.app.state.relay_service
+    return relay
+
+
+def _messages(request: Request) -> MessageService:
+    messages: MessageService = request.app.state.message_service
+    return messages
+
+
+def _client(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def _before(cursor: str | None) -> int | None:
+    try:
+        return repo.decode_cursor(cursor) if cursor else None
+    except ValueError as exc:
+        raise BadRequest("invalid cursor: use next_cursor as given") from exc
+
+
+# ---- decisions -----------------------------------------------------------------------------
+
+
+@router.get(
+    "/decisions",
+    summary="Relay decisions, newest first, with every rule checked",
+    response_model=DecisionPage,
+    responses={400: error("invalid cursor, or since not before until")},
+)
+async def list_decisions(
+    request: Request,
+    _: Reader,
+    state: Annotated[
+        DecisionStateQuery | None,
+        Query(description="a decision state, or open (waiting, scheduled or confirmed)"),
+    ] = None,
+    source: Annotated[Source | None, Query(description="cap or air")] = None,
+    event_code: Annotated[SameEventCode | None, Query(description="e.g. TOR")] = None,
+    alert_id: Annotated[int | None, Query(ge=1, le=2**62, description="alerts-api id")] = None,
+    since: Annotated[UtcTime | None, Query(description="made at or after")] = None,
+    until: Annotated[UtcTime | None, Query(description="made before")] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> DecisionPage:
+    if since and until and since >= until:
+        raise BadRequest("since must be before until")
+    states = (
+        [s.value for s in OPEN_STATES]
+        if state is StateFilter.OPEN
+        else [state.value]
+        if state is not None
+        else None
+    )
+    f = repo.DecisionFilter(
+        states=states,
+        source=source.value if source else None,
+        event_code=event_code,
+        alert_id=alert_id,
+        since=since,
+        until=until,
+    )
+    items, next_cursor = await _relay(request).page(f, _before(cursor), limit)
+    return DecisionPage(items=items, next_cursor=next_cursor)
+
+
+@router.get(
+    "/decisions/{decision_id}",
+    summary="One relay decision in its current state",
+    response_model=RelayDecisionEvent,
+    responses=_NOT_FOUND,
+)
+async def get_decision(request: Request, decision_id: DecisionId, _: Reader) -> RelayDecisionEvent:
+    return await _relay(request).get(decision_id)
+
+
+@router.post(
+    "/decisions/{decision_id}/forward",
+    summary="Relay an ignored or expired decision by hand (audited)",
+    response_model=RelayDecisionEvent,
+    responses={**_NOT_FOUND, **_STATE_CONFLICT},
+)
+async def forward_decision(
+    request: Request,
+    decision_id: DecisionId,
+    principal: Confirmer,
+    body: OperatorNote | None = None,
+) -> RelayDecisionEvent:
+    note = body.note if body else None
+    return await _relay(request).forward(decision_id, principal, _client(request), note)
+
+
+@router.get(
+    "/confirmations",
+    summary="Decisions waiting for an operator, in air order",
+    response_model=list[RelayDecisionEvent],
+)
+async def pending_confirmations(request: Request, _: Reader) -> list[RelayDecisionEvent]:
+    return await _relay(request).pending()
+
+
+@router.post(
+    "/confirmations/{decision_id}/confirm",
+    summary="Confirm a pending relay: it airs after the relay delay (audited)",
+    response_model=RelayDecisionEvent,
+    responses={**_NOT_FOUND, **_STATE_CONFLICT},
+)
+async def confirm(
+    request: Request, decision_id: DecisionId, principal: Confirmer
+) -> RelayDecisionEvent:
+    return await _relay(request).confirm(decision_id, principal, _client(request))
+
+
+@router.post(
+    "/confirmations/{decision_id}/reject",
+    summary="Reject a pending relay: it never airs (audited)",
+    response_model=RelayDecisionEvent,
+    responses={**_NOT_FOUND, **_STATE_CONFLICT},
+)
+async def reject(
+    request: Request,
+    decision_id: DecisionId,
+    principal: Confirmer,
+    body: OperatorNote | None = None,
+) -> RelayDecisionEvent:
+    note = body.note if body else None
+    return await _relay(request).reject(decision_id, principal, _client(request), note)
+
+
+# ---- messages ------------------------------------------------------------------------------
+
+
+@router.get(
+    "/messages",
+    summary="Generated EAS messages, newest first",
+    response_model=MessagePage,
+    responses={400: error("invalid cursor")},
+)
+async def list_messages(
+    request: Request,
+    _: Reader,
+    kind: Annotated[str | None, Query(pattern=r"^(relay|origination)$")] = None,
+    decision_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> MessagePage:
+    rows, next_cursor = await _messages(request).page(kind, decision_id, _before(cursor), limit)
+    return MessagePage(items=[MessageOut.of(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get(
+    "/messages/{message_id}",
+    summary="One message: header, narration source and the map of its components",
+    response_model=MessageOut,
+    responses={404: error("no such message")},
+)
+async def get_message(request: Request, message_id: MessageId, _: Reader) -> MessageOut:
+    return MessageOut.of(await _messages(request).get(message_id))
+
+
+@router.get(
+    "/messages/{message_id}/audio",
+    summary="The message as a WAV (16-bit PCM mono)",
+    response_class=Response,
+    responses={200: {"content": {"audio/wav": {}}}, 404: error("no such message")},
+)
+async def message_audio(request: Request, message_id: MessageId, _: Reader) -> Response:
+    wav = await _messages(request).audio(message_id)
+    return Response(
+        wav,
+        media_type="audio/wav",
+        headers={"Content-Disposition": f'inline; filename="eas-message-{message_id}.wav"'},
+    )
+
+
+# ---- origination ---------------------------------------------------------------------------
+
+
+async def _created(request: Request, message_id: int) -> JSONResponse:
+    body = MessageOut.of(await _messages(request).get(message_id))
+    return JSONResponse(
+        body.model_dump(mode="json"),
+        status_code=201,
+        headers={"Location": f"/api/audio/messages/{message_id}"},
+    )
+
+
+def _origination(body: OriginationIn, request: Request) -> Origination:
+    station = _messages(request).station.settings
+    return Origination(
+        event_code=body.event_code,
+        originator=(body.originator or station.identity.originator).value,
+        locations=tuple(body.locations),
+        duration=body.duration,
+        text=body.text if body.narration == "tts" else None,
+    )
+
+
+@router.post(
+    "/originations",
+    summary="Compose a message to originate, spoken by text-to-speech (audited)",
+    status_code=201,
+    response_model=MessageOut,
+    responses=_CREATED,
+)
+async def originate(request: Request, body: OriginationIn, principal: Writer) -> JSONResponse:
+    service = _messages(request)
+    message_id = await service.originate(_origination(body, request), principal, _client(request))
+    return await _created(request, message_id)
+
+
+@router.post(
+    "/originations/upload",
+    summary="Compose a message to originate with recorded narration (WAV, FLAC, Ogg, MP3)",
+    status_code=201,
+    response_model=MessageOut,
+    responses={
+        **_CREATED,
+        413: error("the upload is over the size limit"),
+        415: error("the upload is not audio this station can decode"),
+    },
+)
+async def originate_upload(
+    request: Request,
+    principal: Writer,
+    event_code: Annotated[str, Form(max_length=3)],
+    locations: Annotated[str, Form(max_length=31 * 7, description="comma-separated PSSCCC")],
+    duration: Annotated[str, Form(max_length=4)],
+    audio: Annotated[UploadFile, File(description="the narration")],
+    originator: Annotated[str | None, Form(max_length=3)] = None,
+) -> JSONResponse:
+    service = _messages(request)
+    try:
+        body = OriginationIn.model_validate(
+            {
+                "event_code": event_code,
+                "originator": originator,
+                "locations": [c.strip() for c in locations.split(",") if c.strip()],
+                "duration": duration,
+                "narration": "none",
+            }
+        )
+    except ValidationError as exc:
+        raise Invalid.from_validation(exc, ("body",)) from exc
+    limit = service.upload_max_bytes
+    if audio.size is not None and audio.size > limit:
+        raise TooLarge(f"the upload is {audio.size} bytes; at most {limit} are accepted")
+    data = await audio.read(limit + 1)
+    if len(data) > limit:
+        raise TooLarge(f"the upload is over {limit} bytes")
+    if not data:
+        raise Invalid("the uploaded file is empty", loc=("body", "audio"))
+    origination = _origination(body, request)
+    origination = Origination(
+        **{**origination.__dict__, "upload": data, "filename": audio.filename}
+    )
+    message_id = await service.originate(origination, principal, _client(request))
+    return await _created(request, message_id)
+
+
+async def _test(request: Request, principal: Principal, event: str, body: TestIn) -> JSONResponse:
+    service = _messages(request)
+    station = service.station.settings
+    area = [str(c) for c in station.location.same_codes]
+    if not area:
+        raise Conflict(
+            "the station's area is not configured: set location.same_codes in the settings"
+        )
+    if event == "RWT" and body.text:
+        raise Invalid("an RWT has no narration (header and EOM only)", loc=("body", "text"))
+    text = None
+    if event == "RMT":
+        text = body.text or RMT_SCRIPT.format(station=station.identity.name)
+        text = text[:MAX_TEXT]
+    origination = Origination(
+        event_code=event,
+        originator=station.identity.originator.value,
+        locations=tuple(area[:31]),
+        duration=body.duration or ("0015" if event == "RWT" else "0100"),
+        text=text,
+    )
+    message_id = await service.originate(origination, principal, _client(request))
+    return await _created(request, message_id)
+
+
+@router.post(
+    "/originations/rwt",
+    summary="Compose a Required Weekly Test for the station's area (header and EOM only)",
+    status_code=201,
+    response_model=MessageOut,
+    responses=_CREATED,
+)
+async def originate_rwt(
+    request: Request, principal: Writer, body: TestIn | None = None
+) -> JSONResponse:
+    return await _test(request, principal, "RWT", body or TestIn())
+
+
+@router.post(
+    "/originations/rmt",
+    summary="Compose a Required Monthly Test for the station's area, with its test script",
+    status_code=201,
+    response_model=MessageOut,
+    responses=_CREATED,
+)
+async def originate_rmt(
+    request: Request, principal: Writer, body: TestIn | None = None
+) -> JSONResponse:
+    return await _test(request, principal, "RMT", body or TestIn())

@@ -1,0 +1,42 @@
+"""audio-control settings: env prefix AUDIO_CONTROL_, falling back to station-wide EAS_ ones.
+
+What the station relays and how messages sound (relay rules, callsign, area, TTS engine)
+are station settings (station-api's document, followed live); these are the process's own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from servicekit.settings import StoreSettings
+
+
+class AudioControlSettings(StoreSettings):
+    model_config = SettingsConfigDict(env_prefix="AUDIO_CONTROL_")
+
+    service_name: str = "audio-control"
+    run_consumers: bool = Field(
+        default=True, description="decide on alert.* and same.header (off: API only)"
+    )
+    run_composer: bool = Field(default=True, description="compose the messages of decisions")
+    follow_station_settings: bool = True
+    settings_sync_timeout_s: float = Field(default=3.0, gt=0)
+    consumer_min_idle_ms: int = Field(default=30_000, ge=100)
+    consumer_max_deliveries: int = Field(default=5, ge=1)
+    sweep_interval_s: float = Field(
+        default=1.0, gt=0, description="how often timed-out confirmations are settled"
+    )
+    composer_interval_s: float = Field(
+        default=2.0, gt=0, description="how often decisions waiting for a message are looked at"
+    )
+    monitor_clips_dir: Path | None = Field(
+        default=Path("var/eas-monitor/clips"),
+        description="eas-monitor's clip folder, when this machine shares it",
+    )
+    origination_max_bytes: int = Field(
+        default=20 * 1024 * 1024, gt=0, description="largest narration upload accepted"
+    )
+    tts_timeout_s: float = Field(default=30.0, gt=0)
