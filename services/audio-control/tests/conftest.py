@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 
+from audio_control.app import create_app
 from audio_control.cap_to_eas import convert
+from audio_control.migrate import upgrade_url
 from audio_control.rules import Candidate
+from audio_control.settings import AudioControlSettings
 from eas_same import codes as same_tables
 from eas_schemas.cap import (
     CapAlert,
@@ -25,6 +30,10 @@ from eas_schemas.cap import (
     ValuePair,
 )
 from eas_schemas.monitor_events import SameHeaderEvent, SameHeaderFields, SameLocation
+from servicekit.auth.permissions import Role
+from servicekit.auth.tokens import TokenSigner, generate_keypair
+
+from .service_helpers import set_station, station
 
 NOW = datetime(2025, 5, 1, 18, 0, tzinfo=UTC)  # day 121
 CALLSIGN = "WXYZ/FM"
@@ -160,3 +169,52 @@ def make_air() -> Callable[..., Candidate]:
 @pytest.fixture
 def make_heard() -> Callable[..., SameHeaderEvent]:
     return heard_event
+
+
+# ---- the service on real Redis and PostgreSQL ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def keypair() -> tuple[str, str]:
+    return generate_keypair()
+
+
+@pytest.fixture
+def token(keypair: tuple[str, str]) -> Callable[[Role], str]:
+    signer = TokenSigner(keypair[0])
+    return lambda role: signer.mint(f"test-{role.value}", role, ttl_s=600)
+
+
+@pytest.fixture
+async def settings(
+    database_url: str, redis_url: str, bus_namespace: str, keypair: tuple[str, str]
+) -> AudioControlSettings:
+    await upgrade_url(database_url)
+    return AudioControlSettings(
+        database_url=database_url,
+        redis_url=redis_url,
+        bus_namespace=bus_namespace,
+        auth_public_key=keypair[1],
+        instance="test-1",
+        heartbeat_interval_s=0.5,
+        outbox_interval_s=0.2,
+        sweep_interval_s=0.1,
+        composer_interval_s=0.1,
+        consumer_min_idle_ms=300,
+        settings_sync_timeout_s=2.0,
+    )
+
+
+@pytest.fixture
+async def service(
+    settings: AudioControlSettings, aredis: Any, bus_namespace: str, token: Callable[[Role], str]
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app started as the test station (relay on for TOR, SVR, RWT, RMT), operator token."""
+    await set_station(aredis, bus_namespace, station())
+    app = create_app(settings)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://audio") as http:
+            http.app = app  # type: ignore[attr-defined]
+            http.headers["Authorization"] = f"Bearer {token(Role.OPERATOR)}"
+            yield http

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,87 +17,21 @@ import soundfile as sf
 from asgi_lifespan import LifespanManager
 
 from audio_control.app import create_app
-from audio_control.migrate import upgrade_url
 from audio_control.settings import AudioControlSettings
 from eas_schemas.cap import CapAlert, CapMsgType, CapReference
 from eas_schemas.envelope import EventEnvelope, decode_entry, encode_entry
 from eas_schemas.events import AlertEventType, AlertLifecycle, AlertState, AlertSummary, FeedKind
 from eas_schemas.monitor_events import SAME_HEADER_TYPE, SameHeaderEvent
 from eas_schemas.relay_events import RELAY_DECISION_TYPE, RelayDecisionEvent
-from eas_schemas.station_settings import CURRENT_SETTINGS_KEY, StationSettings
 from eas_schemas.streams import ALERT_EVENTS, AUDIT_RECORDS, RELAY_DECISIONS, SAME_EVENTS
-from eas_testkit.factories import current_settings_body
 from servicekit.auth.permissions import Role
-from servicekit.auth.tokens import TokenSigner, generate_keypair
 from servicekit.bus import stream_key
 
 from .conftest import cap_alert, heard_event
 from .media_helpers import multimon_lines, own_decode
+from .service_helpers import CALLSIGN, set_station, station
 
 pytestmark = pytest.mark.integration
-
-CALLSIGN = "WXYZ/FM"
-AREA = ["039035"]
-
-
-def station(**relay: Any) -> StationSettings:
-    doc: dict[str, Any] = {
-        "identity": {"name": "Test Station", "callsign": CALLSIGN, "timezone": "America/New_York"},
-        "location": {"same_codes": AREA},
-        "relay": {"enabled": True, "events": ["TOR", "SVR", "RWT", "RMT"], **relay},
-        "messages": {"attention_signal_s": 8},
-    }
-    return StationSettings.model_validate(doc)
-
-
-@pytest.fixture(scope="module")
-def keypair() -> tuple[str, str]:
-    return generate_keypair()
-
-
-@pytest.fixture
-def token(keypair: tuple[str, str]) -> Callable[[Role], str]:
-    signer = TokenSigner(keypair[0])
-    return lambda role: signer.mint(f"test-{role.value}", role, ttl_s=600)
-
-
-@pytest.fixture
-async def settings(
-    database_url: str, redis_url: str, bus_namespace: str, keypair: tuple[str, str]
-) -> AudioControlSettings:
-    await upgrade_url(database_url)
-    return AudioControlSettings(
-        database_url=database_url,
-        redis_url=redis_url,
-        bus_namespace=bus_namespace,
-        auth_public_key=keypair[1],
-        instance="test-1",
-        heartbeat_interval_s=0.5,
-        outbox_interval_s=0.2,
-        sweep_interval_s=0.1,
-        composer_interval_s=0.1,
-        consumer_min_idle_ms=300,
-        settings_sync_timeout_s=2.0,
-    )
-
-
-async def set_station(aredis: Any, namespace: str, doc: StationSettings, version: int = 1) -> None:
-    await aredis.set(f"{namespace}:{CURRENT_SETTINGS_KEY}", current_settings_body(version, doc))
-
-
-@pytest.fixture
-async def service(
-    settings: AudioControlSettings, aredis: Any, bus_namespace: str, token: Callable[[Role], str]
-) -> AsyncIterator[httpx.AsyncClient]:
-    await set_station(aredis, bus_namespace, station())
-    app = create_app(settings)
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://audio") as http:
-            http.app = app  # type: ignore[attr-defined]
-            http.headers["Authorization"] = f"Bearer {token(Role.OPERATOR)}"
-            yield http
-
 
 # ---- bus helpers ---------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, UploadFile
@@ -316,9 +317,8 @@ async def originate_upload(
         raise TooLarge(f"the upload is over {limit} bytes")
     if not data:
         raise Invalid("the uploaded file is empty", loc=("body", "audio"))
-    origination = _origination(body, request)
-    origination = Origination(
-        **{**origination.__dict__, "upload": data, "filename": audio.filename}
+    origination = dataclasses.replace(
+        _origination(body, request), upload=data, filename=audio.filename
     )
     message_id = await service.originate(origination, principal, _client(request))
     return await _created(request, message_id)
