@@ -6,8 +6,6 @@ are station settings (station-api's document, followed live); these are the proc
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -31,10 +29,6 @@ class AudioControlSettings(StoreSettings):
     )
     composer_interval_s: float = Field(
         default=2.0, gt=0, description="how often decisions waiting for a message are looked at"
-    )
-    monitor_clips_dir: Path | None = Field(
-        default=Path("var/eas-monitor/clips"),
-        description="eas-monitor's clip folder, when this machine shares it",
     )
     origination_max_bytes: int = Field(
         default=20 * 1024 * 1024, gt=0, description="largest narration upload accepted"
