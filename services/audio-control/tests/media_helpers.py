@@ -3,12 +3,12 @@ encoding of test files."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import shutil
 import subprocess
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -64,12 +64,19 @@ def ffmpeg_encode(samples: np.ndarray, rate: int, fmt: str, *extra: str) -> byte
     return proc.stdout
 
 
-def ffmpeg_lavfi(source: str, seconds: float, fmt: str, *extra: str) -> bytes:
+def ffmpeg_lavfi(
+    source: str, seconds: float, fmt: str, *extra: str, seekable_dir: Path | None = None
+) -> bytes:
+    """A lavfi source rendered by ffmpeg. Written to a pipe, FLAC and Ogg cannot go back to
+    fill in their length; ``seekable_dir``: write a file there instead, so the container
+    declares its length (as a file made by an attacker would, to the value they choose)."""
+    target = "pipe:1" if seekable_dir is None else str(seekable_dir / f"lavfi.{fmt}")
     proc = subprocess.run(
         [
             "ffmpeg",
             "-v",
             "error",
+            "-y",
             "-f",
             "lavfi",
             "-i",
@@ -79,12 +86,12 @@ def ffmpeg_lavfi(source: str, seconds: float, fmt: str, *extra: str) -> bytes:
             *extra,
             "-f",
             fmt,
-            "pipe:1",
+            target,
         ],
         capture_output=True,
         check=True,
     )
-    return proc.stdout
+    return proc.stdout if seekable_dir is None else Path(target).read_bytes()
 
 
 def speechlike(seconds: float, rate: int, level: float = 0.3, seed: int = 1) -> np.ndarray:
@@ -177,8 +184,9 @@ def _handler(routes: dict[str, Route], hits: list[str], stop: threading.Event) -
     return Handler
 
 
-@pytest.fixture
-def http_server() -> Iterator[LoopbackServer]:
+@contextlib.contextmanager
+def loopback_server() -> Iterator[LoopbackServer]:
+    """A threaded HTTP/1.1 server on 127.0.0.1 serving the :class:`Route` s put in it."""
     routes: dict[str, Route] = {}
     hits: list[str] = []
     stop = threading.Event()
@@ -194,22 +202,8 @@ def http_server() -> Iterator[LoopbackServer]:
         server.server_close()
 
 
-def wait_for(predicate: Callable[[], bool], timeout_s: float = 5.0) -> bool:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
-
-
 def tool(name: str) -> str:
     exe = shutil.which(name)
     if exe is None:
         pytest.fail(f"{name} is not installed (run scripts/setup.sh)")
     return exe
-
-
-def write(path: Path, data: bytes) -> Path:
-    path.write_bytes(data)
-    return path
