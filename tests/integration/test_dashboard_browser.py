@@ -463,8 +463,9 @@ def test_dashboard_live_in_chromium(station: Station, bus: SyncBus, tmp_path: Pa
         expect(wall.locator("#conn")).to_have_attribute("data-state", "live", timeout=30_000)
         expect(wall.locator("#alert-list li")).to_have_count(2)
         # Heartbeats of the last minutes come from the /ws replay, not from REST.
-        # One instance per hosted service: alerts-api, station-api, eas-monitor, ws-broadcaster.
-        expect(wall.locator("#health-list li")).to_have_count(4, timeout=20_000)
+        # One instance per hosted service: alerts-api, station-api, eas-monitor,
+        # audio-control, ws-broadcaster.
+        expect(wall.locator("#health-list li")).to_have_count(5, timeout=20_000)
         expect(wall.locator("#same-list li")).to_have_count(2)
         overflow = wall.evaluate("document.documentElement.scrollWidth")
         assert overflow <= 1921, f"the wall page is {overflow}px wide"

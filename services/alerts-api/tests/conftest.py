@@ -10,22 +10,6 @@ from alerts_api.app import create_app
 from alerts_api.migrate import upgrade_url
 from alerts_api.settings import AlertsApiSettings
 from servicekit.auth.permissions import Role
-from servicekit.auth.tokens import TokenSigner, generate_keypair
-
-
-@pytest.fixture(scope="session")
-def keypair() -> tuple[str, str]:
-    return generate_keypair()
-
-
-@pytest.fixture
-def token(keypair: tuple[str, str]) -> Callable[..., str]:
-    signer = TokenSigner(keypair[0])
-
-    def mint(role: Role = Role.VIEWER, ttl_s: int = 600, now: float | None = None) -> str:
-        return signer.mint(f"test-{role.value}", role, ttl_s=ttl_s, now=now)
-
-    return mint
 
 
 @pytest.fixture

@@ -31,7 +31,6 @@ from eas_schemas.cap import (
 )
 from eas_schemas.monitor_events import SameHeaderEvent, SameHeaderFields, SameLocation
 from servicekit.auth.permissions import Role
-from servicekit.auth.tokens import TokenSigner, generate_keypair
 
 from .service_helpers import set_station, station
 
@@ -172,17 +171,6 @@ def make_heard() -> Callable[..., SameHeaderEvent]:
 
 
 # ---- the service on real Redis and PostgreSQL ------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def keypair() -> tuple[str, str]:
-    return generate_keypair()
-
-
-@pytest.fixture
-def token(keypair: tuple[str, str]) -> Callable[[Role], str]:
-    signer = TokenSigner(keypair[0])
-    return lambda role: signer.mint(f"test-{role.value}", role, ttl_s=600)
 
 
 @pytest.fixture

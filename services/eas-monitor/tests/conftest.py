@@ -12,24 +12,8 @@ from eas_monitor.migrate import upgrade_url
 from eas_monitor.settings import EasMonitorSettings
 from eas_same import generate, write_wav
 from servicekit.auth.permissions import Role
-from servicekit.auth.tokens import TokenSigner, generate_keypair
 
 RWT = "ZCZC-EAS-RWT-042001-042071-042133+0300-3040858-WJON/TV -"
-
-
-@pytest.fixture(scope="session")
-def keypair() -> tuple[str, str]:
-    return generate_keypair()
-
-
-@pytest.fixture
-def token(keypair: tuple[str, str]) -> Callable[..., str]:
-    signer = TokenSigner(keypair[0])
-
-    def mint(role: Role = Role.VIEWER, ttl_s: int = 600, now: float | None = None) -> str:
-        return signer.mint(f"test-{role.value}", role, ttl_s=ttl_s, now=now)
-
-    return mint
 
 
 def auth(token: str) -> dict[str, str]:

@@ -9,18 +9,12 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from servicekit.auth.tokens import generate_keypair
 from station_api.app import create_app
 from station_api.migrate import upgrade_url
 from station_api.settings import StationApiSettings
 
 ADMIN = "root-admin"
 ADMIN_PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture(scope="session")
-def keypair() -> tuple[str, str]:
-    return generate_keypair()
 
 
 @pytest.fixture

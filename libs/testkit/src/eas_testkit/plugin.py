@@ -2,13 +2,15 @@
 
 - ``bus_namespace``: a unique stream prefix per test, so tests never see each other's events.
 - ``database_url``: a fresh PostgreSQL database per test (dropped afterwards).
+- ``keypair`` (the station's Ed25519 private and public PEM, one per session) and ``token``
+  (mints an access token for a role with it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import asyncpg
 import pytest
@@ -16,6 +18,8 @@ import redis
 import redis.asyncio as aioredis
 
 from eas_testkit.servers import Servers
+from servicekit.auth.permissions import Role
+from servicekit.auth.tokens import TokenSigner, generate_keypair
 
 
 @pytest.fixture(scope="session")
@@ -72,3 +76,19 @@ def database_url(postgres_admin_url: str) -> Iterator[str]:
     asyncio.run(_admin(postgres_admin_url, f'CREATE DATABASE "{name}"'))
     yield _with_database(postgres_admin_url, name)
     asyncio.run(_admin(postgres_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def keypair() -> tuple[str, str]:
+    return generate_keypair()
+
+
+@pytest.fixture
+def token(keypair: tuple[str, str]) -> Callable[..., str]:
+    """``token(role, ttl_s=600, now=None)``: an access token for ``test-<role>``."""
+    signer = TokenSigner(keypair[0])
+
+    def mint(role: Role = Role.VIEWER, ttl_s: int = 600, now: float | None = None) -> str:
+        return signer.mint(f"test-{role.value}", role, ttl_s=ttl_s, now=now)
+
+    return mint
