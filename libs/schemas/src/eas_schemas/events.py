@@ -23,6 +23,19 @@ from eas_schemas.monitor_events import (
     SameEomEvent,
     SameHeaderEvent,
 )
+from eas_schemas.playout_events import (
+    AUDIO_OUTPUT_LEVEL_TYPE,
+    PLAYOUT_CANCELLED_TYPE,
+    PLAYOUT_COMMAND_TYPE,
+    PLAYOUT_FAILED_TYPE,
+    PLAYOUT_FINISHED_TYPE,
+    PLAYOUT_INTERRUPTED_TYPE,
+    PLAYOUT_QUEUED_TYPE,
+    PLAYOUT_STARTED_TYPE,
+    OutputLevel,
+    PlayoutCommand,
+    PlayoutEvent,
+)
 from eas_schemas.relay_events import RELAY_DECISION_TYPE, RelayDecisionEvent
 from eas_schemas.station_settings import SETTINGS_CHANGED_TYPE, SettingsChanged
 from eas_schemas.streams import StreamSpec
@@ -184,6 +197,14 @@ EVENT_TYPES: tuple[EventTypeSpec, ...] = (
     _spec(MONITOR_STATUS_TYPE, streams.MONITOR_STATUS, MonitorStatus, "Monitored input state"),
     _spec(AUDIO_INPUT_LEVEL_TYPE, streams.AUDIO_METRICS, InputLevel, "Input level changed"),
     _spec(RELAY_DECISION_TYPE, streams.RELAY_DECISIONS, RelayDecisionEvent, "Relay decision"),
+    _spec(PLAYOUT_QUEUED_TYPE, streams.PLAYOUT_EVENTS, PlayoutEvent, "Message queued for air"),
+    _spec(PLAYOUT_STARTED_TYPE, streams.PLAYOUT_EVENTS, PlayoutEvent, "On air on an output"),
+    _spec(PLAYOUT_FINISHED_TYPE, streams.PLAYOUT_EVENTS, PlayoutEvent, "Aired on an output"),
+    _spec(PLAYOUT_INTERRUPTED_TYPE, streams.PLAYOUT_EVENTS, PlayoutEvent, "Stopped on air"),
+    _spec(PLAYOUT_FAILED_TYPE, streams.PLAYOUT_EVENTS, PlayoutEvent, "An output failed"),
+    _spec(PLAYOUT_CANCELLED_TYPE, streams.PLAYOUT_EVENTS, PlayoutEvent, "Left the queue"),
+    _spec(AUDIO_OUTPUT_LEVEL_TYPE, streams.AUDIO_METRICS, OutputLevel, "Output level"),
+    _spec(PLAYOUT_COMMAND_TYPE, streams.PLAYOUT_COMMANDS, PlayoutCommand, "Playout command"),
 )
 
 

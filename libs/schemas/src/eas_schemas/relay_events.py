@@ -34,6 +34,7 @@ class DecisionState(StrEnum):
     WITHDRAWN = "withdrawn"  # a Cancel, or an Update that moved it out of the station's area
     SUPERSEDED = "superseded"  # an Update replaced it (the Update has its own decision)
     FORWARDED = "forwarded"  # an operator forwarded an ignored or expired decision
+    AIRED = "aired"  # its message aired (playout finished it on at least one output)
 
 
 #: States a Cancel, an Update or the other source's copy may still change.

@@ -90,6 +90,22 @@ SYSTEM_ALARMS = StreamSpec(
     public=True,
 )
 
+PLAYOUT_EVENTS = StreamSpec(
+    "playout.events",
+    "audio-control's playout: playout.queued/started/finished/interrupted/failed/cancelled, "
+    "per item and output.",
+    Retention.HISTORY,
+    public=True,
+)
+
+PLAYOUT_COMMANDS = StreamSpec(
+    "playout.commands",
+    "Operators' commands to the playout worker (stop, skip, test tone, key); the worker "
+    "answers each on its reply key.",
+    Retention.STATUS,
+    public=False,
+)
+
 AUDIT_RECORDS = StreamSpec(
     "audit.records",
     "Privileged actions done in other services (manual alert, relay confirmed), for the "
@@ -119,6 +135,8 @@ ALL_STREAMS: tuple[StreamSpec, ...] = (
     SYSTEM_ALARMS,
     AUDIT_RECORDS,
     RELAY_DECISIONS,
+    PLAYOUT_EVENTS,
+    PLAYOUT_COMMANDS,
 )
 
 # Consumer groups (work that must happen once) are named after the owning service.

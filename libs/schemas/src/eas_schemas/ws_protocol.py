@@ -37,6 +37,7 @@ class Topic(StrEnum):
     HEALTH = "health"
     SETTINGS = "settings"
     RELAY = "relay"
+    PLAYOUT = "playout"
 
 
 TOPIC_STREAMS: dict[Topic, tuple[StreamSpec, ...]] = {
@@ -48,6 +49,7 @@ TOPIC_STREAMS: dict[Topic, tuple[StreamSpec, ...]] = {
     Topic.HEALTH: (streams.SERVICE_HEARTBEAT, streams.SYSTEM_ALARMS),
     Topic.SETTINGS: (streams.SETTINGS_CHANGED,),
     Topic.RELAY: (streams.RELAY_DECISIONS,),
+    Topic.PLAYOUT: (streams.PLAYOUT_EVENTS,),
 }
 
 # Latest-value topics: a client that falls behind gets the newest event per key instead of a
@@ -136,6 +138,7 @@ FILTER_FIELDS: dict[Topic, frozenset[str]] = {
     Topic.HEALTH: frozenset({"types"}),
     Topic.SETTINGS: frozenset({"types"}),
     Topic.RELAY: frozenset({"types"}),
+    Topic.PLAYOUT: frozenset({"types"}),
 }
 
 

@@ -14,9 +14,10 @@ from prometheus_client.core import CounterMetricFamily, Metric
 
 from audio_control import __version__, tables
 from audio_control.api import router
-from audio_control.consumer import alert_handler, heard_handler
+from audio_control.consumer import alert_handler, heard_handler, playout_handler
 from audio_control.services.decisions import SERVICE, RelayService
 from audio_control.services.messages import MessageService
+from audio_control.services.playout import PlayoutService
 from audio_control.services.station import StationView
 from audio_control.settings import AudioControlSettings
 from eas_schemas.streams import (
@@ -24,6 +25,8 @@ from eas_schemas.streams import (
     AUDIO_CONTROL_GROUP,
     AUDIT_RECORDS,
     DEAD_LETTER,
+    PLAYOUT_COMMANDS,
+    PLAYOUT_EVENTS,
     RELAY_DECISIONS,
     SAME_EVENTS,
     SERVICE_HEARTBEAT,
@@ -42,8 +45,15 @@ def asyncapi_document() -> dict[str, Any]:
     return build_asyncapi(
         SERVICE,
         __version__,
-        sends=[RELAY_DECISIONS.name, AUDIT_RECORDS.name, SERVICE_HEARTBEAT.name, DEAD_LETTER.name],
-        receives=[ALERT_EVENTS.name, SAME_EVENTS.name, SETTINGS_CHANGED.name],
+        sends=[
+            RELAY_DECISIONS.name,
+            PLAYOUT_EVENTS.name,
+            PLAYOUT_COMMANDS.name,
+            AUDIT_RECORDS.name,
+            SERVICE_HEARTBEAT.name,
+            DEAD_LETTER.name,
+        ],
+        receives=[ALERT_EVENTS.name, SAME_EVENTS.name, PLAYOUT_EVENTS.name, SETTINGS_CHANGED.name],
         description="audio-control decides once per alert.* (CAP) and same.header (on air) "
         "whether the station relays it (consumer group audio-control), announces each "
         "decision as relay.decision, and composes the EAS message of what may air.",
@@ -101,7 +111,8 @@ def create_app(settings: AudioControlSettings | None = None) -> FastAPI:
     async def setup(app: FastAPI, rt: ServiceRuntime) -> AsyncIterator[None]:
         station = StationView()
         outbox = Outbox(rt.engine, rt.bus, tables.outbox)
-        relay = RelayService(rt.engine, outbox, rt.source, station)
+        playout = PlayoutService(rt.engine, rt.bus, rt.source)
+        relay = RelayService(rt.engine, outbox, rt.source, station, playout=playout)
         http = httpx.AsyncClient(
             follow_redirects=False, headers={"User-Agent": f"eas-station/{__version__}"}
         )
@@ -116,6 +127,7 @@ def create_app(settings: AudioControlSettings | None = None) -> FastAPI:
         )
         relay.wake_composer = messages.wake.set
         app.state.relay_service = relay
+        app.state.playout_service = playout
         app.state.message_service = messages
         app.state.station = station
 
@@ -147,6 +159,7 @@ def create_app(settings: AudioControlSettings | None = None) -> FastAPI:
             for stream, handler in (
                 (ALERT_EVENTS, alert_handler(relay)),
                 (SAME_EVENTS, heard_handler(relay)),
+                (PLAYOUT_EVENTS, playout_handler(relay)),
             )
         ]
         app.state.consumers = consumers

@@ -4,6 +4,7 @@ messages (metadata apart from the audio), and the outbox."""
 from __future__ import annotations
 
 from sqlalchemy import (
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -108,3 +109,54 @@ message_audio = Table(
 )
 
 outbox = outbox_table(metadata, "audio_control_outbox")
+
+# ---- playout ---------------------------------------------------------------------------------
+
+playout_outputs = Table(
+    "playout_outputs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False, comment="wav_folder, null, device, stream"),
+    Column("config", Text, nullable=False, comment="the output's settings (JSON), no secret"),
+    Column("secret", Text, comment="write-only credential (stream password), never returned"),
+    Column("keying", Text, nullable=False, comment="transmitter keying (JSON)"),
+    Column("enabled", Boolean, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+playout_items = Table(
+    "playout_items",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("message_id", Id, ForeignKey("eas_messages.id", ondelete="CASCADE"), nullable=False),
+    Column("decision_id", Id, ForeignKey("relay_decisions.id", ondelete="SET NULL")),
+    Column("header", Text, nullable=False),
+    Column("event_code", String(3), nullable=False),
+    Column("precedence", Integer, nullable=False),
+    Column("precedence_class", String(12), nullable=False),
+    Column("air_at", UTCDateTime(), nullable=False),
+    Column("state", String(12), nullable=False),
+    Column("queued_at", UTCDateTime(), nullable=False),
+    Column("started_at", UTCDateTime()),
+    Column("finished_at", UTCDateTime()),
+    Column("reason", Text, nullable=False),
+    Column("actor", String(128)),
+    Column("requeue_of", Id, comment="the interrupted item this one repeats"),
+    Column("resend_of", Id, comment="the aired item an operator resent"),
+    Index("ix_playout_items_queue", "state", "precedence", "air_at", "id"),
+    Index("ix_playout_items_decision", "decision_id"),
+)
+
+# One row per item and output: an item is never aired twice on one output, restarts included.
+playout_airings = Table(
+    "playout_airings",
+    metadata,
+    Column("item_id", Id, ForeignKey("playout_items.id", ondelete="CASCADE"), primary_key=True),
+    Column("output_id", Id, ForeignKey("playout_outputs.id", ondelete="CASCADE"), primary_key=True),
+    Column("state", String(12), nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("finished_at", UTCDateTime()),
+    Column("result", Text, nullable=False, comment="what the output reported (JSON)"),
+)

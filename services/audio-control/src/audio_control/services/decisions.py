@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from audio_control import repository as repo
 from audio_control.cap_to_eas import AudioResource, Conversion, convert
 from audio_control.rules import Candidate, Evaluation, decision_event, evaluate, match_transmissions
+from audio_control.services.playout import PlayoutService
 from audio_control.services.station import StationView
 from eas_schemas.cap import CapAlert, CapMsgType
 from eas_schemas.clock import utcnow
@@ -45,7 +46,7 @@ from eas_schemas.relay_events import (
     RelayDecisionEvent,
     RelaySource,
 )
-from eas_schemas.streams import AUDIT_RECORDS, RELAY_DECISIONS
+from eas_schemas.streams import AUDIT_RECORDS, RELAY_DECISIONS, StreamSpec
 from servicekit.auth.audit import audit_envelope
 from servicekit.auth.tokens import Principal
 from servicekit.errors import Conflict, NotFound
@@ -58,7 +59,12 @@ SERVICE = "audio-control"
 # A Cancel (or an expired alert) still stops what has not aired, a manual forward included.
 WITHDRAWABLE = OPEN_STATES | {DecisionState.FORWARDED}
 # The same transmission from the other source joins any decision of it not yet aired.
-MERGEABLE = OPEN_STATES | {DecisionState.IGNORED, DecisionState.EXPIRED, DecisionState.FORWARDED}
+MERGEABLE = OPEN_STATES | {
+    DecisionState.IGNORED,
+    DecisionState.EXPIRED,
+    DecisionState.FORWARDED,
+    DecisionState.AIRED,
+}
 # States whose message is composed (a pending one too: the operator previews it).
 COMPOSED_STATES = frozenset(
     {
@@ -86,12 +92,14 @@ class RelayService:
         source: str,
         station: StationView,
         wake_composer: Callable[[], None] = lambda: None,
+        playout: PlayoutService | None = None,
     ) -> None:
         self.engine = engine
         self.outbox = outbox
         self.source = source
         self.station = station
         self.wake_composer = wake_composer
+        self.playout = playout
         self._gate = asyncio.Lock()
         self.counts: Counter[str] = Counter()
 
@@ -272,7 +280,7 @@ class RelayService:
             takes_cap = (
                 candidate.source is RelaySource.CAP
                 and evaluation.action is not RelayAction.IGNORE
-                and DecisionState(row.state) is not DecisionState.FORWARDED
+                and DecisionState(row.state) not in (DecisionState.FORWARDED, DecisionState.AIRED)
             )
             if not takes_cap:
                 return await self._change(
@@ -435,10 +443,7 @@ class RelayService:
                     "note": note,
                 },
             )
-            pending = await self.outbox.add(
-                conn,
-                [(RELAY_DECISIONS, self._envelope(event)), (AUDIT_RECORDS, audit)],
-            )
+            pending = await self._announce(conn, [event], [(AUDIT_RECORDS, audit)])
         await self.outbox.publish(pending)
         self.wake_composer()
         self.counts[to.value] += 1
@@ -498,6 +503,35 @@ class RelayService:
                     self.wake_composer()
                 return settled
 
+    async def mark_aired(self, envelope: EventEnvelope[dict[str, Any]]) -> str:
+        """A ``playout.finished`` of a decision's item: the decision is ``aired`` (once)."""
+        decision_id = envelope.data.get("decision_id")
+        if not isinstance(decision_id, int):
+            return await self._note(envelope, None, "an origination aired: no decision")
+        async with self._gate, self.engine.begin() as conn:
+            seen = await repo.input_outcome(conn, envelope.id)
+            if seen is not None:
+                return f"duplicate of an input already handled: {seen}"
+            now = utcnow()
+            row = await repo.get_decision(conn, decision_id, lock=True)
+            events = []
+            if row is not None and DecisionState(row.state) is not DecisionState.AIRED:
+                output = envelope.data.get("output")
+                events.append(
+                    await self._change(
+                        conn,
+                        row,
+                        now,
+                        state=DecisionState.AIRED,
+                        reason=f"Aired on {output} at {now:%H:%M:%S} UTC.",
+                    )
+                )
+            outcome = f"aired: decision {decision_id}" if events else "already aired"
+            await repo.record_input(conn, envelope.id, envelope.type, decision_id, outcome, now)
+            pending = await self._announce(conn, events)
+        await self.outbox.publish(pending)
+        return outcome
+
     # ---- message attached --------------------------------------------------------------
 
     async def attach_message(
@@ -546,8 +580,20 @@ class RelayService:
             raise Conflict(f"decision {row.id} changed meanwhile; try again")
         return event
 
-    async def _announce(self, conn: AsyncConnection, events: Sequence[RelayDecisionEvent]) -> Any:
-        return await self.outbox.add(conn, [(RELAY_DECISIONS, self._envelope(e)) for e in events])
+    async def _announce(
+        self,
+        conn: AsyncConnection,
+        events: Sequence[RelayDecisionEvent],
+        extra: Sequence[tuple[StreamSpec, EventEnvelope[Any]]] = (),
+    ) -> Any:
+        """The decisions' events, what they mean for the playout queue, and ``extra``, all
+        into the outbox of the transaction that changed them."""
+        items: list[tuple[StreamSpec, EventEnvelope[Any]]] = []
+        for event in events:
+            items.append((RELAY_DECISIONS, self._envelope(event)))
+            if self.playout is not None:
+                items += await self.playout.effects(conn, event)
+        return await self.outbox.add(conn, [*items, *extra])
 
     def _envelope(self, event: RelayDecisionEvent) -> EventEnvelope[RelayDecisionEvent]:
         return EventEnvelope[RelayDecisionEvent](

@@ -1,0 +1,269 @@
+"""The playout queue as the service sees it: items enter when a decision may air and its
+message is ready (or an operator sends an origination, or resends an aired item), leave when
+a Cancel, an Update or an operator withdraws them before they play; operators' commands go to
+the playout worker, which answers after it acted.
+
+The worker (``audio_control.playout.worker``, its own process) takes items in precedence order
+and plays them; what it reports on ``playout.events`` comes back here through the consumer
+group: an aired decision is marked ``aired`` (so a later copy of the same transmission never
+airs again, ECIG 3.11).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from audio_control.tables import messages, playout_items
+from eas_schemas.clock import utcnow
+from eas_schemas.envelope import EventEnvelope
+from eas_schemas.playout_events import (
+    PLAYOUT_CANCELLED_TYPE,
+    PLAYOUT_COMMAND_TYPE,
+    PLAYOUT_QUEUED_TYPE,
+    PLAYOUT_REPLY_KEY,
+    CommandKind,
+    ItemState,
+    PlayoutCommand,
+    PlayoutEvent,
+    PlayoutReply,
+)
+from eas_schemas.relay_events import DecisionState, PrecedenceClass, RelayDecisionEvent
+from eas_schemas.streams import PLAYOUT_COMMANDS, PLAYOUT_EVENTS, StreamSpec
+from servicekit.bus import AsyncBus
+from servicekit.errors import Conflict, NotConfirmed, NotFound
+
+# Decision states whose message goes on air, and those that take it off the queue.
+AIRABLE = frozenset({DecisionState.SCHEDULED, DecisionState.CONFIRMED, DecisionState.FORWARDED})
+CLOSED = frozenset(
+    {
+        DecisionState.WITHDRAWN,
+        DecisionState.SUPERSEDED,
+        DecisionState.REJECTED,
+        DecisionState.EXPIRED,
+    }
+)
+LIVE_ITEM_STATES = (ItemState.QUEUED.value, ItemState.PLAYING.value, ItemState.AIRED.value)
+
+Item = tuple[StreamSpec, EventEnvelope[Any]]
+
+
+class PlayoutService:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        bus: AsyncBus,
+        source: str,
+        *,
+        command_timeout_s: float = 10.0,
+    ) -> None:
+        self.engine = engine
+        self.bus = bus
+        self.source = source
+        self.command_timeout_s = command_timeout_s
+
+    # ---- decisions' effects (inside the decision's transaction) -------------------------
+
+    async def effects(self, conn: AsyncConnection, event: RelayDecisionEvent) -> list[Item]:
+        """What a decision's new state means for the queue: queue its message once it may
+        air, or take it off the queue when the decision closed before it played."""
+        if event.state in AIRABLE and event.message_id is not None and event.header:
+            live = await conn.execute(
+                select(playout_items.c.id).where(
+                    playout_items.c.decision_id == event.decision_id,
+                    playout_items.c.state.in_(LIVE_ITEM_STATES),
+                )
+            )
+            if live.first() is not None:
+                return []
+            at = event.relay_at or utcnow()
+            reason = f"Queued: {event.reason}"
+            item = await self._insert(
+                conn,
+                message_id=event.message_id,
+                decision_id=event.decision_id,
+                header=event.header,
+                event_code=event.event_code or "???",
+                precedence=event.precedence,
+                precedence_class=event.precedence_class,
+                air_at=at,
+                reason=reason,
+                actor=event.actor,
+            )
+            return [self._envelope(PLAYOUT_QUEUED_TYPE, item)]
+        if event.state in CLOSED:
+            return await self._cancel(
+                conn,
+                playout_items.c.decision_id == event.decision_id,
+                f"Left the queue: {event.reason}",
+                event.actor,
+            )
+        return []
+
+    # ---- operators ---------------------------------------------------------------------
+
+    async def send_message(self, message_id: int, actor: str, precedence: tuple[int, str]) -> Item:
+        """Queue an originated message for air now."""
+        async with self.engine.begin() as conn:
+            row = (
+                await conn.execute(select(messages).where(messages.c.id == message_id))
+            ).one_or_none()
+            if row is None:
+                raise NotFound(f"no EAS message with id {message_id}")
+            if row.kind != "origination":
+                raise Conflict(
+                    f"message {message_id} belongs to relay decision {row.decision_id}; it airs "
+                    "through the decision (confirm or forward it)"
+                )
+            item = await self._insert(
+                conn,
+                message_id=message_id,
+                decision_id=None,
+                header=row.header,
+                event_code=row.event_code,
+                precedence=precedence[0],
+                precedence_class=PrecedenceClass(precedence[1]),
+                air_at=utcnow(),
+                reason=f"Originated by {actor}: sent to air.",
+                actor=actor,
+            )
+        return self._envelope(PLAYOUT_QUEUED_TYPE, item)
+
+    async def resend(self, item_id: int, actor: str) -> Item:
+        async with self.engine.begin() as conn:
+            row = await self._item(conn, item_id)
+            if row.state not in (ItemState.AIRED.value, ItemState.INTERRUPTED.value):
+                raise Conflict(
+                    f"item {item_id} is {row.state}; only an aired or interrupted item can be "
+                    "resent"
+                )
+            item = await self._insert(
+                conn,
+                message_id=row.message_id,
+                decision_id=row.decision_id,
+                header=row.header,
+                event_code=row.event_code,
+                precedence=row.precedence,
+                precedence_class=PrecedenceClass(row.precedence_class),
+                air_at=utcnow(),
+                reason=f"Resent by {actor} (item {item_id}).",
+                actor=actor,
+                resend_of=item_id,
+            )
+        return self._envelope(PLAYOUT_QUEUED_TYPE, item)
+
+    async def cancel(self, item_id: int, actor: str) -> list[Item]:
+        async with self.engine.begin() as conn:
+            row = await self._item(conn, item_id)
+            if row.state != ItemState.QUEUED.value:
+                raise Conflict(
+                    f"item {item_id} is {row.state}; only a queued item can be taken off the "
+                    "queue (stop it instead if it is on air)"
+                )
+            return await self._cancel(
+                conn, playout_items.c.id == item_id, f"Taken off the queue by {actor}.", actor
+            )
+
+    async def queue(self) -> list[PlayoutEvent]:
+        """What is on air and what waits, in air order."""
+        stmt = (
+            select(playout_items)
+            .where(playout_items.c.state.in_((ItemState.QUEUED.value, ItemState.PLAYING.value)))
+            .order_by(playout_items.c.precedence, playout_items.c.air_at, playout_items.c.id)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [self._event(r, r.reason) for r in rows]
+
+    async def command(
+        self,
+        kind: CommandKind,
+        actor: str,
+        *,
+        output: str | None = None,
+        seconds: float | None = None,
+    ) -> PlayoutReply:
+        """Send a command to the playout worker and wait for what it did."""
+        command = PlayoutCommand(
+            command_id=uuid.uuid4().hex,
+            kind=kind,
+            output=output,
+            seconds=seconds,
+            actor=actor,
+            at=utcnow(),
+        )
+        await self.bus.publish(
+            PLAYOUT_COMMANDS,
+            EventEnvelope[PlayoutCommand](
+                type=PLAYOUT_COMMAND_TYPE, source=self.source, subject=kind.value, data=command
+            ),
+        )
+        key = self.bus.key(f"{PLAYOUT_REPLY_KEY}:{command.command_id}")
+        wait_s = self.command_timeout_s + (seconds or 0)
+        got = await self.bus.client.blpop([key], timeout=max(1, round(wait_s)))
+        if got is None:
+            raise NotConfirmed(
+                f"no playout worker answered the {kind.value} command within {wait_s:.0f} s "
+                "(is the worker running? see /api/audio/playout/status)"
+            )
+        return PlayoutReply.model_validate_json(got[1])
+
+    # ---- inside ------------------------------------------------------------------------
+
+    async def _insert(self, conn: AsyncConnection, **values: Any) -> Any:
+        now = utcnow()
+        result = await conn.execute(
+            insert(playout_items)
+            .values(state=ItemState.QUEUED.value, queued_at=now, **values)
+            .returning(playout_items)
+        )
+        return result.one()
+
+    async def _item(self, conn: AsyncConnection, item_id: int) -> Any:
+        row = (
+            await conn.execute(select(playout_items).where(playout_items.c.id == item_id))
+        ).one_or_none()
+        if row is None:
+            raise NotFound(f"no playout item with id {item_id}")
+        return row
+
+    async def _cancel(
+        self, conn: AsyncConnection, which: Any, reason: str, actor: str | None
+    ) -> list[Item]:
+        now = utcnow()
+        result = await conn.execute(
+            update(playout_items)
+            .where(which, playout_items.c.state == ItemState.QUEUED.value)
+            .values(state=ItemState.CANCELLED.value, finished_at=now, reason=reason, actor=actor)
+            .returning(playout_items)
+        )
+        return [self._envelope(PLAYOUT_CANCELLED_TYPE, r) for r in result.all()]
+
+    def _event(self, row: Any, reason: str, at: datetime | None = None) -> PlayoutEvent:
+        return PlayoutEvent(
+            item_id=row.id,
+            message_id=row.message_id,
+            decision_id=row.decision_id,
+            header=row.header,
+            event_code=row.event_code,
+            precedence=row.precedence,
+            precedence_class=PrecedenceClass(row.precedence_class),
+            state=ItemState(row.state),
+            air_at=row.air_at,
+            at=at or utcnow(),
+            reason=reason,
+            actor=row.actor,
+        )
+
+    def _envelope(self, etype: str, row: Any) -> Item:
+        event = self._event(row, row.reason)
+        return (
+            PLAYOUT_EVENTS,
+            EventEnvelope[PlayoutEvent](
+                type=etype, source=self.source, subject=f"playout-item/{row.id}", data=event
+            ),
+        )
