@@ -6,6 +6,8 @@ are station settings (station-api's document, followed live); these are the proc
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -34,3 +36,23 @@ class AudioControlSettings(StoreSettings):
         default=20 * 1024 * 1024, gt=0, description="largest narration upload accepted"
     )
     tts_timeout_s: float = Field(default=30.0, gt=0)
+    # ---- playout
+    run_playout: bool = Field(
+        default=True,
+        description="supervise a playout worker process beside the API (the one-machine "
+        "default); off where the worker runs as its own process (`audio-control playout`)",
+    )
+    aired_dir: Path = Field(
+        default=Path("var/audio-control/aired"),
+        description="the folder of the WAV output created when no output is configured",
+    )
+    lease_ttl_s: float = Field(
+        default=5.0, ge=1, le=60, description="an output's lease: a second worker waits for it"
+    )
+    playout_block_s: float = Field(default=0.1, gt=0, le=1, description="audio per write")
+    requeue_interrupted: bool = Field(
+        default=True, description="a message an EAN interrupted airs again afterwards"
+    )
+    command_timeout_s: float = Field(
+        default=10.0, gt=0, le=120, description="how long a command waits for the worker"
+    )

@@ -1,0 +1,1 @@
+"""Playout: the worker that airs messages, its outputs and transmitter keying."""

@@ -1,0 +1,580 @@
+"""The playout worker: airs queued messages in precedence order on every output it holds.
+
+One process (``python -m audio_control.playout.worker``, supervised by audio-control in the
+one-machine mode, or ``audio-control playout`` in the scaled one). Per cycle it renews the
+leases of its outputs (an output is played by one worker at a time: a second copy started by
+mistake waits instead of airing twice), answers operators' commands, and takes the next item
+due (EAN, national, state, local, tests; first come first served within a class).
+
+An item plays on each output in a thread of its own, so a stalled or broken output is reported
+and never holds the others: key the transmitter (pre-roll), write the message block by block,
+post-roll, unkey. Between blocks the main thread looks for an EAN that became due (preemption)
+and for stop commands: an interrupted message ends with the EOM on every output, so receivers
+downstream leave alert mode, and by setting airs again after what interrupted it. An item is
+recorded per output before it starts (``playout_airings``), so after a restart nothing airs
+twice on the same output; a message cut by a dead worker gets its EOM on restart instead.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol, cast
+
+import numpy as np
+import numpy.typing as npt
+import redis
+import soundfile as sf
+
+from audio_control.playout.store import OutputSpec, PlayoutStore, item_event, make_sync_engine
+from audio_control.settings import AudioControlSettings
+from eas_same.encoder import encode_burst, silence
+from eas_schemas.envelope import EventEnvelope, decode_entry
+from eas_schemas.playout_events import (
+    AUDIO_OUTPUT_LEVEL_TYPE,
+    PLAYOUT_LEASE_KEY,
+    PLAYOUT_REPLY_KEY,
+    CommandKind,
+    ItemState,
+    OutputLevel,
+    PlayoutCommand,
+    PlayoutReply,
+)
+from eas_schemas.streams import AUDIO_METRICS, PLAYOUT_COMMANDS
+from servicekit.bus import SyncBus, fields_to_str, sync_redis
+from servicekit.heartbeat import SyncHeartbeat
+
+log = logging.getLogger(__name__)
+
+SERVICE = "audio-control-playout"
+FloatArray = npt.NDArray[np.float32]
+LEVEL_INTERVAL_S = 0.25
+# Renew when a third of the lease is left; give it up only by letting it lapse.
+_RENEW = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Sink(Protocol):
+    """One message on one output (``audio_control.playout.outputs`` makes them)."""
+
+    def write(self, block: FloatArray) -> None: ...
+    def finish(self) -> Any: ...
+    def abort(self) -> None: ...
+    def level(self) -> tuple[float, float]: ...
+
+
+class Keying(Protocol):
+    """An output's transmitter, through its keyer (``audio_control.playout.keying``)."""
+
+    pre_roll_s: float
+    post_roll_s: float
+
+    def key(self, max_s: float) -> Any: ...
+    def unkey(self) -> Any: ...
+    def close(self) -> None: ...
+
+
+SinkFactory = Callable[[OutputSpec, int], Sink]
+KeyingFactory = Callable[[OutputSpec], Keying]
+
+
+def eom_tail(rate: int) -> FloatArray:
+    """EOM three times, a second apart: what ends every message, and every interruption."""
+    eom = encode_burst("NNNN", rate)
+    gap = silence(1.0, rate)
+    return np.concatenate([gap, eom, gap, eom, gap, eom, gap]).astype(np.float32)
+
+
+@dataclass
+class _Run:
+    """One output's part of one item."""
+
+    output: OutputSpec
+    abort: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+    state: ItemState = ItemState.PLAYING
+    result: dict[str, Any] = field(default_factory=dict)
+    played_s: float = 0.0
+    error: str | None = None
+
+
+class PlayoutWorker:
+    def __init__(
+        self,
+        settings: AudioControlSettings,
+        sinks: SinkFactory,
+        keyers: KeyingFactory,
+        *,
+        client: redis.Redis | None = None,
+    ) -> None:
+        self.settings = settings
+        self.client = client or sync_redis(settings.redis_url)
+        self.bus = SyncBus(self.client, settings.bus_namespace)
+        self.source = f"{SERVICE}/{settings.instance}"
+        self.store = PlayoutStore(make_sync_engine(settings.database_url), self.bus, self.source)
+        self.sinks = sinks
+        self.keyers = keyers
+        self.heartbeat = SyncHeartbeat(
+            self.bus, SERVICE, settings.instance, "0.1.0", settings.heartbeat_interval_s
+        )
+        self._renew = self.client.register_script(_RENEW)
+        self._commands_after = "$"
+        self.held: dict[int, OutputSpec] = {}
+        self.current: Any = None
+        self.aired = 0
+        self.interrupted = 0
+        self.failed = 0
+
+    # ---- the loop ----------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        self._commands_after = self._last_command_id()
+        self.recover()
+        while not stop.is_set():
+            try:
+                self.cycle(stop)
+            except Exception:
+                log.exception("playout cycle failed; retrying")
+                stop.wait(1.0)
+        self.release()
+
+    def cycle(self, stop: threading.Event) -> bool:
+        """One pass: leases, commands, and the next item due. True if an item played."""
+        self.hold_outputs()
+        self.heartbeat.maybe_beat(self.figures(), ready=bool(self.held))
+        for command in self.read_commands(block_ms=0):
+            self.answer_idle(command)
+        if not self.held:
+            stop.wait(0.5)
+            return False
+        item = self.store.claim_next(utcnow())
+        if item is None:
+            for command in self.read_commands(block_ms=100):
+                self.answer_idle(command)
+            return False
+        self.play(item)
+        return True
+
+    def figures(self) -> dict[str, float]:
+        return {
+            "outputs_held": float(len(self.held)),
+            "aired": float(self.aired),
+            "interrupted": float(self.interrupted),
+            "failed": float(self.failed),
+            "playing": 1.0 if self.current is not None else 0.0,
+        }
+
+    # ---- leases ------------------------------------------------------------------------
+
+    def _lease_key(self, output: OutputSpec) -> str:
+        return self.bus.key(f"{PLAYOUT_LEASE_KEY}:{output.id}")
+
+    def hold_outputs(self) -> None:
+        ttl_ms = int(self.settings.lease_ttl_s * 1000)
+        held: dict[int, OutputSpec] = {}
+        for output in self.store.outputs():
+            key = self._lease_key(output)
+            me = self.settings.instance
+            if self.client.set(key, me, nx=True, px=ttl_ms) or self._renew(
+                keys=[key], args=[me, ttl_ms]
+            ):
+                held[output.id] = output
+        for gone in set(self.held) - set(held):
+            log.warning("playout lost output %s", self.held[gone].name)
+        self.held = held
+
+    def release(self) -> None:
+        for output in self.held.values():
+            key = self._lease_key(output)
+            if self.client.get(key) == self.settings.instance:
+                self.client.delete(key)
+        self.held = {}
+
+    # ---- playing -----------------------------------------------------------------------
+
+    def play(self, item: Any) -> None:
+        self.current = item
+        try:
+            self._play(item)
+        finally:
+            self.current = None
+
+    def _play(self, item: Any) -> None:
+        samples, rate = _decode(self.store.audio(item.message_id))
+        done = self.store.airings(item.id)
+        runs = [_Run(o) for o in self.held.values() if o.id not in done]
+        now = utcnow()
+        if not runs:
+            reason = (
+                "No output to air it on: configure one (GET /api/audio/outputs)."
+                if not self.held
+                else "Already aired on every output this worker holds."
+            )
+            state = ItemState.FAILED if not done else ItemState.AIRED
+            self.store.finish_item(item.id, state, now, reason, None)
+            return
+        started = []
+        for run in runs:
+            event = item_event(item, item.id, ItemState.PLAYING, now, "On air.", output=run.output)
+            if self.store.start_airing(item, run.output, now, event):
+                started.append(run)
+        length_s = len(samples) / rate
+        tail = eom_tail(rate)
+        for run in started:
+            run.thread = threading.Thread(
+                target=self._play_on,
+                args=(run, item, samples, rate, tail, length_s),
+                name=f"playout-{run.output.name}",
+                daemon=True,
+            )
+            run.thread.start()
+        interrupted_by: tuple[str, str | None, bool] | None = None
+        next_lease = time.monotonic() + self.settings.lease_ttl_s / 3
+        while any(r.thread is not None and r.thread.is_alive() for r in started):
+            for r in started:
+                if r.thread is not None:
+                    r.thread.join(timeout=0.05)
+            if interrupted_by is None:
+                ean = self.store.preempting(utcnow(), item.precedence)
+                if ean is not None:
+                    interrupted_by = (f"Interrupted by the EAN (item {ean.id}).", None, True)
+            for command in self.read_commands(block_ms=0):
+                if command.kind is CommandKind.STOP and interrupted_by is None:
+                    interrupted_by = (f"Stopped by {command.actor}.", command.actor, False)
+                    self.reply(command, True, f"stopping item {item.id}: EOM on every output")
+                else:
+                    self.answer_busy(command, item)
+            if interrupted_by is not None:
+                for r in started:
+                    r.abort.set()
+            if time.monotonic() >= next_lease:
+                self.hold_outputs()
+                for r in started:
+                    if r.output.id not in self.held:
+                        r.error = "the output's lease was lost to another worker"
+                        r.abort.set()
+                next_lease = time.monotonic() + self.settings.lease_ttl_s / 3
+        self._settle(item, started, interrupted_by)
+
+    def _play_on(
+        self,
+        run: _Run,
+        item: Any,
+        samples: FloatArray,
+        rate: int,
+        tail: FloatArray,
+        length_s: float,
+    ) -> None:
+        keying: Keying | None = None
+        sink: Sink | None = None
+        try:
+            sink = self.sinks(run.output, rate)
+            keying = self.keyers(run.output)
+            keying.key(max_s=length_s + keying.pre_roll_s + keying.post_roll_s + 5.0)
+            if keying.pre_roll_s:
+                time.sleep(keying.pre_roll_s)
+            block = max(1, round(self.settings.playout_block_s * rate))
+            next_level = 0.0
+            for start in range(0, len(samples), block):
+                if run.abort.is_set():
+                    # Receivers downstream must leave alert mode: the EOM, then stop.
+                    for t in range(0, len(tail), block):
+                        sink.write(tail[t : t + block])
+                    run.state = ItemState.INTERRUPTED
+                    break
+                sink.write(samples[start : start + block])
+                run.played_s = (start + block) / rate
+                if time.monotonic() >= next_level:
+                    self._publish_level(run.output, sink, item.id, playing=True)
+                    next_level = time.monotonic() + LEVEL_INTERVAL_S
+            run.result = _as_dict(sink.finish())
+            if run.state is ItemState.PLAYING:
+                run.state = ItemState.AIRED
+            if keying.post_roll_s:
+                time.sleep(keying.post_roll_s)
+        except Exception as exc:
+            log.exception("output %s failed on item %s", run.output.name, item.id)
+            run.state = ItemState.FAILED
+            run.error = f"{type(exc).__name__}: {exc}"
+            if sink is not None:
+                try:
+                    sink.abort()
+                except Exception:
+                    log.exception("output %s did not abort cleanly", run.output.name)
+        finally:
+            if keying is not None:
+                try:
+                    keying.unkey()
+                finally:
+                    keying.close()
+            if sink is not None:
+                self._publish_level(run.output, sink, item.id, playing=False)
+
+    def _settle(
+        self, item: Any, runs: list[_Run], interrupted_by: tuple[str, str | None, bool] | None
+    ) -> None:
+        now = utcnow()
+        for run in runs:
+            if run.state is ItemState.AIRED:
+                reason = f"Aired ({run.played_s:.1f} s)."
+            elif run.state is ItemState.INTERRUPTED:
+                reason = (interrupted_by[0] if interrupted_by else "Interrupted.") + " EOM sent."
+            else:
+                reason = f"The output failed: {run.error}"
+            event = item_event(
+                item,
+                item.id,
+                run.state,
+                now,
+                reason,
+                output=run.output,
+                duration_s=round(run.played_s, 3),
+                actor=interrupted_by[1] if interrupted_by else None,
+                detail={k: v for k, v in run.result.items() if _scalar(v)},
+            )
+            result = {**run.result, "error": run.error, "played_s": run.played_s}
+            self.store.finish_airing(item.id, run.output.id, run.state, now, result, event)
+        states = {r.state for r in runs}
+        if ItemState.INTERRUPTED in states:
+            state, reason = ItemState.INTERRUPTED, interrupted_by[0] if interrupted_by else ""
+            self.interrupted += 1
+        elif ItemState.AIRED in states:
+            state, reason = ItemState.AIRED, "Aired."
+            self.aired += 1
+        else:
+            state, reason = ItemState.FAILED, "Every output failed."
+            self.failed += 1
+        self.store.finish_item(
+            item.id, state, now, reason, interrupted_by[1] if interrupted_by else None
+        )
+        if (
+            state is ItemState.INTERRUPTED
+            and interrupted_by is not None
+            and interrupted_by[2]
+            and self.settings.requeue_interrupted
+        ):
+            self.store.requeue(item, now, f"Requeued after it was interrupted (item {item.id}).")
+
+    def recover(self) -> None:
+        """Items a dead worker left playing: their EOM on the outputs they were cut on, and
+        never played again there."""
+        self.hold_outputs()
+        for item in self.store.playing():
+            cut = [
+                o
+                for oid, st in self.store.airings(item.id).items()
+                if st == ItemState.PLAYING.value and (o := self.held.get(oid)) is not None
+            ]
+            now = utcnow()
+            for output in cut:
+                try:
+                    sink = self.sinks(output, 22_050)
+                    sink.write(eom_tail(22_050))
+                    sink.finish()
+                    note = "EOM sent on restart"
+                except Exception as exc:
+                    note = f"EOM could not be sent on restart: {exc}"
+                event = item_event(
+                    item,
+                    item.id,
+                    ItemState.INTERRUPTED,
+                    now,
+                    f"The playout worker stopped while it was on air; {note}.",
+                    output=output,
+                )
+                self.store.finish_airing(item.id, output.id, ItemState.INTERRUPTED, now, {}, event)
+            self.store.finish_item(
+                item.id,
+                ItemState.INTERRUPTED,
+                now,
+                "The playout worker stopped while it was on air; not aired again.",
+                None,
+            )
+
+    # ---- commands ----------------------------------------------------------------------
+
+    def _last_command_id(self) -> str:
+        last = self.client.xrevrange(self.bus.key(PLAYOUT_COMMANDS), count=1)
+        return str(last[0][0]) if last else "0-0"
+
+    def read_commands(self, block_ms: int) -> list[PlayoutCommand]:
+        key = self.bus.key(PLAYOUT_COMMANDS)
+        got: Any = self.client.xread(
+            {key: self._commands_after}, count=20, block=block_ms if block_ms else None
+        )
+        commands: list[PlayoutCommand] = []
+        for _, entries in got or []:
+            for entry_id, fields in entries:
+                self._commands_after = str(entry_id)
+                try:
+                    envelope = decode_entry(fields_to_str(fields))
+                    commands.append(PlayoutCommand.model_validate(envelope.data))
+                except ValueError as exc:
+                    log.warning("playout command %s refused: %s", entry_id, exc)
+        return commands
+
+    def reply(self, command: PlayoutCommand, ok: bool, detail: str, **state: Any) -> None:
+        key = self.bus.key(f"{PLAYOUT_REPLY_KEY}:{command.command_id}")
+        body = PlayoutReply(command_id=command.command_id, ok=ok, detail=detail, state=state)
+        pipe = self.client.pipeline()
+        pipe.rpush(key, body.model_dump_json())
+        pipe.expire(key, 120)
+        pipe.execute()
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "instance": self.settings.instance,
+            "outputs": ", ".join(o.name for o in self.held.values()),
+            "playing_item": int(self.current.id) if self.current is not None else None,
+        }
+
+    def answer_busy(self, command: PlayoutCommand, item: Any) -> None:
+        if command.kind is CommandKind.STATUS:
+            self.reply(command, True, f"on air: item {item.id}", **self.status())
+        else:
+            self.reply(
+                command,
+                False,
+                f"a message is on air (item {item.id}); {command.kind.value} waits until it ends",
+                **self.status(),
+            )
+
+    def answer_idle(self, command: PlayoutCommand) -> None:
+        kind = command.kind
+        if kind is CommandKind.STATUS:
+            self.reply(command, True, "idle", **self.status())
+            return
+        if kind is CommandKind.STOP:
+            self.reply(command, False, "nothing is on air", **self.status())
+            return
+        output = next((o for o in self.held.values() if o.name == command.output), None)
+        if output is None:
+            self.reply(
+                command,
+                False,
+                f"output {command.output!r} is not held by this worker",
+                **self.status(),
+            )
+            return
+        seconds = command.seconds or 2.0
+        try:
+            if kind is CommandKind.TEST_TONE:
+                sink = self.sinks(output, 22_050)
+                sink.write(test_tone(seconds, 22_050))
+                result = _as_dict(sink.finish())
+                self.reply(
+                    command,
+                    True,
+                    f"{seconds:g} s of 1 kHz played on {output.name}",
+                    **{k: v for k, v in result.items() if _scalar(v)},
+                )
+            elif kind in (CommandKind.KEY, CommandKind.UNKEY):
+                keying = self.keyers(output)
+                try:
+                    keying.key(max_s=seconds)
+                    time.sleep(seconds)
+                finally:
+                    keying.unkey()
+                    keying.close()
+                self.reply(
+                    command,
+                    True,
+                    f"{output.name}'s transmitter keyed for {seconds:g} s, then unkeyed",
+                    keyed=False,
+                )
+        except Exception as exc:
+            self.reply(command, False, f"{kind.value} on {output.name} failed: {exc}")
+
+    # ---- levels ------------------------------------------------------------------------
+
+    def _publish_level(self, output: OutputSpec, sink: Sink, item_id: int, playing: bool) -> None:
+        try:
+            peak, rms = sink.level()
+            level = OutputLevel(
+                output=output.name,
+                peak_dbfs=min(0.0, peak),
+                rms_dbfs=min(0.0, rms),
+                playing=playing,
+                item_id=item_id,
+                window_s=LEVEL_INTERVAL_S,
+                at=utcnow(),
+            )
+            self.bus.publish(
+                AUDIO_METRICS,
+                EventEnvelope[OutputLevel](
+                    type=AUDIO_OUTPUT_LEVEL_TYPE,
+                    source=self.source,
+                    subject=output.name,
+                    data=level,
+                ),
+            )
+        except Exception as exc:
+            log.debug("level of %s not published: %s", output.name, exc)
+
+
+def test_tone(seconds: float, rate: int, hz: float = 1000.0, dbfs: float = -20.0) -> FloatArray:
+    t = np.arange(round(seconds * rate)) / rate
+    return (10 ** (dbfs / 20) * np.sin(2 * math.pi * hz * t)).astype(np.float32)
+
+
+def _decode(wav: bytes) -> tuple[FloatArray, int]:
+    data, rate = sf.read(io.BytesIO(wav), dtype="float32", always_2d=False)
+    samples = np.asarray(data, dtype=np.float32)
+    if samples.ndim > 1:
+        samples = samples.mean(axis=1).astype(np.float32)
+    return samples, int(rate)
+
+
+def _as_dict(result: Any) -> dict[str, Any]:
+    if result is None:
+        return {}
+    if isinstance(result, dict):
+        return result
+    if hasattr(result, "to_dict"):
+        return dict(result.to_dict())
+    if hasattr(result, "__dataclass_fields__"):
+        return {k: getattr(result, k) for k in result.__dataclass_fields__}
+    return {"result": str(result)}
+
+
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+def main() -> int:  # pragma: no cover - the process entry point, run by the supervisor
+    from audio_control.playout.outputs import open_output
+    from servicekit.logs import configure_logging
+
+    settings = AudioControlSettings()
+    configure_logging(settings.log_level, settings.log_json)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    worker = PlayoutWorker(settings, cast(SinkFactory, open_output), keyer_for)
+    worker.run(stop)
+    return 0
+
+
+def keyer_for(output: OutputSpec) -> Keying:  # pragma: no cover - wired with the keying library
+    from audio_control.playout.keying import keying_for
+
+    return cast(Keying, keying_for(output.keying))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
