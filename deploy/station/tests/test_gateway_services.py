@@ -59,7 +59,9 @@ async def gateway(
             **common, signing_key_file=private, password_memory_kib=1024, password_time_cost=1
         ),
         "eas-monitor": EasMonitorSettings(**common, data_dir=tmp_path / "monitor"),
-        "audio-control": AudioControlSettings(**common),
+        "audio-control": AudioControlSettings(
+            **common, run_playout=False, aired_dir=tmp_path / "aired"
+        ),
         "ws-broadcaster": WsBroadcasterSettings(
             **{k: v for k, v in common.items() if k != "database_url"}
         ),

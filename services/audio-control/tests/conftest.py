@@ -190,6 +190,7 @@ async def settings(
         composer_interval_s=0.1,
         consumer_min_idle_ms=300,
         settings_sync_timeout_s=2.0,
+        run_playout=False,
     )
 
 

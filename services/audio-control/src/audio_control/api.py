@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from audio_control import repository as repo
+from audio_control.rules import precedence_of
 from audio_control.schemas import (
     MAX_TEXT,
     DecisionPage,
@@ -25,6 +27,8 @@ from audio_control.schemas import (
 )
 from audio_control.services.decisions import RelayService
 from audio_control.services.messages import MessageService, Origination
+from audio_control.services.playout import PlayoutService
+from eas_schemas.playout_events import CommandKind, PlayoutEvent, PlayoutReply
 from eas_schemas.relay_events import OPEN_STATES, RelayDecisionEvent
 from eas_schemas.same_codes import SameEventCode
 from servicekit.auth.dependencies import require
@@ -373,3 +377,131 @@ async def originate_rmt(
     request: Request, principal: Writer, body: TestIn | None = None
 ) -> JSONResponse:
     return await _test(request, principal, "RMT", body or TestIn())
+
+
+# ---- playout -------------------------------------------------------------------------------
+
+ItemId = Annotated[int, Path(ge=1, le=2**62, description="playout item id")]
+OutputName = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}$")]
+_WORKER: Responses = {
+    504: error("the playout worker did not answer in time (it is not running, or is busy)")
+}
+
+
+def _playout(request: Request) -> PlayoutService:
+    playout: PlayoutService = request.app.state.playout_service
+    return playout
+
+
+@router.get(
+    "/playout/queue",
+    summary="What is on air and what waits, in air order",
+    response_model=list[PlayoutEvent],
+)
+async def playout_queue(request: Request, _: Reader) -> list[PlayoutEvent]:
+    return await _playout(request).queue()
+
+
+@router.post(
+    "/messages/{message_id}/send",
+    summary="Send an originated message to air now, in its precedence (audited)",
+    status_code=201,
+    response_model=PlayoutEvent,
+    responses={404: error("no such message"), 409: error("the message is a relay's")},
+)
+async def send_message(request: Request, message_id: MessageId, principal: Writer) -> JSONResponse:
+    row = await _messages(request).get(message_id)
+    precedence = precedence_of(row.event_code, row.originator, json.loads(row.locations))
+    event = await _playout(request).send_message(
+        message_id, principal, _client(request), precedence
+    )
+    return JSONResponse(event.model_dump(mode="json"), status_code=201)
+
+
+@router.post(
+    "/playout/{item_id}/resend",
+    summary="Air an aired or interrupted item again (audited as a resend)",
+    status_code=201,
+    response_model=PlayoutEvent,
+    responses={404: error("no such item"), 409: error("the item has not aired")},
+)
+async def resend(request: Request, item_id: ItemId, principal: Writer) -> JSONResponse:
+    event = await _playout(request).resend(item_id, principal, _client(request))
+    return JSONResponse(event.model_dump(mode="json"), status_code=201)
+
+
+@router.post(
+    "/playout/{item_id}/cancel",
+    summary="Take a queued item off the queue before it plays (audited)",
+    response_model=PlayoutEvent,
+    responses={404: error("no such item"), 409: error("the item is not queued")},
+)
+async def cancel_item(request: Request, item_id: ItemId, principal: Writer) -> PlayoutEvent:
+    return await _playout(request).cancel(item_id, principal, _client(request))
+
+
+@router.post(
+    "/playout/stop",
+    summary="Stop what is on air: EOM on every output, then the queue goes on (audited)",
+    response_model=PlayoutReply,
+    responses=_WORKER,
+)
+async def stop_playout(request: Request, principal: Writer) -> PlayoutReply:
+    reply = await _playout(request).command(CommandKind.STOP, principal.subject)
+    await _messages(request).audit(
+        principal, _client(request), "audio.stop", "playout", reply.detail
+    )
+    return reply
+
+
+@router.get(
+    "/playout/status",
+    summary="What the playout worker holds and plays, as it answers now",
+    response_model=PlayoutReply,
+    responses=_WORKER,
+)
+async def playout_status(request: Request, principal: Reader) -> PlayoutReply:
+    return await _playout(request).command(CommandKind.STATUS, principal.subject)
+
+
+class ToneIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    seconds: float = Field(default=2.0, gt=0, le=30, description="how long")
+
+
+@router.post(
+    "/outputs/{name}/test-tone",
+    summary="Play a 1 kHz test tone on one output (refused while a message is on air)",
+    response_model=PlayoutReply,
+    responses=_WORKER,
+)
+async def test_tone(
+    request: Request, name: OutputName, principal: Writer, body: ToneIn | None = None
+) -> PlayoutReply:
+    seconds = body.seconds if body else 2.0
+    reply = await _playout(request).command(
+        CommandKind.TEST_TONE, principal.subject, output=name, seconds=seconds
+    )
+    await _messages(request).audit(
+        principal, _client(request), "audio.test_tone", f"output/{name}", reply.detail
+    )
+    return reply
+
+
+@router.post(
+    "/outputs/{name}/key-test",
+    summary="Key one output's transmitter for a few seconds, then unkey (audited)",
+    response_model=PlayoutReply,
+    responses=_WORKER,
+)
+async def key_test(
+    request: Request, name: OutputName, principal: Writer, body: ToneIn | None = None
+) -> PlayoutReply:
+    seconds = body.seconds if body else 2.0
+    reply = await _playout(request).command(
+        CommandKind.KEY, principal.subject, output=name, seconds=seconds
+    )
+    await _messages(request).audit(
+        principal, _client(request), "audio.key_test", f"output/{name}", reply.detail
+    )
+    return reply

@@ -15,6 +15,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from audio_control import __version__, tables
 from audio_control.api import router
 from audio_control.consumer import alert_handler, heard_handler, playout_handler
+from audio_control.playout.supervisor import WorkerSupervisor
 from audio_control.services.decisions import SERVICE, RelayService
 from audio_control.services.messages import MessageService
 from audio_control.services.playout import PlayoutService
@@ -111,7 +112,9 @@ def create_app(settings: AudioControlSettings | None = None) -> FastAPI:
     async def setup(app: FastAPI, rt: ServiceRuntime) -> AsyncIterator[None]:
         station = StationView()
         outbox = Outbox(rt.engine, rt.bus, tables.outbox)
-        playout = PlayoutService(rt.engine, rt.bus, rt.source)
+        playout = PlayoutService(
+            rt.engine, outbox, rt.bus, rt.source, command_timeout_s=settings.command_timeout_s
+        )
         relay = RelayService(rt.engine, outbox, rt.source, station, playout=playout)
         http = httpx.AsyncClient(
             follow_redirects=False, headers={"User-Agent": f"eas-station/{__version__}"}
@@ -191,6 +194,11 @@ def create_app(settings: AudioControlSettings | None = None) -> FastAPI:
             rt.spawn(follower.run(rt.stop), name="settings-follower")
         if settings.run_composer:
             rt.spawn(messages.run(rt.stop, settings.composer_interval_s), name="composer")
+        await playout.ensure_an_output(settings.aired_dir)
+        supervisor = WorkerSupervisor(settings) if settings.run_playout else None
+        app.state.playout_supervisor = supervisor
+        if supervisor is not None:
+            rt.spawn(supervisor.run(rt.stop), name="playout-supervisor")
         if settings.run_consumers:
             for consumer in consumers:
                 rt.spawn(consumer.run(rt.stop), name=f"consumer {consumer.stream_name}")
@@ -198,6 +206,8 @@ def create_app(settings: AudioControlSettings | None = None) -> FastAPI:
             yield
         finally:
             await rt.stop_tasks()
+            if supervisor is not None:
+                await supervisor.close()
             await http.aclose()
 
     return service_app(INFO, settings, [router], setup)

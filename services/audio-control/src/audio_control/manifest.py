@@ -17,6 +17,9 @@ def _test_settings(resources: TestResources) -> dict[str, Any]:
         "sweep_interval_s": 0.2,
         "composer_interval_s": 0.2,
         "settings_sync_timeout_s": 1.0,
+        # The playout worker is a process of its own; tests that need it start it.
+        "run_playout": False,
+        "aired_dir": resources.tmp_path / "aired",
     }
 
 

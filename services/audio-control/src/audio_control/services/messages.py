@@ -305,6 +305,17 @@ class MessageService:
         await self.outbox.publish(pending)
         return message_id
 
+    async def audit(
+        self, actor: Principal, client_addr: str | None, action: str, target: str, what: str
+    ) -> None:
+        """An operator's playout action, in the station's audit log."""
+        envelope = audit_envelope(
+            SERVICE, action, actor, target=target, client_addr=client_addr, detail={"what": what}
+        )
+        async with self.engine.begin() as conn:
+            pending = await self.outbox.add(conn, [(AUDIT_RECORDS, envelope)])
+        await self.outbox.publish(pending)
+
     # ---- reads -------------------------------------------------------------------------
 
     async def get(self, message_id: int) -> Any:

@@ -11,14 +11,16 @@ airs again, ECIG 3.11).
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from audio_control.tables import messages, playout_items
+from audio_control.tables import messages, playout_items, playout_outputs
 from eas_schemas.clock import utcnow
 from eas_schemas.envelope import EventEnvelope
 from eas_schemas.playout_events import (
@@ -33,9 +35,14 @@ from eas_schemas.playout_events import (
     PlayoutReply,
 )
 from eas_schemas.relay_events import DecisionState, PrecedenceClass, RelayDecisionEvent
-from eas_schemas.streams import PLAYOUT_COMMANDS, PLAYOUT_EVENTS, StreamSpec
+from eas_schemas.streams import AUDIT_RECORDS, PLAYOUT_COMMANDS, PLAYOUT_EVENTS, StreamSpec
+from servicekit.auth.audit import audit_envelope
+from servicekit.auth.tokens import Principal
 from servicekit.bus import AsyncBus
 from servicekit.errors import Conflict, NotConfirmed, NotFound
+from servicekit.outbox import Outbox, Pending
+
+SERVICE = "audio-control"
 
 # Decision states whose message goes on air, and those that take it off the queue.
 AIRABLE = frozenset({DecisionState.SCHEDULED, DecisionState.CONFIRMED, DecisionState.FORWARDED})
@@ -56,12 +63,14 @@ class PlayoutService:
     def __init__(
         self,
         engine: AsyncEngine,
+        outbox: Outbox,
         bus: AsyncBus,
         source: str,
         *,
         command_timeout_s: float = 10.0,
     ) -> None:
         self.engine = engine
+        self.outbox = outbox
         self.bus = bus
         self.source = source
         self.command_timeout_s = command_timeout_s
@@ -106,8 +115,14 @@ class PlayoutService:
 
     # ---- operators ---------------------------------------------------------------------
 
-    async def send_message(self, message_id: int, actor: str, precedence: tuple[int, str]) -> Item:
-        """Queue an originated message for air now."""
+    async def send_message(
+        self,
+        message_id: int,
+        actor: Principal,
+        client_addr: str | None,
+        precedence: tuple[int, PrecedenceClass],
+    ) -> PlayoutEvent:
+        """Queue an originated message for air now (audited)."""
         async with self.engine.begin() as conn:
             row = (
                 await conn.execute(select(messages).where(messages.c.id == message_id))
@@ -126,14 +141,19 @@ class PlayoutService:
                 header=row.header,
                 event_code=row.event_code,
                 precedence=precedence[0],
-                precedence_class=PrecedenceClass(precedence[1]),
+                precedence_class=precedence[1],
                 air_at=utcnow(),
-                reason=f"Originated by {actor}: sent to air.",
-                actor=actor,
+                reason=f"Originated by {actor.subject}: sent to air.",
+                actor=actor.subject,
             )
-        return self._envelope(PLAYOUT_QUEUED_TYPE, item)
+            items = [self._envelope(PLAYOUT_QUEUED_TYPE, item)]
+            audit = self._audit(
+                actor, client_addr, "audio.send", f"eas-message/{message_id}", row.header
+            )
+            pending = await self.outbox.add(conn, [*items, audit])
+        return await self._published(pending, items)
 
-    async def resend(self, item_id: int, actor: str) -> Item:
+    async def resend(self, item_id: int, actor: Principal, client_addr: str | None) -> PlayoutEvent:
         async with self.engine.begin() as conn:
             row = await self._item(conn, item_id)
             if row.state not in (ItemState.AIRED.value, ItemState.INTERRUPTED.value):
@@ -150,13 +170,18 @@ class PlayoutService:
                 precedence=row.precedence,
                 precedence_class=PrecedenceClass(row.precedence_class),
                 air_at=utcnow(),
-                reason=f"Resent by {actor} (item {item_id}).",
-                actor=actor,
+                reason=f"Resent by {actor.subject} (item {item_id}).",
+                actor=actor.subject,
                 resend_of=item_id,
             )
-        return self._envelope(PLAYOUT_QUEUED_TYPE, item)
+            items = [self._envelope(PLAYOUT_QUEUED_TYPE, item)]
+            audit = self._audit(
+                actor, client_addr, "audio.resend", f"playout-item/{item_id}", row.header
+            )
+            pending = await self.outbox.add(conn, [*items, audit])
+        return await self._published(pending, items)
 
-    async def cancel(self, item_id: int, actor: str) -> list[Item]:
+    async def cancel(self, item_id: int, actor: Principal, client_addr: str | None) -> PlayoutEvent:
         async with self.engine.begin() as conn:
             row = await self._item(conn, item_id)
             if row.state != ItemState.QUEUED.value:
@@ -164,9 +189,38 @@ class PlayoutService:
                     f"item {item_id} is {row.state}; only a queued item can be taken off the "
                     "queue (stop it instead if it is on air)"
                 )
-            return await self._cancel(
-                conn, playout_items.c.id == item_id, f"Taken off the queue by {actor}.", actor
+            items = await self._cancel(
+                conn,
+                playout_items.c.id == item_id,
+                f"Taken off the queue by {actor.subject}.",
+                actor.subject,
             )
+            audit = self._audit(
+                actor, client_addr, "audio.cancel", f"playout-item/{item_id}", row.header
+            )
+            pending = await self.outbox.add(conn, [*items, audit])
+        return await self._published(pending, items)
+
+    async def _published(self, pending: Pending, items: list[Item]) -> PlayoutEvent:
+        """After the commit: publish what the transaction wrote; the first item's event."""
+        await self.outbox.publish(pending)
+        event: PlayoutEvent = items[0][1].data
+        return event
+
+    def _audit(
+        self, actor: Principal, client_addr: str | None, action: str, target: str, what: str
+    ) -> Item:
+        return (
+            AUDIT_RECORDS,
+            audit_envelope(
+                SERVICE,
+                action,
+                actor,
+                target=target,
+                client_addr=client_addr,
+                detail={"what": what},
+            ),
+        )
 
     async def queue(self) -> list[PlayoutEvent]:
         """What is on air and what waits, in air order."""
@@ -211,6 +265,24 @@ class PlayoutService:
                 "(is the worker running? see /api/audio/playout/status)"
             )
         return PlayoutReply.model_validate_json(got[1])
+
+    async def ensure_an_output(self, aired_dir: Path) -> None:
+        """A fresh station plays into a folder of WAV files, so a newcomer hears what aired."""
+        async with self.engine.begin() as conn:
+            if (await conn.execute(select(playout_outputs.c.id).limit(1))).first() is not None:
+                return
+            now = utcnow()
+            await conn.execute(
+                insert(playout_outputs).values(
+                    name="wav-folder",
+                    kind="wav_folder",
+                    config=json.dumps({"kind": "wav_folder", "folder": str(aired_dir)}),
+                    keying=json.dumps({"kind": "none"}),
+                    enabled=True,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
 
     # ---- inside ------------------------------------------------------------------------
 
