@@ -43,7 +43,16 @@ from eas_schemas.same_codes import (
 
 SETTINGS_CHANGED_TYPE = "settings.changed"
 EXPORT_FORMAT = "eas-station-settings"
-SECTIONS = ("identity", "location", "feeds", "relay", "monitor", "messages", "retention")
+SECTIONS = (
+    "identity",
+    "location",
+    "feeds",
+    "relay",
+    "monitor",
+    "messages",
+    "tests",
+    "retention",
+)
 
 # Redis key (under the bus namespace, like stream keys) holding the current secret-free
 # settings document as JSON {"version": n, "settings": {...}}; services read it at start and on
@@ -558,6 +567,63 @@ class MessageSettings(SettingsModel):
         return value
 
 
+class Weekday(StrEnum):
+    MONDAY = "monday"
+    TUESDAY = "tuesday"
+    WEDNESDAY = "wednesday"
+    THURSDAY = "thursday"
+    FRIDAY = "friday"
+    SATURDAY = "saturday"
+    SUNDAY = "sunday"
+
+
+_CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+def validate_clock(value: str) -> str:
+    if not _CLOCK.match(value):
+        raise ValueError("a time of day as HH:MM (24-hour), e.g. 10:30")
+    return value
+
+
+ClockTime = Annotated[str, AfterValidator(validate_clock)]
+
+
+class WeeklyTestWindow(SettingsModel):
+    """When a scheduled test airs: a day and a window in the station's time zone; the exact
+    minute is drawn once per period inside the window, as stations do (47 CFR 11.61 asks
+    for tests at random days and times)."""
+
+    enabled: bool = False
+    day: Weekday = Field(default=Weekday.TUESDAY, description="the day of the week it airs")
+    start: ClockTime = Field(default="10:00", description="earliest time of day (HH:MM)")
+    end: ClockTime = Field(default="16:00", description="latest time of day (HH:MM)")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> WeeklyTestWindow:
+        if self.end <= self.start:
+            raise ValueError("end must be later than start on the same day")
+        return self
+
+
+class MonthlyTestWindow(WeeklyTestWindow):
+    week: int = Field(
+        default=1, ge=1, le=4, description="which week of the month (1-4) the RMT airs in"
+    )
+
+
+class RequiredTests(SettingsModel):
+    """Required tests the station originates itself (47 CFR 11.61). Off on a fresh station:
+    a test on air is still something on air."""
+
+    weekly: WeeklyTestWindow = Field(
+        default_factory=WeeklyTestWindow, description="Required Weekly Test"
+    )
+    monthly: MonthlyTestWindow = Field(
+        default_factory=MonthlyTestWindow, description="Required Monthly Test"
+    )
+
+
 class RetentionSettings(SettingsModel):
     alerts_days: int = Field(default=90, ge=1, le=3650)
     decoded_headers_days: int = Field(default=90, ge=1, le=3650)
@@ -575,6 +641,7 @@ class StationSettings(SettingsModel):
     relay: RelayRules = Field(default_factory=RelayRules)
     monitor: MonitorDefaults = Field(default_factory=MonitorDefaults)
     messages: MessageSettings = Field(default_factory=MessageSettings)
+    tests: RequiredTests = Field(default_factory=RequiredTests)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     def storage_json(self) -> str:

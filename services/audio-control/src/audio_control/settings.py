@@ -53,6 +53,9 @@ class AudioControlSettings(StoreSettings):
     requeue_interrupted: bool = Field(
         default=True, description="a message an EAN interrupted airs again afterwards"
     )
+    test_schedule_interval_s: float = Field(
+        default=30.0, gt=0, description="how often the test schedule is looked at"
+    )
     command_timeout_s: float = Field(
         default=10.0, gt=0, le=120, description="how long a command waits for the worker"
     )

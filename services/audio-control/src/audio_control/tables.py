@@ -160,3 +160,18 @@ playout_airings = Table(
     Column("finished_at", UTCDateTime()),
     Column("result", Text, nullable=False, comment="what the output reported (JSON)"),
 )
+
+# One row per scheduled test period ("RWT 2026-W49", "RMT 2026-12"): replicas and restarts
+# claim it once, so a test is never originated twice, and a missed one is recorded once.
+scheduled_tests = Table(
+    "scheduled_tests",
+    metadata,
+    Column("period", String(32), primary_key=True),
+    Column("event_code", String(3), nullable=False),
+    Column("slot_at", UTCDateTime(), nullable=False, comment="the minute drawn in the window"),
+    Column("state", String(12), nullable=False, comment="sent, missed or failed"),
+    Column("message_id", Id),
+    Column("item_id", Id),
+    Column("reason", Text, nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+)

@@ -1,8 +1,8 @@
-"""playout outputs items airings
+"""playout
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-12-02 12:38:36.668248
+Create Date: 2026-12-02 12:52:06.264430
 """
 from alembic import op
 import sqlalchemy as sa
@@ -29,6 +29,17 @@ def upgrade() -> None:
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_playout_outputs')),
     sa.UniqueConstraint('name', name=op.f('uq_playout_outputs_name'))
+    )
+    op.create_table('scheduled_tests',
+    sa.Column('period', sa.String(length=32), nullable=False),
+    sa.Column('event_code', sa.String(length=3), nullable=False),
+    sa.Column('slot_at', sa.DateTime(timezone=True), nullable=False, comment='the minute drawn in the window'),
+    sa.Column('state', sa.String(length=12), nullable=False, comment='sent, missed or failed'),
+    sa.Column('message_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('item_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('reason', sa.Text(), nullable=False),
+    sa.Column('at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('period', name=op.f('pk_scheduled_tests'))
     )
     op.create_table('playout_items',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -73,5 +84,6 @@ def downgrade() -> None:
     op.drop_index('ix_playout_items_queue', table_name='playout_items')
     op.drop_index('ix_playout_items_decision', table_name='playout_items')
     op.drop_table('playout_items')
+    op.drop_table('scheduled_tests')
     op.drop_table('playout_outputs')
     # ### end Alembic commands ###
