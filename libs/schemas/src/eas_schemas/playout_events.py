@@ -83,6 +83,9 @@ PLAYOUT_COMMAND_TYPE = "playout.command"
 # the API blocks on), and each output's lease (the worker instance that may play on it).
 PLAYOUT_REPLY_KEY = "playout.reply"
 PLAYOUT_LEASE_KEY = "playout.lease"
+# ``playout.worker:{instance}``, kept alive by each running worker: a command with no worker
+# to answer it is refused at once instead of waiting out its timeout.
+PLAYOUT_WORKER_KEY = "playout.worker"
 
 
 class CommandKind(StrEnum):

@@ -384,8 +384,10 @@ async def originate_rmt(
 ItemId = Annotated[int, Path(ge=1, le=2**62, description="playout item id")]
 OutputName = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}$")]
 _WORKER: Responses = {
-    504: error("the playout worker did not answer in time (it is not running, or is busy)")
+    409: error("no playout worker is running"),
+    504: error("the playout worker did not answer in time (it is busy or stuck)"),
 }
+_OUTPUT_WORKER: Responses = {404: error("no such output"), **_WORKER}
 
 
 def _playout(request: Request) -> PlayoutService:
@@ -458,7 +460,7 @@ async def stop_playout(request: Request, principal: Writer) -> PlayoutReply:
     "/playout/status",
     summary="What the playout worker holds and plays, as it answers now",
     response_model=PlayoutReply,
-    responses=_WORKER,
+    responses={504: _WORKER[504]},
 )
 async def playout_status(request: Request, principal: Reader) -> PlayoutReply:
     return await _playout(request).command(CommandKind.STATUS, principal.subject)
@@ -473,7 +475,7 @@ class ToneIn(BaseModel):
     "/outputs/{name}/test-tone",
     summary="Play a 1 kHz test tone on one output (refused while a message is on air)",
     response_model=PlayoutReply,
-    responses=_WORKER,
+    responses=_OUTPUT_WORKER,
 )
 async def test_tone(
     request: Request, name: OutputName, principal: Writer, body: ToneIn | None = None
@@ -492,7 +494,7 @@ async def test_tone(
     "/outputs/{name}/key-test",
     summary="Key one output's transmitter for a few seconds, then unkey (audited)",
     response_model=PlayoutReply,
-    responses=_WORKER,
+    responses=_OUTPUT_WORKER,
 )
 async def key_test(
     request: Request, name: OutputName, principal: Writer, body: ToneIn | None = None

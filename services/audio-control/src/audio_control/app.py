@@ -19,8 +19,8 @@ from audio_control.playout.supervisor import WorkerSupervisor
 from audio_control.services.decisions import SERVICE, RelayService
 from audio_control.services.messages import MessageService
 from audio_control.services.playout import PlayoutService
+from audio_control.services.scheduled_tests import RequiredTestScheduler
 from audio_control.services.station import StationView
-from audio_control.services.test_schedule import TestScheduler
 from audio_control.settings import AudioControlSettings
 from eas_schemas.streams import (
     ALERT_EVENTS,
@@ -196,7 +196,7 @@ def create_app(settings: AudioControlSettings | None = None) -> FastAPI:
         if settings.run_composer:
             rt.spawn(messages.run(rt.stop, settings.composer_interval_s), name="composer")
         await playout.ensure_an_output(settings.aired_dir)
-        scheduler = TestScheduler(rt.engine, station, messages, playout)
+        scheduler = RequiredTestScheduler(rt.engine, station, messages, playout)
         app.state.test_scheduler = scheduler
         rt.every(settings.test_schedule_interval_s, scheduler.tick)
         supervisor = WorkerSupervisor(settings) if settings.run_playout else None

@@ -41,6 +41,7 @@ from eas_schemas.playout_events import (
     AUDIO_OUTPUT_LEVEL_TYPE,
     PLAYOUT_LEASE_KEY,
     PLAYOUT_REPLY_KEY,
+    PLAYOUT_WORKER_KEY,
     CommandKind,
     ItemState,
     OutputLevel,
@@ -197,6 +198,10 @@ class PlayoutWorker:
         for gone in set(self.held) - set(held):
             log.warning("playout lost output %s", self.held[gone].name)
         self.held = held
+        self.client.set(self._presence_key(), ttl_ms, px=ttl_ms)
+
+    def _presence_key(self) -> str:
+        return self.bus.key(f"{PLAYOUT_WORKER_KEY}:{self.settings.instance}")
 
     def release(self) -> None:
         for output in self.held.values():
@@ -204,6 +209,7 @@ class PlayoutWorker:
             if self.client.get(key) == self.settings.instance:
                 self.client.delete(key)
         self.held = {}
+        self.client.delete(self._presence_key())
 
     # ---- playing -----------------------------------------------------------------------
 

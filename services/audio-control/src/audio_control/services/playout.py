@@ -12,6 +12,7 @@ airs again, ECIG 3.11).
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +29,7 @@ from eas_schemas.playout_events import (
     PLAYOUT_COMMAND_TYPE,
     PLAYOUT_QUEUED_TYPE,
     PLAYOUT_REPLY_KEY,
+    PLAYOUT_WORKER_KEY,
     CommandKind,
     ItemState,
     PlayoutCommand,
@@ -57,6 +59,9 @@ CLOSED = frozenset(
 LIVE_ITEM_STATES = (ItemState.QUEUED.value, ItemState.PLAYING.value, ItemState.AIRED.value)
 
 Item = tuple[StreamSpec, EventEnvelope[Any]]
+
+
+_REPLY_POLL_S = 1.0
 
 
 class PlayoutService:
@@ -242,6 +247,22 @@ class PlayoutService:
         seconds: float | None = None,
     ) -> PlayoutReply:
         """Send a command to the playout worker and wait for what it did."""
+        if output is not None:
+            await self._output_named(output)
+        workers = await self.workers()
+        if not workers:
+            if kind is CommandKind.STATUS:
+                return PlayoutReply(
+                    command_id="",
+                    ok=False,
+                    detail="no playout worker is running: nothing can go on air",
+                    state={"workers": 0},
+                )
+            raise Conflict(
+                f"no playout worker is running, so nothing is on air and nothing can act on "
+                f"the {kind.value} command: start one with `audio-control playout` "
+                "(or AUDIO_CONTROL_RUN_PLAYOUT=true in the service)"
+            )
         command = PlayoutCommand(
             command_id=uuid.uuid4().hex,
             kind=kind,
@@ -258,13 +279,32 @@ class PlayoutService:
         )
         key = self.bus.key(f"{PLAYOUT_REPLY_KEY}:{command.command_id}")
         wait_s = self.command_timeout_s + (seconds or 0)
-        got = await self.bus.client.blpop([key], timeout=max(1, round(wait_s)))
+        deadline = time.monotonic() + wait_s
+        got = None
+        # Short waits: the client's read timeout (redis-py's default is 5 s) must stay longer
+        # than any one BLPOP, or a worker that is merely slow reads as Redis being down.
+        while got is None and (left := deadline - time.monotonic()) > 0:
+            got = await self.bus.client.blpop([key], timeout=min(_REPLY_POLL_S, max(left, 0.1)))
         if got is None:
             raise NotConfirmed(
                 f"no playout worker answered the {kind.value} command within {wait_s:.0f} s "
                 "(is the worker running? see /api/audio/playout/status)"
             )
         return PlayoutReply.model_validate_json(got[1])
+
+    async def workers(self) -> list[str]:
+        """The playout workers alive now (each keeps its presence key fresh)."""
+        prefix = self.bus.key(f"{PLAYOUT_WORKER_KEY}:")
+        found = [key async for key in self.bus.client.scan_iter(match=f"{prefix}*", count=100)]
+        return sorted(str(key).removeprefix(prefix) for key in found)
+
+    async def _output_named(self, name: str) -> None:
+        async with self.engine.connect() as conn:
+            found = await conn.execute(
+                select(playout_outputs.c.id).where(playout_outputs.c.name == name)
+            )
+            if found.first() is None:
+                raise NotFound(f"no output is named {name!r} (GET /api/audio/outputs lists them)")
 
     async def ensure_an_output(self, aired_dir: Path) -> None:
         """A fresh station plays into a folder of WAV files, so a newcomer hears what aired."""

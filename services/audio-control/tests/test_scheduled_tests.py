@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import httpx
 from sqlalchemy import select
 
-from audio_control.services.test_schedule import periods, slot, window_day
+from audio_control.services.scheduled_tests import periods, slot, window_day
 from audio_control.tables import playout_items, scheduled_tests
 from eas_schemas.station_settings import StationSettings, WeeklyTestWindow
 

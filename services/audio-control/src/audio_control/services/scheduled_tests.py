@@ -81,7 +81,7 @@ def periods(settings: StationSettings, now: datetime) -> list[tuple[str, str, da
     return out
 
 
-class TestScheduler:
+class RequiredTestScheduler:
     def __init__(
         self,
         engine: AsyncEngine,
