@@ -112,6 +112,10 @@ class _Run:
     result: dict[str, Any] = field(default_factory=dict)
     played_s: float = 0.0
     error: str | None = None
+    # When the output got the message's first sample, and when an interruption cut it: the
+    # log's "on air at", and what the playout latency benchmark measures.
+    first_sample_at: datetime | None = None
+    cut_at: datetime | None = None
 
 
 class PlayoutWorker:
@@ -299,10 +303,13 @@ class PlayoutWorker:
             for start in range(0, len(samples), block):
                 if run.abort.is_set():
                     # Receivers downstream must leave alert mode: the EOM, then stop.
+                    run.cut_at = utcnow()
                     for t in range(0, len(tail), block):
                         sink.write(tail[t : t + block])
                     run.state = ItemState.INTERRUPTED
                     break
+                if run.first_sample_at is None:
+                    run.first_sample_at = utcnow()
                 sink.write(samples[start : start + block])
                 run.played_s = (start + block) / rate
                 if time.monotonic() >= next_level:
@@ -336,6 +343,11 @@ class PlayoutWorker:
     ) -> None:
         now = utcnow()
         for run in runs:
+            times = {
+                "first_sample_at": _iso(run.first_sample_at),
+                "cut_at": _iso(run.cut_at),
+            }
+            run.result = {**run.result, **{k: v for k, v in times.items() if v is not None}}
             if run.state is ItemState.AIRED:
                 reason = f"Aired ({run.played_s:.1f} s)."
             elif run.state is ItemState.INTERRUPTED:
@@ -556,6 +568,10 @@ def _as_dict(result: Any) -> dict[str, Any]:
     if hasattr(result, "__dataclass_fields__"):
         return {k: getattr(result, k) for k in result.__dataclass_fields__}
     return {"result": str(result)}
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None
 
 
 def _scalar(value: Any) -> bool:
