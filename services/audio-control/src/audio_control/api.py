@@ -23,7 +23,6 @@ from audio_control.schemas import (
     Source,
     StateFilter,
     TestIn,
-    UtcTime,
 )
 from audio_control.services.decisions import RelayService
 from audio_control.services.messages import MessageService, Origination
@@ -31,6 +30,7 @@ from audio_control.services.playout import PlayoutService
 from eas_schemas.playout_events import CommandKind, PlayoutEvent, PlayoutReply
 from eas_schemas.relay_events import OPEN_STATES, RelayDecisionEvent
 from eas_schemas.same_codes import SameEventCode
+from eas_schemas.text import UtcTime
 from servicekit.auth.dependencies import require
 from servicekit.auth.permissions import Permission
 from servicekit.auth.tokens import Principal

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -23,38 +21,9 @@ from eas_same.header import MAX_LOCATIONS, SameHeaderError, validate_duration
 from eas_schemas.relay_events import DecisionState, RelayDecisionEvent, RelaySource
 from eas_schemas.same_codes import EVENT_CODES, LocationCode, SameEventCode, SameLocationCode
 from eas_schemas.station_settings import Originator
+from eas_schemas.text import CleanText, OneLine
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 MAX_TEXT = 1800  # ECIG 3.6: the alert text is at most 1800 characters
-
-
-def _clean_text(value: str) -> str:
-    if _CONTROL.search(value):
-        raise ValueError("must not contain control characters (such as NUL)")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValueError("must be valid Unicode text (no lone surrogates)") from exc
-    return value
-
-
-def _one_line(value: str) -> str:
-    value = _clean_text(value)
-    if "\n" in value or "\r" in value:
-        raise ValueError("must be one line")
-    return value
-
-
-def _utc(value: datetime) -> datetime:
-    try:
-        return value.astimezone(UTC)
-    except (OverflowError, ValueError) as exc:
-        raise ValueError("time is outside the representable range once converted to UTC") from exc
-
-
-CleanText = Annotated[str, AfterValidator(_clean_text)]
-OneLine = Annotated[str, AfterValidator(_one_line)]
-UtcTime = Annotated[AwareDatetime, AfterValidator(_utc)]
 
 
 def known_event(code: str) -> str:

@@ -9,13 +9,17 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from eas_schemas.system_events import AuditOutcome
+from eas_schemas.text import OneLine, UtcTime
 from servicekit.auth.dependencies import require
 from servicekit.auth.permissions import Permission
 from servicekit.auth.tokens import Principal
 from servicekit.errors import COMMON_RESPONSES
 from station_api.repository import AuditFilters
 from station_api.routes.common import audit_log
-from station_api.schemas import AuditEntryOut, AuditPageOut, OneLine, UtcTime
+from station_api.schemas import (
+    AuditEntryOut,
+    AuditPageOut,
+)
 
 router = APIRouter(prefix="/api/audit", tags=["audit"], responses=COMMON_RESPONSES)
 
