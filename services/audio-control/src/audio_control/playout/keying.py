@@ -28,7 +28,9 @@ import threading
 import time
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+
+from audio_control.playout.outputs import problems
 
 log = logging.getLogger(__name__)
 
@@ -248,8 +250,11 @@ def parse_keying(config: dict[str, Any]) -> KeyingConfig:
 
 
 def keying_for(config: dict[str, Any], *, pin_factory: Any = None) -> Keyer:
-    """The keyer of a keying config (validated here; a bad one raises ValidationError)."""
-    parsed = parse_keying(config)
+    """The keyer of a keying config (validated here; a bad one raises KeyingError)."""
+    try:
+        parsed = parse_keying(config)
+    except ValidationError as exc:
+        raise KeyingError(f"the output's keying is invalid: {problems(exc)}") from None
     if isinstance(parsed, GpioKeyingConfig):
         return GpioKeyer(parsed, pin_factory)
     if isinstance(parsed, SerialKeyingConfig):
@@ -261,7 +266,7 @@ def make_safe(config: dict[str, Any]) -> str | None:
     """Drive an output's keying line inactive (after the worker died); what was done."""
     try:
         parsed = parse_keying(config)
-    except ValueError:
+    except ValidationError:
         return None
     if isinstance(parsed, NoKeyingConfig):
         return None

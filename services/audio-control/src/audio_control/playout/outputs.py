@@ -44,7 +44,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import numpy.typing as npt
 import soundfile as sf
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from audio_control.playout.store import OutputSpec
 
@@ -198,6 +198,14 @@ OUTPUT_CONFIG: TypeAdapter[OutputConfig] = TypeAdapter(OutputConfig)
 
 def parse_config(config: dict[str, Any]) -> OutputConfig:
     return OUTPUT_CONFIG.validate_python(config)
+
+
+def problems(exc: ValidationError) -> str:
+    """What was wrong, by field, without the input (a URL can hold a password)."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+        for e in exc.errors(include_url=False, include_context=False, include_input=False)
+    )
 
 
 # ---- what every sink shares -----------------------------------------------------------------
@@ -685,7 +693,10 @@ class StreamSink(_Sink):
 
 def open_output(spec: OutputSpec, rate: int, label: str = "message") -> OutputSink:
     """The sink for one message (``label`` says which, for names) on one output."""
-    config = parse_config({**spec.config, "kind": spec.kind})
+    try:
+        config = parse_config({**spec.config, "kind": spec.kind})
+    except ValidationError as exc:
+        raise OutputError(f"the output's config is invalid: {problems(exc)}") from None
     if isinstance(config, WavFolderConfig):
         return WavFolderSink(config, rate, label)
     if isinstance(config, NullConfig):
