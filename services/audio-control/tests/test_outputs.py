@@ -338,7 +338,7 @@ def test_a_stalled_ffmpeg_is_detected_by_the_write_timeout() -> None:
 
 
 def test_ffmpeg_is_asked_to_encode_only() -> None:
-    cmd = ffmpeg_command(
-        parse_config({"kind": "stream", "url": "icecast://h/eas.ogg", "format": "ogg"}), 8000
-    )  # type: ignore[arg-type]
+    config = parse_config({"kind": "stream", "url": "icecast://h/eas.ogg", "format": "ogg"})
+    assert isinstance(config, StreamConfig)
+    cmd = ffmpeg_command(config, 8000)
     assert cmd[-1] == "pipe:1" and "libvorbis" in cmd and not any("://" in c for c in cmd)
