@@ -11,6 +11,7 @@ EIO once no process holds the other side open).
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
 import select
@@ -36,9 +37,26 @@ from audio_control.playout.keying import (
     keying_for,
     parse_keying,
 )
+from audio_control.migrate import upgrade_url
 from audio_control.playout.store import OutputSpec
+from audio_control.settings import AudioControlSettings
 
-from .test_playout_worker import Rig, add_output, items, queue, rig, run_worker  # noqa: F401
+from .test_playout_worker import Rig, add_output, items, queue, run_worker
+
+
+@pytest.fixture
+def rig(database_url: str, redis_url: str, bus_namespace: str) -> Rig:
+    asyncio.run(upgrade_url(database_url))
+    settings = AudioControlSettings(
+        database_url=database_url,
+        redis_url=redis_url,
+        bus_namespace=bus_namespace,
+        lease_ttl_s=1.0,
+        playout_block_s=0.05,
+        heartbeat_interval_s=60,
+    )
+    return Rig(settings)
+
 
 # ---- GPIO ------------------------------------------------------------------------------------
 
@@ -204,7 +222,7 @@ def modem_lines() -> Any:
     import serial.serialposix as sp
 
     real = sp.fcntl
-    exec(_MODEM, scope)  # noqa: S102 - the stand-in above, installed for this test only
+    exec(_MODEM, scope)  # the stand-in above, installed for this test only
     yield scope["LINES"]
     sp.fcntl = real
 
