@@ -30,6 +30,7 @@ import numpy as np
 import pytest
 from gpiozero.pins.mock import MockFactory
 
+from audio_control.migrate import upgrade_url
 from audio_control.playout.keying import (
     GpioKeyer,
     GpioKeyingConfig,
@@ -37,7 +38,6 @@ from audio_control.playout.keying import (
     keying_for,
     parse_keying,
 )
-from audio_control.migrate import upgrade_url
 from audio_control.playout.store import OutputSpec
 from audio_control.settings import AudioControlSettings
 
