@@ -310,3 +310,16 @@ def test_tiocmget_on_a_pty_is_really_unsupported(pty: tuple[int, str]) -> None:
     finally:
         os.close(fd)
     assert Path(name).exists()
+
+
+def test_make_safe_drives_an_active_low_serial_line_inactive(
+    pty: tuple[int, str], modem_lines: Any
+) -> None:
+    from audio_control.playout.keying import make_safe
+
+    _, name = pty
+    assert make_safe({"kind": "none"}) is None
+    assert make_safe({"kind": "serial", "port": name}) is None  # the OS already dropped it
+    note = make_safe({"kind": "serial", "port": name, "line": "rts", "active_high": False})
+    assert note == "serial line driven inactive"
+    assert any(s & termios.TIOCM_RTS for s in modem_lines.state.values())  # idle = asserted
