@@ -20,12 +20,16 @@ from audio_control.schemas import (
     MessagePage,
     OperatorNote,
     OriginationIn,
+    OutputIn,
+    OutputOut,
+    OutputUpdate,
     Source,
     StateFilter,
     TestIn,
 )
 from audio_control.services.decisions import RelayService
 from audio_control.services.messages import MessageService, Origination
+from audio_control.services.outputs import OutputService
 from audio_control.services.playout import PlayoutService
 from eas_schemas.playout_events import CommandKind, PlayoutEvent, PlayoutReply
 from eas_schemas.relay_events import OPEN_STATES, RelayDecisionEvent
@@ -49,6 +53,9 @@ router = APIRouter(prefix="/api/audio", tags=["audio"], responses=COMMON_RESPONS
 Reader = Annotated[Principal, Depends(require(Permission.AUDIO_READ))]
 Writer = Annotated[Principal, Depends(require(Permission.AUDIO_WRITE))]
 Confirmer = Annotated[Principal, Depends(require(Permission.RELAY_CONFIRM))]
+# Outputs and their keying are station configuration (what goes on which transmitter): the
+# settings permission (admins), like the station settings themselves; reading them is audio's.
+Configurer = Annotated[Principal, Depends(require(Permission.SETTINGS_WRITE))]
 DecisionId = Annotated[int, Path(ge=1, le=2**62, description="relay decision id")]
 MessageId = Annotated[int, Path(ge=1, le=2**62, description="EAS message id")]
 Limit = Annotated[int, Query(ge=1, le=500, description="items per page")]
@@ -507,3 +514,72 @@ async def key_test(
         principal, _client(request), "audio.key_test", f"output/{name}", reply.detail
     )
     return reply
+
+
+# ---- outputs -------------------------------------------------------------------------------
+
+_OUTPUT_NOT_FOUND: Responses = {404: error("no such output")}
+
+
+def _outputs(request: Request) -> OutputService:
+    outputs: OutputService = request.app.state.output_service
+    return outputs
+
+
+@router.get(
+    "/outputs",
+    summary="Playout outputs: config, keying, and what the worker last reported (no secret)",
+    response_model=list[OutputOut],
+)
+async def list_outputs(request: Request, _: Reader) -> list[OutputOut]:
+    return await _outputs(request).all()
+
+
+@router.get(
+    "/outputs/{name}",
+    summary="One playout output and its status (no secret)",
+    response_model=OutputOut,
+    responses=_OUTPUT_NOT_FOUND,
+)
+async def get_output(request: Request, name: OutputName, _: Reader) -> OutputOut:
+    return await _outputs(request).get(name)
+
+
+@router.post(
+    "/outputs",
+    summary="Add a playout output (audited); the worker uses it from its next message",
+    status_code=201,
+    response_model=OutputOut,
+    responses={409: error("an output has that name")},
+)
+async def create_output(request: Request, body: OutputIn, principal: Configurer) -> JSONResponse:
+    out = await _outputs(request).create(body, principal, _client(request))
+    return JSONResponse(
+        out.model_dump(mode="json"),
+        status_code=201,
+        headers={"Location": f"/api/audio/outputs/{out.name}"},
+    )
+
+
+@router.put(
+    "/outputs/{name}",
+    summary="Change a playout output (audited); a secret left out is kept",
+    response_model=OutputOut,
+    responses={**_OUTPUT_NOT_FOUND, 409: error("the new name is taken")},
+)
+async def update_output(
+    request: Request, name: OutputName, body: OutputUpdate, principal: Configurer
+) -> OutputOut:
+    return await _outputs(request).update(name, body, principal, _client(request))
+
+
+@router.delete(
+    "/outputs/{name}",
+    summary="Delete a playout output (audited); refused while it is on air",
+    status_code=204,
+    response_class=Response,
+    responses={**_OUTPUT_NOT_FOUND, 409: error("the output is on air")},
+)
+async def delete_output(request: Request, name: OutputName, principal: Configurer) -> Response:
+    await _outputs(request).delete(name, principal, _client(request))
+    return Response(status_code=204)

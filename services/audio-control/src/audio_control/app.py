@@ -18,6 +18,7 @@ from audio_control.consumer import alert_handler, heard_handler, playout_handler
 from audio_control.playout.supervisor import WorkerSupervisor
 from audio_control.services.decisions import SERVICE, RelayService
 from audio_control.services.messages import MessageService
+from audio_control.services.outputs import OutputService
 from audio_control.services.playout import PlayoutService
 from audio_control.services.scheduled_tests import RequiredTestScheduler
 from audio_control.services.station import StationView
@@ -132,6 +133,7 @@ def create_app(settings: AudioControlSettings | None = None) -> FastAPI:
         relay.wake_composer = messages.wake.set
         app.state.relay_service = relay
         app.state.playout_service = playout
+        app.state.output_service = OutputService(rt.engine, outbox, rt.bus)
         app.state.message_service = messages
         app.state.station = station
 

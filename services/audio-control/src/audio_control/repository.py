@@ -9,12 +9,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, func, insert, or_, select, text, update
+from sqlalchemy import Row, and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from audio_control.tables import decision_inputs, message_audio, messages, relay_decisions
+from audio_control.tables import (
+    decision_inputs,
+    message_audio,
+    messages,
+    playout_airings,
+    playout_outputs,
+    relay_decisions,
+)
 
 D = relay_decisions
+OUT = playout_outputs
+AIR = playout_airings
 
 
 # ---- idempotency ---------------------------------------------------------------------------
@@ -270,3 +279,54 @@ def decode_cursor(cursor: str) -> int:
     if not isinstance(before, int) or isinstance(before, bool) or not 0 < before < 2**62:
         raise ValueError("not a cursor")
     return before
+
+
+# ---- playout outputs -----------------------------------------------------------------------
+
+
+async def list_outputs(conn: AsyncConnection) -> Sequence[Row[Any, Any]]:
+    return (await conn.execute(select(OUT).order_by(OUT.c.id))).all()
+
+
+async def output_named(conn: AsyncConnection, name: str, *, lock: bool = False) -> Any:
+    stmt = select(OUT).where(OUT.c.name == name)
+    if lock and conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    return (await conn.execute(stmt)).one_or_none()
+
+
+async def insert_output(conn: AsyncConnection, values: dict[str, Any]) -> Any:
+    return (await conn.execute(insert(OUT).values(**values).returning(OUT))).one()
+
+
+async def update_output(conn: AsyncConnection, output_id: int, values: dict[str, Any]) -> Any:
+    return (
+        await conn.execute(update(OUT).where(OUT.c.id == output_id).values(**values).returning(OUT))
+    ).one()
+
+
+async def delete_output(conn: AsyncConnection, output_id: int) -> None:
+    await conn.execute(delete(OUT).where(OUT.c.id == output_id))
+
+
+async def output_playing(conn: AsyncConnection, output_id: int) -> int | None:
+    """The item on air on the output now, if any."""
+    playing = (AIR.c.output_id == output_id) & (AIR.c.state == "playing")
+    stmt = select(AIR.c.item_id).where(playing).limit(1)
+    found = (await conn.execute(stmt)).scalar_one_or_none()
+    return int(found) if found is not None else None
+
+
+async def last_airings(conn: AsyncConnection) -> dict[int, Any]:
+    """Each output's latest airing (the last message it played or plays)."""
+    ranked = select(
+        AIR,
+        func.row_number()
+        .over(
+            partition_by=AIR.c.output_id,
+            order_by=(AIR.c.started_at.desc(), AIR.c.item_id.desc()),
+        )
+        .label("n"),
+    ).subquery()
+    rows = (await conn.execute(select(ranked).where(ranked.c.n == 1))).all()
+    return {int(r.output_id): r for r in rows}

@@ -12,12 +12,16 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationInfo,
     field_validator,
 )
 
+from audio_control.playout.keying import KeyingConfig, NoKeyingConfig
+from audio_control.playout.outputs import OutputConfig
 from eas_same import codes
 from eas_same.header import MAX_LOCATIONS, SameHeaderError, validate_duration
+from eas_schemas.playout_events import OutputLevel
 from eas_schemas.relay_events import DecisionState, RelayDecisionEvent, RelaySource
 from eas_schemas.same_codes import EVENT_CODES, LocationCode, SameEventCode, SameLocationCode
 from eas_schemas.station_settings import Originator
@@ -208,3 +212,64 @@ class TestIn(BaseModel):
         max_length=MAX_TEXT,
         description="RMT only: the test script; default the standard one with the station's name",
     )
+
+
+# ---- outputs -------------------------------------------------------------------------------
+
+OUTPUT_NAME = r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}$"
+
+
+class _OutputBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    config: OutputConfig = Field(description="the output's settings, by kind (no secret)")
+    keying: KeyingConfig = Field(
+        default_factory=NoKeyingConfig, description="transmitter keying around each message"
+    )
+    enabled: bool = True
+    secret: SecretStr | None = Field(
+        default=None,
+        max_length=256,
+        description="write-only credential (a stream's source password); never returned",
+    )
+
+
+class OutputIn(_OutputBody):
+    name: str = Field(pattern=OUTPUT_NAME, description="unique; events and levels use it")
+
+
+class OutputUpdate(_OutputBody):
+    """The whole output again; ``secret`` left out keeps the stored one, null clears it."""
+
+    name: str | None = Field(default=None, pattern=OUTPUT_NAME, description="to rename it")
+
+
+class OutputAiring(BaseModel):
+    item_id: int
+    state: str = Field(description="playing, aired, interrupted or failed")
+    started_at: AwareDatetime
+    finished_at: AwareDatetime | None
+    error: str | None = None
+
+
+class OutputStatus(BaseModel):
+    """What the worker last reported: its lease (Redis, live), its last level (Redis, set by
+    the worker as it plays) and its last airing (the database: what the worker committed)."""
+
+    held_by: str | None = Field(description="the playout worker that holds it, if any")
+    playing: bool
+    level: OutputLevel | None = Field(description="the last level the worker measured")
+    last: OutputAiring | None = Field(description="the last message on this output")
+
+
+class OutputOut(BaseModel):
+    id: int
+    name: str
+    kind: str
+    config: dict[str, Any]
+    keying: dict[str, Any]
+    enabled: bool
+    has_secret: bool = Field(description="a secret is stored (it is never returned)")
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+    status: OutputStatus

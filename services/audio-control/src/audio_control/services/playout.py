@@ -312,11 +312,13 @@ class PlayoutService:
             if (await conn.execute(select(playout_outputs.c.id).limit(1))).first() is not None:
                 return
             now = utcnow()
+            # Absolute: the worker may run from another directory than the API.
+            folder = str(Path.cwd() / aired_dir) if not aired_dir.is_absolute() else str(aired_dir)
             await conn.execute(
                 insert(playout_outputs).values(
                     name="wav-folder",
                     kind="wav_folder",
-                    config=json.dumps({"kind": "wav_folder", "folder": str(aired_dir)}),
+                    config=json.dumps({"kind": "wav_folder", "folder": folder}),
                     keying=json.dumps({"kind": "none"}),
                     enabled=True,
                     created_at=now,
