@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -112,6 +113,17 @@ def test_null_counts_and_gain_sets_the_level() -> None:
     loud = open_output(spec({"kind": "null", "gain_db": 20.0}), RATE)
     loud.write(tone)
     assert loud.level()[0] == pytest.approx(0.0)  # clipped at full scale, never above
+
+
+def test_a_realtime_null_output_takes_audio_no_faster_than_it_plays() -> None:
+    sink = open_output(spec({"kind": "null", "realtime": True}), RATE)
+    block = np.zeros(RATE // 10, np.float32)
+    start = time.monotonic()
+    for _ in range(5):
+        sink.write(block)
+    # A lower bound only: sleeping never returns early, however loaded the machine is.
+    assert time.monotonic() - start >= 0.4 - 0.01
+    assert sink.finish()["seconds"] == 0.5
 
 
 @pytest.mark.parametrize(

@@ -91,6 +91,11 @@ class WavFolderConfig(_Config):
 
 class NullConfig(_Config):
     kind: Literal["null"] = "null"
+    realtime: bool = Field(
+        default=False,
+        description="take audio at real time, as a sound card does (timing tests, benchmarks, "
+        "a dry run whose interruptions behave as on air)",
+    )
 
 
 # ALSA PCM names: "default", "sysdefault:CARD=PCH", "hw:1,0", "plughw:CARD=Device,DEV=0",
@@ -328,9 +333,20 @@ def _fsync_dir(path: Path) -> None:
 class NullSink(_Sink):
     def __init__(self, config: NullConfig, rate: int) -> None:
         super().__init__(config.gain_db, rate)
+        self.realtime = config.realtime
+        self._started: float | None = None
 
     def write(self, block: FloatArray) -> None:
         self._prepare(block)
+        if self.realtime:
+            now = time.monotonic()
+            if self._started is None:
+                self._started = now
+            # Block until the card would have played it: the worker sees the same back
+            # pressure as on a device, and a stop lands mid-message.
+            due = self._started + self.samples / self.rate
+            if due > now:
+                time.sleep(due - now)
 
     def finish(self) -> dict[str, Any]:
         return self._figures()
