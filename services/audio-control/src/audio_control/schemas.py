@@ -239,3 +239,52 @@ class TestIn(BaseModel):
         max_length=MAX_TEXT,
         description="RMT only: the test script; default the standard one with the station's name",
     )
+
+
+# ---- the station log -------------------------------------------------------------------------
+
+
+class LogEntryOut(BaseModel):
+    seq: int = Field(description="place in the hash chain")
+    at: datetime
+    kind: str
+    summary: str
+    originator: str | None
+    event_code: str | None
+    locations: list[str]
+    header: str | None
+    decision_state: str | None
+    reasons: str | None
+    output: str | None = Field(description="the output of a per-output playout result")
+    result: dict[str, Any] | None = Field(description="what that output reported")
+    actor: str | None
+    alert_id: int | None
+    decision_id: int | None
+    message_id: int | None
+    item_id: int | None
+    detail: dict[str, Any]
+    hash: str = Field(description="the entry's link hash (SHA-256, hex)")
+
+
+class LogPage(BaseModel):
+    items: list[LogEntryOut]
+    total: int = Field(description="entries matching the filters, on every page")
+    next_cursor: str | None = Field(description="pass as cursor for the next (older) page")
+
+
+class BrokenLinkOut(BaseModel):
+    seq: int = Field(description="the first entry that no longer holds")
+    reason: str = Field(
+        description="edited, deleted, reordered, bad_signature, bad_head or bad_anchor"
+    )
+    detail: str
+
+
+class ChainVerificationOut(BaseModel):
+    intact: bool
+    count: int = Field(description="entries checked")
+    first_seq: int | None
+    last_seq: int | None
+    head_hash: str | None = Field(description="the last entry's hash, when intact")
+    key_id: str = Field(description="fingerprint of the public half of the signing key")
+    broken: BrokenLinkOut | None = None
