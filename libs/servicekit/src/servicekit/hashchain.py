@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
+from pydantic import BaseModel, Field
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -188,6 +189,41 @@ class Verification:
     head_hash: str | None
     key_id: str
     broken: BrokenLink | None = None
+
+
+class BrokenLinkOut(BaseModel):
+    seq: int = Field(description="the first entry that no longer holds")
+    reason: BrokenBecause = Field(
+        description="edited, deleted, reordered, bad_signature, bad_head or bad_anchor"
+    )
+    detail: str
+
+
+class VerificationOut(BaseModel):
+    """What a verify endpoint answers: intact, or the first broken link and why."""
+
+    intact: bool
+    count: int = Field(description="entries checked")
+    first_seq: int | None
+    last_seq: int | None
+    head_hash: str | None = Field(description="the last entry's hash, when intact")
+    key_id: str = Field(description="fingerprint of the public half of the signing key")
+    broken: BrokenLinkOut | None = None
+
+    @classmethod
+    def of(cls, v: Verification) -> VerificationOut:
+        broken = v.broken
+        return cls(
+            intact=v.intact,
+            count=v.count,
+            first_seq=v.first_seq,
+            last_seq=v.last_seq,
+            head_hash=v.head_hash if v.intact else None,
+            key_id=v.key_id,
+            broken=BrokenLinkOut(seq=broken.seq, reason=broken.reason, detail=broken.detail)
+            if broken
+            else None,
+        )
 
 
 def _head_message(chain: str, seq: int, hash_: str) -> str:

@@ -14,8 +14,6 @@ from audio_control import repository as repo
 from audio_control.rules import precedence_of
 from audio_control.schemas import (
     MAX_TEXT,
-    BrokenLinkOut,
-    ChainVerificationOut,
     DecisionPage,
     DecisionStateQuery,
     LogEntryOut,
@@ -51,6 +49,7 @@ from servicekit.errors import (
     TooLarge,
     error,
 )
+from servicekit.hashchain import VerificationOut
 
 router = APIRouter(prefix="/api/audio", tags=["audio"], responses=COMMON_RESPONSES)
 
@@ -588,24 +587,10 @@ async def station_log_csv(request: Request, _: Reader, filters: LogFilters) -> S
 @router.get(
     "/log/verify",
     summary="Check the station log's hash chain: intact, or the first broken link and why",
-    response_model=ChainVerificationOut,
+    response_model=VerificationOut,
 )
-async def verify_station_log(request: Request, _: Reader) -> ChainVerificationOut:
-    v = await _station_log(request).verify()
-    broken = (
-        BrokenLinkOut(seq=v.broken.seq, reason=v.broken.reason.value, detail=v.broken.detail)
-        if v.broken
-        else None
-    )
-    return ChainVerificationOut(
-        intact=v.intact,
-        count=v.count,
-        first_seq=v.first_seq,
-        last_seq=v.last_seq,
-        head_hash=v.head_hash if v.intact else None,
-        key_id=v.key_id,
-        broken=broken,
-    )
+async def verify_station_log(request: Request, _: Reader) -> VerificationOut:
+    return VerificationOut.of(await _station_log(request).verify())
 
 
 @router.get(

@@ -270,21 +270,3 @@ class LogPage(BaseModel):
     items: list[LogEntryOut]
     total: int = Field(description="entries matching the filters, on every page")
     next_cursor: str | None = Field(description="pass as cursor for the next (older) page")
-
-
-class BrokenLinkOut(BaseModel):
-    seq: int = Field(description="the first entry that no longer holds")
-    reason: str = Field(
-        description="edited, deleted, reordered, bad_signature, bad_head or bad_anchor"
-    )
-    detail: str
-
-
-class ChainVerificationOut(BaseModel):
-    intact: bool
-    count: int = Field(description="entries checked")
-    first_seq: int | None
-    last_seq: int | None
-    head_hash: str | None = Field(description="the last entry's hash, when intact")
-    key_id: str = Field(description="fingerprint of the public half of the signing key")
-    broken: BrokenLinkOut | None = None
