@@ -24,7 +24,8 @@ from eas_schemas.playout_events import (
 )
 from eas_schemas.relay_events import PrecedenceClass
 
-from .test_service import created, now_cap
+from .conftest import heard_event
+from .test_service import created, heard, now_cap
 
 pytestmark = pytest.mark.integration
 
@@ -92,6 +93,20 @@ async def test_a_cap_alert_its_decision_and_its_airing_are_logged(
     assert verdict["intact"] is True and verdict["broken"] is None
     # The composer may add the message's entry meanwhile: at least what was read is there.
     assert verdict["count"] >= 4
+
+
+async def test_a_header_heard_on_air_is_logged_with_what_was_heard(
+    service: httpx.AsyncClient,
+) -> None:
+    relay = _app(service).state.relay_service
+    issued = datetime.now(UTC).replace(second=0, microsecond=0)
+    event = heard_event(event="RWT", duration="0015", issued=issued)
+    await relay.handle_heard_header(heard(event))
+    (got,) = (await _log(service, kind="received_air"))["items"]
+    assert got["event_code"] == "RWT" and got["originator"] == "WXR"
+    assert got["detail"]["heard_header"] == event.text and got["detail"]["source"] == "air"
+    assert got["summary"].startswith("Received on air: ")
+    assert got["decision_state"] and got["reasons"]
 
 
 async def test_an_operator_forwarding_a_decision_is_logged_with_who(
@@ -225,3 +240,43 @@ async def test_retention_prunes_old_entries_and_the_chain_still_verifies(
     assert after["total"] == 1 and after["items"][0]["kind"] == "originated"
     verdict = (await service.get("/api/audio/log/verify")).json()
     assert verdict["intact"] is True and verdict["first_seq"] == 4 and verdict["count"] == 1
+
+
+async def test_what_a_worker_airs_is_logged_per_output_through_the_bus(
+    service: httpx.AsyncClient, settings: Any
+) -> None:
+    """The real path: an origination sent to air, a playout worker playing it on two
+    outputs, its playout.events read back by the service's consumer into the log."""
+    import asyncio
+
+    from .test_playout_worker import Rig, add_output, items, run_worker
+
+    made = await service.post("/api/audio/originations/rwt")
+    assert made.status_code == 201, made.text
+    message_id = made.json()["id"]
+    rig = Rig(settings.model_copy(update={"lease_ttl_s": 1.0, "playout_block_s": 0.05}))
+    await asyncio.to_thread(add_output, rig, "second")
+    sent = await service.post(f"/api/audio/messages/{message_id}/send")
+    assert sent.status_code == 201, sent.text
+    item_id = sent.json()["item_id"]
+
+    def aired() -> bool:
+        return items(rig)[item_id].state == "aired"
+
+    await asyncio.to_thread(run_worker, rig.worker(), aired)
+    want = {("wav-folder", "playing"), ("wav-folder", "aired"), ("second", "playing")}
+    want.add(("second", "aired"))
+    got: set[tuple[str, str]] = set()
+    for _ in range(200):
+        page = await _log(service, kind="playout")
+        got = {(i["output"], i["result"]["state"]) for i in page["items"] if i["output"]}
+        if got >= want:
+            break
+        await asyncio.sleep(0.05)
+    assert got == want
+    # Sending it queued it: that is the 'originated ... sent to air' entry, not another one.
+    assert [i for i in page["items"] if i["output"] is None] == []
+    sent_entries = (await _log(service, kind="originated", text="sent to air"))["items"]
+    assert len(sent_entries) == 1 and sent_entries[0]["item_id"] == item_id
+    assert sent_entries[0]["actor"] == "test-operator"
+    assert (await service.get("/api/audio/log/verify")).json()["intact"] is True
