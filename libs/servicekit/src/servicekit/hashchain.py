@@ -377,17 +377,6 @@ class ChainVerifier:
         )
 
 
-def verify_links(
-    chain: str, key: ChainKey, links: Sequence[Link], head: Head | None
-) -> Verification:
-    """Verify links held in memory (``seq`` order)."""
-    verifier = ChainVerifier(chain, key, head, known={link.hash: link.seq for link in links})
-    for link in links:
-        if not verifier.feed(link):
-            break
-    return verifier.result()
-
-
 # ---- storage -------------------------------------------------------------------------------
 
 
@@ -434,6 +423,7 @@ class HashChain:
         self.key = key
         self.fields = tuple(fields)
         self.seq = table.c[seq_column]
+        self._empty: dict[str, Any] | None = None
         missing = [f for f in self.fields if f not in table.c]
         if missing:
             raise ValueError(f"{table.name} has no column {missing[0]!r}")
@@ -443,10 +433,12 @@ class HashChain:
     async def lock(self, conn: AsyncConnection) -> Head:
         """Take the chain's head (creating it) for the rest of the transaction."""
         insert = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert
-        empty = self._head_values(0, GENESIS)
+        if self._empty is None:
+            # Signed once: it is only ever stored by the very first append.
+            self._empty = self._head_values(0, GENESIS)
         await conn.execute(
             insert(self.heads)
-            .values(chain=self.name, anchor_seq=1, anchor_prev=GENESIS, **empty)
+            .values(chain=self.name, anchor_seq=1, anchor_prev=GENESIS, **self._empty)
             .on_conflict_do_nothing(index_elements=["chain"])
         )
         stmt = select(self.heads).where(self.heads.c.chain == self.name)
