@@ -79,6 +79,10 @@ def station_env(
         # station-api signs the tokens the others verify: the private half stays on this box.
         if not env.get("EAS_AUTH_SIGNING_KEY_FILE") and not env.get("STATION_API_SIGNING_KEY_FILE"):
             env["EAS_AUTH_SIGNING_KEY_FILE"] = str((keys / "signing.pem").resolve())
+    # The key that signs the station log and the audit log lives beside the token keys, out
+    # of the database; audio-control and station-api share it (made 0600 on first start).
+    if not env.get("EAS_CHAIN_KEY_FILE"):
+        env["EAS_CHAIN_KEY_FILE"] = str((keys / "chain.pem").resolve())
     # A station reachable only from this machine lets local readers in without a token, so
     # the first look needs no setup; bound to any other address it requires tokens for reads.
     if "EAS_ANONYMOUS_READ" not in env:

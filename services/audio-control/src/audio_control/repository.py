@@ -19,6 +19,7 @@ from audio_control.tables import (
     playout_airings,
     playout_outputs,
     relay_decisions,
+    station_log,
 )
 
 D = relay_decisions
@@ -257,6 +258,71 @@ async def list_messages(
 async def count_by_state(conn: AsyncConnection) -> dict[str, int]:
     stmt = select(D.c.state, func.count()).group_by(D.c.state)
     return {str(state): int(n) for state, n in (await conn.execute(stmt)).all()}
+
+
+# ---- the station log -----------------------------------------------------------------------
+
+L = station_log
+
+
+@dataclass(frozen=True, slots=True)
+class LogFilter:
+    since: datetime | None = None
+    until: datetime | None = None
+    kinds: Sequence[str] | None = None
+    event_code: str | None = None
+    originator: str | None = None
+    actor: str | None = None
+    text: str | None = None
+
+
+def _log_where(stmt: Any, f: LogFilter) -> Any:
+    if f.since is not None:
+        stmt = stmt.where(L.c.at >= f.since)
+    if f.until is not None:
+        stmt = stmt.where(L.c.at < f.until)
+    if f.kinds:
+        stmt = stmt.where(L.c.kind.in_(list(f.kinds)))
+    if f.event_code:
+        stmt = stmt.where(L.c.event_code == f.event_code)
+    if f.originator:
+        stmt = stmt.where(L.c.originator == f.originator)
+    if f.actor:
+        stmt = stmt.where(L.c.actor == f.actor)
+    if f.text:
+        stmt = stmt.where(
+            or_(
+                L.c.summary.icontains(f.text, autoescape=True),
+                L.c.header.icontains(f.text, autoescape=True),
+                L.c.reasons.icontains(f.text, autoescape=True),
+            )
+        )
+    return stmt
+
+
+async def list_log(
+    conn: AsyncConnection, f: LogFilter, before_seq: int | None, limit: int
+) -> Sequence[Row[Any, Any]]:
+    """Newest first; ``before_seq`` pages backwards (keyset on the chain order)."""
+    stmt = _log_where(select(L), f).order_by(L.c.seq.desc()).limit(limit)
+    if before_seq is not None:
+        stmt = stmt.where(L.c.seq < before_seq)
+    return (await conn.execute(stmt)).all()
+
+
+async def count_log(conn: AsyncConnection, f: LogFilter) -> int:
+    stmt = _log_where(select(func.count()).select_from(L), f)
+    return int((await conn.execute(stmt)).scalar_one())
+
+
+async def log_in_order(
+    conn: AsyncConnection, f: LogFilter, after_seq: int | None, limit: int
+) -> Sequence[Row[Any, Any]]:
+    """Oldest first (exports and the printed log read in the order things happened)."""
+    stmt = _log_where(select(L), f).order_by(L.c.seq).limit(limit)
+    if after_seq is not None:
+        stmt = stmt.where(L.c.seq > after_seq)
+    return (await conn.execute(stmt)).all()
 
 
 # ---- cursors -------------------------------------------------------------------------------

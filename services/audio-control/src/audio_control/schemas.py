@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -273,3 +274,34 @@ class OutputOut(BaseModel):
     created_at: AwareDatetime
     updated_at: AwareDatetime
     status: OutputStatus
+
+
+# ---- the station log -------------------------------------------------------------------------
+
+
+class LogEntryOut(BaseModel):
+    seq: int = Field(description="place in the hash chain")
+    at: datetime
+    kind: str
+    summary: str
+    originator: str | None
+    event_code: str | None
+    locations: list[str]
+    header: str | None
+    decision_state: str | None
+    reasons: str | None
+    output: str | None = Field(description="the output of a per-output playout result")
+    result: dict[str, Any] | None = Field(description="what that output reported")
+    actor: str | None
+    alert_id: int | None
+    decision_id: int | None
+    message_id: int | None
+    item_id: int | None
+    detail: dict[str, Any]
+    hash: str = Field(description="the entry's link hash (SHA-256, hex)")
+
+
+class LogPage(BaseModel):
+    items: list[LogEntryOut]
+    total: int = Field(description="entries matching the filters, on every page")
+    next_cursor: str | None = Field(description="pass as cursor for the next (older) page")
