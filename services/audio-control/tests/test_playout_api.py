@@ -20,7 +20,7 @@ from audio_control.playout.worker import PlayoutWorker
 from audio_control.settings import AudioControlSettings
 from eas_schemas.envelope import decode_entry
 from eas_schemas.events import AlertEventType, AlertState
-from eas_schemas.streams import ALERT_EVENTS, PLAYOUT_EVENTS
+from eas_schemas.streams import ALERT_EVENTS, PLAYOUT_COMMANDS, PLAYOUT_EVENTS
 from servicekit.bus import stream_key
 
 from .test_service import created, lifecycle, now_cap, publish
@@ -140,3 +140,31 @@ async def test_commands_need_a_worker_and_one_answers_after_it_acted(
         await asyncio.to_thread(thread.join, 10)
     gone = await service.get("/api/audio/playout/status")
     assert gone.json()["ok"] is False  # a worker that stops takes its presence with it
+
+
+async def test_an_ean_decision_tells_the_worker_to_cut_before_its_message_is_composed(
+    service: httpx.AsyncClient, aredis: Any, bus_namespace: str
+) -> None:
+    ean = now_cap(
+        identifier="EAN-1",
+        event="Emergency Action Notification",
+        same_event="EAN",
+        codes=("000000",),
+        parameters=(("EAS-ORG", "PEP"),),
+    )
+    await publish(aredis, bus_namespace, ALERT_EVENTS, created(ean, alert_id=9))
+
+    async def preempts() -> Any:
+        entries = await aredis.xrange(stream_key(PLAYOUT_COMMANDS, bus_namespace))
+        found = [decode_entry(f).data for _, f in entries]
+        return [c for c in found if c["kind"] == "preempt"] or None
+
+    (command,) = await until("a preempt command", preempts)
+    assert command["precedence"] == 0 and command["decision_id"] is not None
+
+    async def queued() -> Any:
+        return (await service.get("/api/audio/playout/queue")).json()
+
+    (item,) = await until("the EAN queued once composed", queued)
+    assert item["event_code"] == "EAN" and item["decision_id"] == command["decision_id"]
+    assert len(await preempts()) == 1  # the message's arrival does not cut again
