@@ -90,12 +90,17 @@ class AlertService:
     async def ingest(self, ingested: AlertIngested) -> IngestResult:
         return (await self.ingest_batch([ingested]))[0]
 
-    async def ingest_batch(self, batch: list[AlertIngested]) -> list[IngestResult]:
+    async def ingest_batch(
+        self, batch: list[AlertIngested], announce: bool = True
+    ) -> list[IngestResult]:
         """Store a batch of fetched alerts in ONE transaction, then announce them.
 
         A handful of statements per batch instead of per alert: this is what lets one
         consumer keep up with hundreds of alerts per second. Within the batch, alerts are
         handled in the order given (stream order), so an Update after its Alert works.
+        ``announce=False`` is for history brought in from another station: it is stored
+        by the same rules but no lifecycle event is sent, so nothing downstream (relay,
+        dashboards) acts on alerts that station already handled.
         """
         now = utcnow()
         tx = _Tx()
@@ -103,6 +108,8 @@ class AlertService:
         async with self.engine.begin() as conn:
             await repo.lock_identities(conn, _identity_keys(batch))
             results = await self._store(conn, tx, batch, now)
+            if not announce:
+                tx.envelopes.clear()
             pending = await self._to_outbox(conn, tx)
         await self.outbox.publish(pending)
         new = sum(1 for r in results if not r.duplicate)
