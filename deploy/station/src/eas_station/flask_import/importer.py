@@ -25,7 +25,6 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alerts_api import migrate as alerts_migrate
-from alerts_api import repository as alerts_repo
 from alerts_api.service import AlertService
 from eas_monitor import migrate as monitor_migrate
 from eas_monitor.inputs import DeviceConfig, FileConfig, InputConfig, StreamConfig
@@ -37,6 +36,7 @@ from eas_schemas.cap import CapAlert
 from eas_schemas.envelope import EventEnvelope
 from eas_schemas.events import AlertIngested, FeedKind
 from eas_schemas.monitor_events import Hearing
+from pollers.cap_xml import CapRejected
 from pollers.nws_geojson import alert_from_feature
 from servicekit.auth.permissions import Role
 from servicekit.auth.tokens import Principal
@@ -398,7 +398,7 @@ class Importer:
         for row in rows.alerts:
             try:
                 cap = cap_of(row)
-            except (ValueError, KeyError, TypeError) as exc:
+            except (CapRejected, ValueError, KeyError, TypeError) as exc:
                 rep.skip(f"alert {row.get('identifier')!r}", _why(exc))
                 continue
             received = _aware(row.get("created_at")) or cap.sent
@@ -418,22 +418,14 @@ class Importer:
             return
         for start in range(0, len(batch), 100):
             chunk = batch[start : start + 100]
-            results = await service.ingest_batch([ing for _, ing in chunk], announce=False)
-            notes = [
-                (r.alert_id, row)
-                for (row, _), r in zip(chunk, results, strict=True)
-                if not r.duplicate and r.alert_id is not None
-            ]
-            rep.imported += len(notes)
-            rep.unchanged += len(chunk) - len(notes)
-            if notes:
-                async with engine.begin() as conn:
-                    now = datetime.now(UTC)
-                    for alert_id, row in notes:
-                        state = (await alerts_repo.get_alert(conn, alert_id)).state
-                        await alerts_repo.add_history(
-                            conn, alert_id, now, state, state, forwarding_note(row)
-                        )
+            results = await service.ingest_batch(
+                [ing for _, ing in chunk],
+                announce=False,
+                notes=[forwarding_note(row) for row, _ in chunk],
+            )
+            new = sum(1 for r in results if not r.duplicate)
+            rep.imported += new
+            rep.unchanged += len(chunk) - new
 
     async def received(
         self, engine: AsyncEngine, rows: FlaskRows, inputs: dict[str, int], rep: KindReport
