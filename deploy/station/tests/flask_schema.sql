@@ -144,10 +144,32 @@ CREATE TABLE manual_eas_activations (
     same_header VARCHAR(255) NOT NULL,
     same_locations JSON NOT NULL,
     tone_profile VARCHAR(32) NOT NULL,
+    tone_seconds DOUBLE PRECISION,
+    sample_rate INTEGER,
+    includes_tts BOOLEAN DEFAULT FALSE,
+    tts_warning VARCHAR(255),
+    sent_at TIMESTAMPTZ,
+    expires_at TIMESTAMPTZ,
+    headline VARCHAR(240),
+    message_text TEXT,
+    instruction_text TEXT,
+    duration_minutes DOUBLE PRECISION,
     storage_path VARCHAR(255) NOT NULL,
+    summary_filename VARCHAR(255),
     components_payload JSON NOT NULL,
     metadata_payload JSON NOT NULL,
-    created_at TIMESTAMPTZ
+    created_at TIMESTAMPTZ,
+    archived_at TIMESTAMPTZ,
+    triggered_at TIMESTAMPTZ,
+    created_by VARCHAR(100),
+    triggered_by VARCHAR(100),
+    created_by_ip VARCHAR(45),
+    triggered_by_ip VARCHAR(45),
+    composite_audio_data BYTEA,
+    same_audio_data BYTEA,
+    attention_audio_data BYTEA,
+    tts_audio_data BYTEA,
+    eom_audio_data BYTEA
 );
 
 CREATE TABLE audio_source_configs (

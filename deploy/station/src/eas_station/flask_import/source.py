@@ -50,13 +50,39 @@ REQUIRED: dict[str, tuple[str, ...]] = {
         "forwarding_decision",
         "forwarding_reason",
         "decode_confidence",
+        "event_code",
+        "event_name",
     ),
     "audio_source_configs": ("id", "name", "source_type", "config", "enabled", "description"),
 }
 # Present at the Flask head (split out of location_settings in 20260506); older databases
 # keep these columns in location_settings.
 FILTER_COLUMNS = ("fips_codes", "zone_codes")
-COUNTED_ONLY = ("eas_messages", "manual_eas_activations", "rwt_schedule_config")
+# Read for the station log when present (history only: nothing is aired again).
+LOGGED: dict[str, tuple[str, ...]] = {
+    "eas_messages": ("id", "same_header", "created_at", "alert_identifier"),
+    "manual_eas_activations": (
+        "id",
+        "identifier",
+        "event_code",
+        "event_name",
+        "same_header",
+        "created_at",
+    ),
+}
+COUNTED_ONLY = ("rwt_schedule_config",)
+
+
+_LOG_COLUMNS = {
+    "sent_at",
+    "triggered_at",
+    "created_by",
+    "triggered_by",
+    "headline",
+    "status",
+    "message_type",
+    "tts_provider",
+}
 
 
 class SourceError(Exception):
@@ -71,6 +97,8 @@ class FlaskRows:
     users: list[dict[str, Any]]
     received: list[dict[str, Any]]
     inputs: list[dict[str, Any]]
+    messages: list[dict[str, Any]]
+    activations: list[dict[str, Any]]
     not_carried: dict[str, int]
 
 
@@ -145,11 +173,17 @@ async def read_flask(url: str) -> FlaskRows:
             )
             received = await _all(
                 conn,
-                "SELECT id, received_at, source_name, raw_same_header, forwarding_decision, "
-                "forwarding_reason, decode_confidence FROM received_eas_alerts "
-                "ORDER BY received_at, id",
+                "SELECT * FROM received_eas_alerts ORDER BY received_at, id",
             )
             inputs = await _all(conn, "SELECT * FROM audio_source_configs ORDER BY id")
+            logged: dict[str, list[dict[str, Any]]] = {}
+            for table, wanted in LOGGED.items():
+                have = columns.get(table, set())
+                if all(c in have for c in wanted):
+                    # Not the audio blobs: the log keeps what was sent, not its sound.
+                    cols = ", ".join(sorted((have & _LOG_COLUMNS) | set(wanted)))
+                    sql = f"SELECT {cols} FROM {table} ORDER BY created_at, id"  # noqa: S608
+                    logged[table] = await _all(conn, sql)
             not_carried = {}
             for table in COUNTED_ONLY:
                 if table in columns:
@@ -169,6 +203,8 @@ async def read_flask(url: str) -> FlaskRows:
         users=users,
         received=received,
         inputs=inputs,
+        messages=logged.get("eas_messages", []),
+        activations=logged.get("manual_eas_activations", []),
         not_carried=not_carried,
     )
 
