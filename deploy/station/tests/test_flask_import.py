@@ -346,6 +346,10 @@ async def test_import_twice_lands_every_row_once_with_its_meaning(
     ids = await fill_flask(flask_url, tmp_path)
     dry = await run_import(flask_url, station, dry_run=True)
     assert dry.kinds["alerts"].imported == 3
+    assert dry.kinds["users"].imported == 4
+    keyless = await Importer(station, None, True).run(await read_flask(flask_url))
+    assert keyless.kinds["users"].imported == 0
+    assert all("SECRET_KEY" in why for _, why in keyless.kinds["users"].skipped)
     first = await run_import(flask_url, station)
     text = "\n".join(first.lines())
     assert first.kinds["alerts"].imported == 3, text
@@ -360,6 +364,7 @@ async def test_import_twice_lands_every_row_once_with_its_meaning(
     skipped_users = dict(first.kinds["users"].skipped)
     assert "not a valid user name" in skipped_users["user 'Bad Name!'"]
     assert "imported disabled" in skipped_users["user 'legacy' password"]
+    assert "inactive in Flask" in skipped_users["user 'analyst' password"]
     assert "SDR" in dict(first.kinds["audio inputs"].skipped)["input 'RTL-SDR 162.550'"]
     before = await counts(station.database_url)
     assert before["outbox"] == 0  # history is not announced: nothing relays it again

@@ -36,12 +36,6 @@ def main(
     except SourceError as exc:
         print(f"import-flask: {exc}; nothing was written", file=sys.stderr)
         return 2
-    if secret is None and rows.users:
-        print(
-            "note: no Flask SECRET_KEY given (FLASK_SECRET_KEY or --flask-secret-key-file): "
-            "only passwords set before the Flask station peppered them will verify",
-            file=sys.stderr,
-        )
     importer = Importer(Target(target_url, chain_key, data_dir), flask_pepper(secret), dry_run)
     report = asyncio.run(importer.run(rows))
     for line in report.lines():

@@ -315,6 +315,16 @@ class Importer:
         audit = self._audit(engine) if not self.dry_run else None
         # Imported hashes are stored as they are: the Argon2 cost is only paid at first login.
         accounts = AccountStore(engine, Passwords(), audit) if audit is not None else None
+        if self.pepper is None:
+            # Every hash the Flask station wrote since it peppered passwords needs its key, and
+            # a user imported with a hash nobody can verify could not be fixed by a re-run.
+            for row in rows.users:
+                rep.skip(
+                    f"user {row['username']!r}",
+                    "no Flask SECRET_KEY given (--flask-secret-key-file or FLASK_SECRET_KEY): "
+                    "its password could not be verified; run the import again with it",
+                )
+            return
         for row in rows.users:
             name = normalize_username(str(row["username"]))
             if not USERNAME_RE.match(name):
@@ -333,6 +343,8 @@ class Importer:
                     continue
             if disabled_why:
                 rep.skip(f"user {name!r} password", f"imported disabled: {disabled_why}")
+            elif inactive:
+                rep.skip(f"user {name!r} password", "imported disabled: inactive in Flask")
             role = role_of(row.get("role_name"))
             async with engine.begin() as conn:
                 user = await accounts.insert_user(conn, name, password_hash, role, ACTOR)
