@@ -479,3 +479,14 @@ def test_cli_unreachable_or_unknown_database_writes_nothing(
             await conn.close()
 
     assert asyncio.run(tables()) == 0
+
+    # A real Flask database, dry run: the plan is printed and still nothing is written.
+    asyncio.run(fill_flask(flask_url, tmp_path))
+    secret = tmp_path / "flask-secret"
+    secret.write_text(FLASK_SECRET + "\n")
+    assert import_flask_cli(flask_url, database_url, tmp_path, secret, True) == 0
+    out = capsys.readouterr().out
+    assert "alerts: would import 3, already here 0, skipped 1" in out
+    assert "users: would import 4" in out
+    assert "rwt_schedule_config: 1 rows not carried over" in out
+    assert asyncio.run(tables()) == 0

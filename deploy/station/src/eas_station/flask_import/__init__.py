@@ -36,6 +36,8 @@ def main(
     except SourceError as exc:
         print(f"import-flask: {exc}; nothing was written", file=sys.stderr)
         return 2
+    if not dry_run:
+        data_dir.mkdir(parents=True, exist_ok=True)
     importer = Importer(Target(target_url, chain_key, data_dir), flask_pepper(secret), dry_run)
     report = asyncio.run(importer.run(rows))
     for line in report.lines():
