@@ -261,7 +261,10 @@ async def fill_flask(url: str, tmp: Path) -> dict[str, Any]:
             "ZCZC-EAS-RWT-039137+0015-3350900-KR8MER  -",
             HEARD - timedelta(hours=8),
         )
-        await conn.execute("INSERT INTO rwt_schedule_config (enabled) VALUES (TRUE)")
+        await conn.execute(
+            "INSERT INTO rwt_schedule_config (enabled, days_of_week, start_hour, start_minute, "
+            "end_hour, end_minute) VALUES (TRUE, '[0, 3]', 9, 30, 15, 0)"
+        )
     finally:
         await conn.close()
     return {"tor": tor["properties"]["identifier"], "can": can["properties"]["identifier"]}
@@ -360,11 +363,13 @@ async def test_import_twice_lands_every_row_once_with_its_meaning(
     assert first.kinds["audio inputs"].imported == 2, text
     assert first.kinds["received headers"].imported == 1, text
     assert first.kinds["station log"].imported == 4, text
-    assert first.not_carried["rwt_schedule_config"][0] == 1
-    skipped_users = dict(first.kinds["users"].skipped)
-    assert "not a valid user name" in skipped_users["user 'Bad Name!'"]
-    assert "imported disabled" in skipped_users["user 'legacy' password"]
-    assert "inactive in Flask" in skipped_users["user 'analyst' password"]
+    rwt_notes = [why for what, why in first.kinds["settings"].notes]
+    assert any("switched off" in n for n in rwt_notes), rwt_notes
+    assert any("monday kept" in n for n in rwt_notes), rwt_notes
+    assert dict(first.kinds["users"].skipped) == {"user 'Bad Name!'": "not a valid user name here"}
+    user_notes = dict(first.kinds["users"].notes)
+    assert "imported disabled: legacy salted SHA-256" in user_notes["user 'legacy'"]
+    assert user_notes["user 'analyst'"] == "imported disabled: inactive in Flask"
     assert "SDR" in dict(first.kinds["audio inputs"].skipped)["input 'RTL-SDR 162.550'"]
     before = await counts(station.database_url)
     assert before["outbox"] == 0  # history is not announced: nothing relays it again
@@ -391,6 +396,12 @@ async def test_import_twice_lands_every_row_once_with_its_meaning(
             assert doc["location"]["same_codes"] == ["039137"]
             assert doc["location"]["ugc_codes"] == ["OHZ016", "OHC137"]
             assert doc["identity"]["timezone"] == "America/New_York"
+            assert doc["tests"]["weekly"] == {
+                "enabled": False,
+                "day": "monday",
+                "start": "09:30",
+                "end": "15:00",
+            }
             assert settings.actor == "flask-import"
             actions = [
                 (r.action, r.actor)
@@ -488,5 +499,5 @@ def test_cli_unreachable_or_unknown_database_writes_nothing(
     out = capsys.readouterr().out
     assert "alerts: would import 3, already here 0, skipped 1" in out
     assert "users: would import 4" in out
-    assert "rwt_schedule_config: 1 rows not carried over" in out
+    assert "settings: would import 1" in out
     assert asyncio.run(tables()) == 0

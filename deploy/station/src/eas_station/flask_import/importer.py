@@ -71,9 +71,14 @@ class KindReport:
     imported: int = 0
     unchanged: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    # Imported, but not quite as it was (a user disabled, a schedule switched off): why.
+    notes: list[tuple[str, str]] = field(default_factory=list)
 
     def skip(self, what: str, why: str) -> None:
         self.skipped.append((what, why))
+
+    def note(self, what: str, why: str) -> None:
+        self.notes.append((what, why))
 
 
 @dataclass
@@ -81,7 +86,6 @@ class Report:
     dry_run: bool
     revision: str | None
     kinds: dict[str, KindReport] = field(default_factory=dict)
-    not_carried: dict[str, tuple[int, str]] = field(default_factory=dict)
 
     def kind(self, name: str) -> KindReport:
         return self.kinds.setdefault(name, KindReport())
@@ -98,8 +102,7 @@ class Report:
                 f"{name}: {verb} {k.imported}, already here {k.unchanged}, skipped {len(k.skipped)}"
             )
             out.extend(f"  skipped {what}: {why}" for what, why in k.skipped)
-        for table, (count, why) in self.not_carried.items():
-            out.append(f"{table}: {count} rows not carried over ({why})")
+            out.extend(f"  note {what}: {why}" for what, why in k.notes)
         return out
 
 
@@ -173,6 +176,9 @@ def forwarding_note(row: dict[str, Any]) -> str:
     return f"Flask station decision: {verdict}" + (f" ({reason})" if reason else "")
 
 
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
 def location_patch(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "identity": {"timezone": row["timezone"]},
@@ -181,6 +187,32 @@ def location_patch(row: dict[str, Any]) -> dict[str, Any]:
             "ugc_codes": [str(c).upper() for c in _json(row.get("zone_codes")) or []],
         },
     }
+
+
+def weekly_test_patch(row: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The Flask RWT schedule as this station's weekly test window, and what changed on the
+    way: it comes across switched off (nothing goes on air before the operator says so), and
+    this station tests on one day a week where Flask allowed several."""
+    days = [int(d) for d in _json(row.get("days_of_week")) or [] if 0 <= int(d) <= 6]
+    notes = []
+    if row.get("enabled"):
+        notes.append(
+            "the weekly test window comes across switched off: turn it on in the "
+            "settings once the outputs are checked"
+        )
+    if len(days) > 1:
+        notes.append(
+            f"Flask tested on {', '.join(WEEKDAYS[d] for d in days)}; this station "
+            f"tests once a week: {WEEKDAYS[days[0]]} kept"
+        )
+    window: dict[str, Any] = {
+        "enabled": False,
+        "start": f"{int(row['start_hour']):02d}:{int(row['start_minute']):02d}",
+        "end": f"{int(row['end_hour']):02d}:{int(row['end_minute']):02d}",
+    }
+    if days:
+        window["day"] = WEEKDAYS[days[0]]
+    return {"tests": {"weekly": window}}, notes
 
 
 def role_of(name: str | None) -> Role:
@@ -194,7 +226,11 @@ def stored_hash(row: dict[str, Any], pepper: bytes | None) -> tuple[str, str | N
     salt = row.get("salt")
     if salt and salt != "pbkdf2":
         # Salted SHA-256 from before werkzeug; the Flask station upgraded these on login.
-        return "!", "legacy salted SHA-256 hash (never logged in since 2025): reset its password"
+        return (
+            "!",
+            "legacy salted SHA-256 hash, from before the Flask station used werkzeug: "
+            "reset its password",
+        )
     if not value.startswith(("pbkdf2:", "scrypt:")) or value.count("$") != 2:
         return "!", "password hash in a format werkzeug did not write: reset its password"
     return flask_hash(value, pepper), None
@@ -260,8 +296,6 @@ class Importer:
 
     async def run(self, rows: FlaskRows) -> Report:
         report = Report(self.dry_run, rows.revision)
-        for table, count in rows.not_carried.items():
-            report.not_carried[table] = (count, NOT_CARRIED[table])
         if not self.dry_run:
             url = self.target.database_url
             await alerts_migrate.upgrade_url(url)
@@ -290,6 +324,15 @@ class Importer:
             rep.skip("location", "the Flask station has no location_settings row")
             return [], []
         patch = location_patch(rows.location)
+        if rows.rwt is not None:
+            try:
+                tests, notes = weekly_test_patch(rows.rwt)
+            except (ValueError, TypeError, KeyError) as exc:
+                rep.skip("weekly test schedule", _why(exc))
+            else:
+                patch.update(tests)
+                for note in notes:
+                    rep.note("weekly test schedule", note)
         if self.dry_run:
             rep.imported += 1
             return patch["location"]["same_codes"], patch["location"]["ugc_codes"]
@@ -335,16 +378,16 @@ class Importer:
             if accounts is None or audit is None:  # the dry run
                 rep.imported += 1
                 if disabled_why:
-                    rep.skip(f"user {name!r} password", f"would be disabled: {disabled_why}")
+                    rep.note(f"user {name!r}", f"would be disabled: {disabled_why}")
                 continue
             async with engine.connect() as conn:
                 if await station_repo.user_by_name(conn, name) is not None:
                     rep.unchanged += 1
                     continue
             if disabled_why:
-                rep.skip(f"user {name!r} password", f"imported disabled: {disabled_why}")
+                rep.note(f"user {name!r}", f"imported disabled: {disabled_why}")
             elif inactive:
-                rep.skip(f"user {name!r} password", "imported disabled: inactive in Flask")
+                rep.note(f"user {name!r}", "imported disabled: inactive in Flask")
             role = role_of(row.get("role_name"))
             async with engine.begin() as conn:
                 user = await accounts.insert_user(conn, name, password_hash, role, ACTOR)
@@ -575,11 +618,6 @@ def log_entries(rows: FlaskRows) -> list[tuple[str, Entry]]:
             )
         )
     return out
-
-
-NOT_CARRIED = {
-    "rwt_schedule_config": "set the required weekly test schedule again under Settings > Tests",
-}
 
 
 def _why(exc: BaseException) -> str:

@@ -70,7 +70,7 @@ LOGGED: dict[str, tuple[str, ...]] = {
         "created_at",
     ),
 }
-COUNTED_ONLY = ("rwt_schedule_config",)
+RWT_COLUMNS = ("enabled", "days_of_week", "start_hour", "start_minute", "end_hour", "end_minute")
 
 
 _LOG_COLUMNS = {
@@ -99,7 +99,7 @@ class FlaskRows:
     inputs: list[dict[str, Any]]
     messages: list[dict[str, Any]]
     activations: list[dict[str, Any]]
-    not_carried: dict[str, int]
+    rwt: dict[str, Any] | None
 
 
 async def _columns(conn: AsyncConnection) -> dict[str, set[str]]:
@@ -184,12 +184,10 @@ async def read_flask(url: str) -> FlaskRows:
                     cols = ", ".join(sorted((have & _LOG_COLUMNS) | set(wanted)))
                     sql = f"SELECT {cols} FROM {table} ORDER BY created_at, id"  # noqa: S608
                     logged[table] = await _all(conn, sql)
-            not_carried = {}
-            for table in COUNTED_ONLY:
-                if table in columns:
-                    sql = f"SELECT count(*) FROM {table}"  # noqa: S608 - names from COUNTED_ONLY
-                    count = (await conn.execute(text(sql))).scalar()
-                    not_carried[table] = int(count or 0)
+            rwt = None
+            if all(c in columns.get("rwt_schedule_config", set()) for c in RWT_COLUMNS):
+                found = await _all(conn, "SELECT * FROM rwt_schedule_config ORDER BY id LIMIT 1")
+                rwt = found[0] if found else None
     except SourceError:
         raise
     except (OSError, OperationalError, DBAPIError) as exc:
@@ -205,7 +203,7 @@ async def read_flask(url: str) -> FlaskRows:
         inputs=inputs,
         messages=logged.get("eas_messages", []),
         activations=logged.get("manual_eas_activations", []),
-        not_carried=not_carried,
+        rwt=rwt,
     )
 
 
