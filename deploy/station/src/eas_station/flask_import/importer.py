@@ -320,10 +320,11 @@ class Importer:
     async def settings(
         self, engine: AsyncEngine, rows: FlaskRows, rep: KindReport
     ) -> tuple[list[str], list[str]]:
+        patch: dict[str, Any] = {}
         if rows.location is None:
             rep.skip("location", "the Flask station has no location_settings row")
-            return [], []
-        patch = location_patch(rows.location)
+        else:
+            patch = location_patch(rows.location)
         if rows.rwt is not None:
             try:
                 tests, notes = weekly_test_patch(rows.rwt)
@@ -334,11 +335,15 @@ class Importer:
                 for note in notes:
                     rep.note("weekly test schedule", note)
         if self.dry_run:
-            rep.imported += 1
-            return patch["location"]["same_codes"], patch["location"]["ugc_codes"]
+            rep.imported += 1 if patch else 0
+            location = patch.get("location", {})
+            return location.get("same_codes", []), location.get("ugc_codes", [])
         service = SettingsService(
             engine, Outbox(engine, None, station_tables.outbox), self._audit(engine), ACTOR
         )
+        if not patch:
+            current = (await service.current()).settings.location
+            return list(current.same_codes), list(current.ugc_codes)
         try:
             result = await service.patch(
                 patch, self.principal, "cli", comment="imported from the Flask EAS Station"
