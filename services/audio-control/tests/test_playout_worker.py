@@ -39,7 +39,7 @@ from eas_schemas.playout_events import (
     PlayoutCommand,
     PlayoutReply,
 )
-from eas_schemas.streams import PLAYOUT_COMMANDS, PLAYOUT_EVENTS
+from eas_schemas.streams import PLAYOUT_COMMANDS, PLAYOUT_EVENTS, SYSTEM_ALARMS
 from servicekit.bus import SyncBus, stream_key, sync_redis
 
 pytestmark = pytest.mark.integration
@@ -324,6 +324,15 @@ def test_a_failing_output_does_not_block_the_others(
     assert "device unplugged" in by_output["stream"]["reason"]
     # The broken output's transmitter was unkeyed too.
     assert ("stream", "unkey") in [(o, k) for o, k, _ in rig.log]
+    # And whoever watches the station's health hears of it.
+    alarms = [
+        decode_entry(f)
+        for _, f in sync_redis(redis_url).xrange(stream_key(SYSTEM_ALARMS, bus_namespace))
+    ]
+    assert [(a.type, a.data["output"], a.data["item_id"]) for a in alarms] == [
+        ("system.output_alarm", "stream", item)
+    ]
+    assert "device unplugged" in alarms[0].data["reason"]
 
 
 def test_stop_command_ends_the_message_with_eom_and_answers_after_it_acted(

@@ -41,8 +41,10 @@ from eas_schemas.station_settings import SETTINGS_CHANGED_TYPE, SettingsChanged
 from eas_schemas.streams import StreamSpec
 from eas_schemas.system_events import (
     AUDIT_RECORD_TYPE,
+    OUTPUT_ALARM_TYPE,
     SYSTEM_ALARM_TYPE,
     AuditRecord,
+    OutputAlarm,
     SystemAlarm,
 )
 
@@ -190,6 +192,7 @@ EVENT_TYPES: tuple[EventTypeSpec, ...] = (
     _spec(DEAD_LETTER_TYPE, streams.DEAD_LETTER, DeadLetter, "Entry given up by a group"),
     _spec(SETTINGS_CHANGED_TYPE, streams.SETTINGS_CHANGED, SettingsChanged, "Settings saved"),
     _spec(SYSTEM_ALARM_TYPE, streams.SYSTEM_ALARMS, SystemAlarm, "Instance down or back up"),
+    _spec(OUTPUT_ALARM_TYPE, streams.SYSTEM_ALARMS, OutputAlarm, "Playout output failed"),
     _spec(AUDIT_RECORD_TYPE, streams.AUDIT_RECORDS, AuditRecord, "Privileged action to audit"),
     _spec(SAME_HEADER_TYPE, streams.SAME_EVENTS, SameHeaderEvent, "SAME header heard"),
     _spec(SAME_EOM_TYPE, streams.SAME_EVENTS, SameEomEvent, "SAME end of message heard"),

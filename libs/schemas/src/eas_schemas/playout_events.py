@@ -92,8 +92,9 @@ PLAYOUT_LEVEL_KEY = "playout.level"
 
 
 class CommandKind(StrEnum):
-    STOP = "stop"  # end what is on air: EOM on every output, then the queue goes on
-    SKIP = "skip"  # the same, and the item is not requeued
+    # End what is on air: EOM on every output, never requeued, then the queue goes on (what
+    # operators call "skip" on an ENDEC: there is no separate skip that would differ from it).
+    STOP = "stop"
     TEST_TONE = "test_tone"  # a 1 kHz tone on one output (nothing on air)
     KEY = "key"  # key one output's transmitter for a test (nothing on air)
     UNKEY = "unkey"

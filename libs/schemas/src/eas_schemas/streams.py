@@ -100,7 +100,7 @@ PLAYOUT_EVENTS = StreamSpec(
 
 PLAYOUT_COMMANDS = StreamSpec(
     "playout.commands",
-    "Commands to the playout worker: operators' (stop, skip, test tone, key, status), each "
+    "Commands to the playout worker: operators' (stop, test tone, key, status), each "
     "answered on its reply key, and audio-control's preempt for an EAN's decision.",
     Retention.STATUS,
     public=False,

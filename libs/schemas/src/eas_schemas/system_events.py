@@ -10,6 +10,9 @@ from pydantic import AwareDatetime, BaseModel, Field
 from eas_schemas import streams
 
 SYSTEM_ALARM_TYPE = "system.alarm"
+# An output that failed while it aired a message (a sound card unplugged, a stream server gone):
+# on the same stream as instance alarms, so whoever watches the station's health sees it.
+OUTPUT_ALARM_TYPE = "system.output_alarm"
 AUDIT_RECORD_TYPE = "audit.record"
 
 
@@ -29,6 +32,17 @@ class SystemAlarm(BaseModel):
     interval_s: float = Field(description="the instance's announced heartbeat interval")
     silent_for_s: float = Field(ge=0, description="seconds without a heartbeat at detection")
     reason: str
+
+
+class OutputAlarm(BaseModel):
+    """A playout output failed on a message; the message went on on the other outputs."""
+
+    output: str = Field(description="the output's name")
+    output_kind: str
+    item_id: int = Field(description="the playout item it failed on")
+    header: str
+    reason: str = Field(description="what failed, in a sentence; never a credential")
+    at: AwareDatetime
 
 
 class AuditOutcome(StrEnum):

@@ -35,6 +35,7 @@ from eas_schemas.streams import (
     SAME_EVENTS,
     SERVICE_HEARTBEAT,
     SETTINGS_CHANGED,
+    SYSTEM_ALARMS,
 )
 from servicekit.asyncapi import build_asyncapi
 from servicekit.consumer import GroupConsumer
@@ -54,6 +55,7 @@ def asyncapi_document() -> dict[str, Any]:
             RELAY_DECISIONS.name,
             PLAYOUT_EVENTS.name,
             PLAYOUT_COMMANDS.name,
+            SYSTEM_ALARMS.name,
             AUDIT_RECORDS.name,
             SERVICE_HEARTBEAT.name,
             DEAD_LETTER.name,

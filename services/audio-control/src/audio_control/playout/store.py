@@ -24,7 +24,8 @@ from audio_control.tables import (
 from eas_schemas.envelope import EventEnvelope, encode_entry
 from eas_schemas.playout_events import ItemState, PlayoutEvent
 from eas_schemas.relay_events import PrecedenceClass
-from eas_schemas.streams import PLAYOUT_EVENTS
+from eas_schemas.streams import PLAYOUT_EVENTS, SYSTEM_ALARMS, StreamSpec
+from eas_schemas.system_events import OUTPUT_ALARM_TYPE, OutputAlarm
 from servicekit.bus import SyncBus
 from servicekit.db import sync_database_url
 
@@ -180,7 +181,22 @@ class PlayoutStore:
         now: datetime,
         result: dict[str, Any],
         event: PlayoutEvent,
+        alarm: OutputAlarm | None = None,
     ) -> None:
+        also: list[tuple[StreamSpec, EventEnvelope[Any]]] = []
+        if alarm is not None:
+            also.append(
+                (
+                    SYSTEM_ALARMS,
+                    EventEnvelope[OutputAlarm](
+                        type=OUTPUT_ALARM_TYPE,
+                        source=self.source,
+                        subject=f"playout-output/{alarm.output}",
+                        time=alarm.at,
+                        data=alarm,
+                    ),
+                )
+            )
         with self.begin() as conn:
             conn.execute(
                 update(playout_airings)
@@ -189,7 +205,7 @@ class PlayoutStore:
                 )
                 .values(state=state.value, finished_at=now, result=json.dumps(result, default=str))
             )
-            pending = self._outbox(conn, [event])
+            pending = self._outbox(conn, [event], also=also)
         self._publish(pending)
 
     def finish_item(
@@ -230,37 +246,45 @@ class PlayoutStore:
     # ---- announcing --------------------------------------------------------------------
 
     def _outbox(
-        self, conn: Connection, events: Sequence[PlayoutEvent], etype: str | None = None
-    ) -> list[tuple[int, dict[str, str]]]:
-        rows: list[tuple[int, dict[str, str]]] = []
-        for event in events:
-            envelope = EventEnvelope[PlayoutEvent](
-                type=etype or f"playout.{_type_of(event)}",
-                source=self.source,
-                subject=f"playout-item/{event.item_id}",
-                time=event.at,
-                data=event,
+        self,
+        conn: Connection,
+        events: Sequence[PlayoutEvent],
+        etype: str | None = None,
+        also: Sequence[tuple[StreamSpec, EventEnvelope[Any]]] = (),
+    ) -> list[tuple[int, StreamSpec, dict[str, str]]]:
+        items: list[tuple[StreamSpec, EventEnvelope[Any]]] = [
+            (
+                PLAYOUT_EVENTS,
+                EventEnvelope[PlayoutEvent](
+                    type=etype or f"playout.{_type_of(event)}",
+                    source=self.source,
+                    subject=f"playout-item/{event.item_id}",
+                    time=event.at,
+                    data=event,
+                ),
             )
+            for event in events
+        ]
+        rows: list[tuple[int, StreamSpec, dict[str, str]]] = []
+        for stream, envelope in [*items, *also]:
             fields = encode_entry(envelope)
             row_id = conn.execute(
                 insert(outbox)
-                .values(
-                    stream=PLAYOUT_EVENTS.name, envelope=fields["envelope"], created_at=event.at
-                )
+                .values(stream=stream.name, envelope=fields["envelope"], created_at=envelope.time)
                 .returning(outbox.c.id)
             ).scalar_one()
-            rows.append((int(row_id), fields))
+            rows.append((int(row_id), stream, fields))
         return rows
 
-    def _publish(self, pending: list[tuple[int, dict[str, str]]]) -> None:
+    def _publish(self, pending: list[tuple[int, StreamSpec, dict[str, str]]]) -> None:
         """Publish committed events; what fails stays for the service's outbox flusher."""
         sent: list[int] = []
         try:
-            for row_id, fields in pending:
+            for row_id, stream, fields in pending:
                 self.bus.client.xadd(
-                    self.bus.key(PLAYOUT_EVENTS),
+                    self.bus.key(stream),
                     dict(fields),  # type: ignore[arg-type]
-                    maxlen=PLAYOUT_EVENTS.maxlen,
+                    maxlen=stream.maxlen,
                     approximate=True,
                 )
                 sent.append(row_id)

@@ -50,6 +50,7 @@ from eas_schemas.playout_events import (
     PlayoutReply,
 )
 from eas_schemas.streams import AUDIO_METRICS, PLAYOUT_COMMANDS
+from eas_schemas.system_events import OutputAlarm
 from servicekit.bus import SyncBus, fields_to_str, sync_redis
 from servicekit.heartbeat import SyncHeartbeat
 
@@ -383,7 +384,19 @@ class PlayoutWorker:
                 detail={k: v for k, v in run.result.items() if _scalar(v)},
             )
             result = {**run.result, "error": run.error, "played_s": run.played_s}
-            self.store.finish_airing(item.id, run.output.id, run.state, now, result, event)
+            alarm = (
+                OutputAlarm(
+                    output=run.output.name,
+                    output_kind=run.output.kind,
+                    item_id=item.id,
+                    header=item.header,
+                    reason=reason,
+                    at=now,
+                )
+                if run.state is ItemState.FAILED
+                else None
+            )
+            self.store.finish_airing(item.id, run.output.id, run.state, now, result, event, alarm)
         states = {r.state for r in runs}
         if ItemState.INTERRUPTED in states:
             state, reason = ItemState.INTERRUPTED, interrupted_by[0] if interrupted_by else ""
