@@ -591,3 +591,32 @@ def test_what_was_received_long_ago_is_not_relayed_automatically(
         assert stale.passed is (action is RelayAction.RELAY), (candidate.source, stale.detail)
         if action is RelayAction.IGNORE:
             assert result.action is RelayAction.IGNORE and "operator may forward" in stale.detail
+
+
+def test_a_received_rmt_waits_for_confirmation_no_longer_than_its_60_minute_window(
+    make_air: AirFactory,
+) -> None:
+    rmt = make_air(originator="EAS", event="RMT", duration="0100")
+    long_wait = decide(
+        rmt,
+        events=["RMT"],
+        originators=["EAS"],
+        require_confirmation=["RMT"],
+        confirmation_timeout_s=3 * 3600,
+        delay_s=300,
+    )
+    assert long_wait.action is RelayAction.CONFIRM
+    # 60 minutes from receipt, less the relay delay that follows the confirmation.
+    assert long_wait.confirm_by == NOW + timedelta(minutes=55)
+    assert "47 CFR 11.61" in (check(long_wait, "rmt_window").reference or "")
+    short = decide(
+        rmt,
+        events=["RMT"],
+        originators=["EAS"],
+        require_confirmation=["RMT"],
+        confirmation_timeout_s=600,
+    )
+    assert short.confirm_by == NOW + timedelta(minutes=10)
+    tor = decide(make_air(), require_confirmation=["TOR"], confirmation_timeout_s=3 * 3600)
+    assert tor.confirm_by == NOW + timedelta(hours=3)
+    assert all(c.rule != "rmt_window" for c in tor.checks)

@@ -71,6 +71,7 @@ FULL_AGREEMENT = 3
 
 # Confirmations that exist because the message itself is doubtful: these never become a
 # timed relay, whatever confirmation_timeout_action says; an unanswered one is ignored.
+RMT_RELAY_WINDOW = timedelta(minutes=60)
 _DOUBT_RULES = frozenset({"air_agreement", "deviation", "event_code", "location"})
 
 
@@ -876,6 +877,16 @@ def evaluate(
                 require_confirmation=confirm_listed,
             )
         )
+    if event == "RMT":
+        checks.append(
+            _ok(
+                "rmt_window",
+                "A received RMT airs within 60 minutes of its receipt, by "
+                f"{now + RMT_RELAY_WINDOW:%H:%M} UTC (an operator's confirmation included).",
+                "47 CFR 11.61(a)(1)(i)",
+                window_minutes=60,
+            )
+        )
     if event == "EAN":
         checks.append(
             _ok(
@@ -911,6 +922,11 @@ def evaluate(
             ConfirmationTimeoutAction.IGNORE if doubtful else rules.confirmation_timeout_action
         )
         confirm_by = now + timedelta(seconds=rules.confirmation_timeout_s)
+        if event == "RMT":
+            # 47 CFR 11.61(a)(1)(i): a received RMT is retransmitted within 60 minutes; a
+            # confirmation that would come later (delay included) cannot make it legal.
+            latest = now + RMT_RELAY_WINDOW - timedelta(seconds=rules.delay_s)
+            confirm_by = min(confirm_by, latest)
         then = "relayed" if on_timeout is ConfirmationTimeoutAction.RELAY else "ignored"
         return Evaluation(
             action=RelayAction.CONFIRM,
