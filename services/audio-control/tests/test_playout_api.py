@@ -7,17 +7,23 @@ running one after it acted."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from sqlalchemy import insert, select, update
 
 from audio_control.playout.keying import keying_for
 from audio_control.playout.outputs import open_output
+from audio_control.playout.store import make_sync_engine
+from audio_control.playout.supervisor import WorkerSupervisor
 from audio_control.playout.worker import PlayoutWorker
 from audio_control.settings import AudioControlSettings
+from audio_control.tables import playout_airings, playout_items, playout_outputs
 from eas_schemas.envelope import decode_entry
 from eas_schemas.events import AlertEventType, AlertState
 from eas_schemas.streams import ALERT_EVENTS, PLAYOUT_COMMANDS, PLAYOUT_EVENTS
@@ -168,3 +174,68 @@ async def test_an_ean_decision_tells_the_worker_to_cut_before_its_message_is_com
     (item,) = await until("the EAN queued once composed", queued)
     assert item["event_code"] == "EAN" and item["decision_id"] == command["decision_id"]
     assert len(await preempts()) == 1  # the message's arrival does not cut again
+
+
+async def test_a_killed_worker_is_restarted_and_never_airs_the_cut_message_again(
+    service: httpx.AsyncClient, settings: AudioControlSettings, aredis: Any, bus_namespace: str
+) -> None:
+    engine = make_sync_engine(settings.database_url)
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        conn.execute(update(playout_outputs).values(enabled=False))  # the default WAV folder
+        conn.execute(
+            insert(playout_outputs).values(
+                name="card",
+                kind="null",
+                config=json.dumps({"kind": "null", "realtime": True}),
+                keying=json.dumps({"kind": "none"}),
+                enabled=True,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    rmt = await service.post("/api/audio/originations/rmt", json={})
+    assert rmt.status_code == 201, rmt.text
+    worker_settings = settings.model_copy(
+        update={"instance": "kill-test", "lease_ttl_s": 1.0, "playout_block_s": 0.05}
+    )
+    supervisor = WorkerSupervisor(worker_settings, backoff_s=0.2)
+    stop = asyncio.Event()
+    supervising = asyncio.create_task(supervisor.run(stop))
+    try:
+        sent = await service.post(f"/api/audio/messages/{rmt.json()['id']}/send")
+        item = sent.json()["item_id"]
+
+        async def on_air() -> bool:
+            return "playout.started" in await playout_types(aredis, bus_namespace)
+
+        await until("the RMT on air", on_air, 60)
+        first = supervisor.process
+        assert first is not None
+        first.kill()  # as the OOM killer or a power blip in the worker would
+
+        async def settled() -> Any:
+            with engine.connect() as conn:
+                row = conn.execute(select(playout_items).where(playout_items.c.id == item)).one()
+            return row if row.state == "interrupted" and supervisor.restarts == 1 else None
+
+        row = await until("the cut item settled by the next worker", settled, 60)
+        assert supervisor.process is not first and supervisor.running
+        await asyncio.sleep(1.5)  # the new worker has time to (wrongly) air it again
+    finally:
+        stop.set()
+        await supervising
+    assert "not aired again" in row.reason
+    with engine.connect() as conn:
+        airings = conn.execute(
+            select(playout_airings).where(playout_airings.c.item_id == item)
+        ).all()
+    engine.dispose()
+    assert [a.state for a in airings] == ["interrupted"]  # one airing, never a second
+    types = await playout_types(aredis, bus_namespace)
+    assert types.count("playout.started") == 1, types
+    entries = await aredis.xrange(stream_key(PLAYOUT_EVENTS, bus_namespace))
+    cut = [
+        decode_entry(f).data for _, f in entries if decode_entry(f).type == "playout.interrupted"
+    ]
+    assert any("EOM sent on restart" in e["reason"] for e in cut), cut
