@@ -1,0 +1,522 @@
+// The operator's console: relay, playout, station log and origination screens over the
+// audio-control API. Each screen loads by REST when it is shown and again when a /ws event of
+// its topic (relay, playout) says something changed; nothing polls. Controls are drawn only
+// for a role whose permissions the API would accept (servicekit.auth.permissions mirrors this
+// table): a viewer sees the same lists without the buttons.
+
+import { clear, countdown, formatDateTime, h } from "./ui.js";
+
+const VIEWER = ["alerts:read", "monitor:read", "audio:read", "system:read"];
+const OPERATOR = [...VIEWER, "alerts:write", "monitor:write", "audio:write", "relay:confirm", "settings:read"];
+const ADMIN = [...OPERATOR, "settings:write", "users:admin", "audit:read"];
+const ROLE_PERMISSIONS = {
+  viewer: new Set([...VIEWER, "account:self"]),
+  operator: new Set([...OPERATOR, "account:self"]),
+  admin: new Set([...ADMIN, "account:self"]),
+};
+const ANONYMOUS = new Set(VIEWER);
+
+const STATE_TEXT = {
+  pending_confirmation: "waiting for confirmation",
+  scheduled: "scheduled",
+  ignored: "ignored",
+  confirmed: "confirmed",
+  rejected: "rejected",
+  expired: "expired",
+  withdrawn: "withdrawn",
+  superseded: "superseded",
+  forwarded: "forwarded",
+  aired: "aired",
+};
+const FORWARDABLE = new Set(["ignored", "expired"]);
+const LOG_PAGE = 50;
+const DECISION_PAGE = 25;
+
+const $ = (id) => document.getElementById(id);
+
+export function permissionsOf(principal) {
+  if (!principal || !principal.role) return ANONYMOUS;
+  return ROLE_PERMISSIONS[principal.role] || ANONYMOUS;
+}
+
+/** "2026-12-02T14:30" in the browser's zone (a datetime-local value) as an ISO UTC time. */
+function localToIso(value) {
+  if (!value) return "";
+  const d = new Date(value);
+  return Number.isNaN(d.getTime()) ? "" : d.toISOString();
+}
+
+function pct(db) {
+  if (typeof db !== "number" || Number.isNaN(db)) return 0;
+  return Math.max(0, Math.min(100, ((db + 60) / 60) * 100));
+}
+
+function meter(label, level) {
+  const has = level && typeof level.rms_dbfs === "number";
+  const text = has ? `RMS ${level.rms_dbfs.toFixed(1)} dBFS, peak ${level.peak_dbfs.toFixed(1)} dBFS` : "no level yet";
+  return h("div", {
+    class: "meter", role: "meter", "aria-label": label,
+    "aria-valuemin": "-60", "aria-valuemax": "0",
+    "aria-valuenow": has ? String(Math.round(level.rms_dbfs)) : "-60",
+    "aria-valuetext": text, title: text,
+  },
+  h("span", { class: "rms", style: `clip-path:inset(0 ${100 - pct(has ? level.rms_dbfs : -60)}% 0 0)` }),
+  h("span", { class: "peak", style: `left:${pct(has ? level.peak_dbfs : -60)}%` }));
+}
+
+export function createConsole({ api, detailOf, announce }) {
+  let perms = ANONYMOUS;
+  let current = "board";
+  const can = (p) => perms.has(p);
+  const pending = new Map(); // view -> timer of a coalesced reload after events
+  const levels = new Map(); // output name -> latest OutputLevel from /ws levels
+  const decisions = { items: [], cursor: null };
+  const log = { items: [], cursor: null, total: 0 };
+  let composed = null; // the message the origination screen composed
+
+  const loaders = { relay: loadRelay, playout: loadPlayout, log: () => loadLog(false), originate: () => {} };
+
+  // ---- navigation -----------------------------------------------------------------------------
+
+  function applyPermissions() {
+    for (const el of document.querySelectorAll("[data-perm]")) el.hidden = !can(el.dataset.perm);
+    const nav = $("views");
+    const active = nav.querySelector(`[data-view="${current}"]`);
+    if (active && active.hidden) show("board");
+  }
+
+  function show(view) {
+    current = view;
+    for (const btn of $("views").querySelectorAll("button[data-view]")) {
+      if (btn.dataset.view === view) btn.setAttribute("aria-current", "page");
+      else btn.removeAttribute("aria-current");
+    }
+    $("board").hidden = view !== "board";
+    for (const name of Object.keys(loaders)) $(`view-${name}`).hidden = name !== view;
+    if (loaders[view]) loaders[view]();
+  }
+
+  function reloadSoon(view) {
+    if (current !== view || pending.has(view)) return;
+    // A decision changes several times in a second (decided, composed): one reload for all.
+    pending.set(view, setTimeout(() => {
+      pending.delete(view);
+      if (current === view) loaders[view]();
+    }, 150));
+  }
+
+  // ---- relay --------------------------------------------------------------------------------
+
+  function checksList(d) {
+    return h("ul", { class: "checks" }, (d.checks || []).map((c) =>
+      h("li", { class: c.passed ? "pass" : "fail" },
+        h("span", { class: "pill" }, c.passed ? "pass" : "fail"), " ",
+        h("strong", {}, c.rule.replaceAll("_", " ")), ": ", c.detail)));
+  }
+
+  function noteField(id, label) {
+    return [h("label", { for: id }, label), h("input", { id, maxlength: "500", autocomplete: "off" })];
+  }
+
+  async function act(errorId, path, note) {
+    $(errorId).textContent = "";
+    const r = await api(path, {
+      method: "POST",
+      body: note ? JSON.stringify({ note }) : undefined,
+      headers: note ? { "Content-Type": "application/json" } : {},
+    });
+    if (!r.ok) {
+      $(errorId).textContent = detailOf(r);
+      return null;
+    }
+    return r.doc;
+  }
+
+  function pendingCard(d) {
+    const id = d.decision_id;
+    const titleId = `pending-${id}-title`;
+    const controls = can("relay:confirm")
+      ? h("div", { class: "actions" },
+        h("button", {
+          type: "button", class: "primary",
+          onclick: async () => {
+            const done = await act("relay-error", `/api/audio/confirmations/${id}/confirm`);
+            if (done) announce(`Confirmed: ${d.event_name}. ${done.reason}`, false);
+            loadRelay();
+          },
+        }, `Confirm ${d.event_name}`),
+        noteField(`reject-note-${id}`, "Reason for rejecting (optional)"),
+        h("button", {
+          type: "button", class: "danger",
+          onclick: async () => {
+            const note = $(`reject-note-${id}`).value.trim();
+            const done = await act("relay-error", `/api/audio/confirmations/${id}/reject`, note);
+            if (done) announce(`Rejected: ${d.event_name}.`, false);
+            loadRelay();
+          },
+        }, `Reject ${d.event_name}`))
+      : null;
+    return h("li", { class: "card pending", dataset: { id: String(id) } },
+      h("article", { "aria-labelledby": titleId },
+        h("div", { class: "row" },
+          h("h4", { id: titleId }, d.event_name),
+          d.event_code ? h("span", { class: "code" }, d.event_code) : null,
+          h("span", { class: "pill" }, d.source),
+          d.confirm_by ? countdown(d.confirm_by, { prefix: "confirm within ", past: "timed out" }) : null),
+        h("p", {}, d.reason),
+        d.on_timeout ? h("p", { class: "meta" }, `If no one acts: ${d.on_timeout === "relay" ? "it is relayed" : "it is ignored"}.`) : null,
+        d.header ? h("p", {}, h("code", { class: "raw" }, d.header)) : null,
+        h("p", { class: "meta" }, `${(d.locations || []).join(" ")} · decided ${formatDateTime(d.decided_at)}`),
+        d.message_id
+          ? h("p", { class: "preview" }, h("audio", {
+            controls: true, preload: "none", src: `/api/audio/messages/${d.message_id}/audio`,
+            "aria-label": `Preview of the ${d.event_name} message`,
+          }))
+          : h("p", { class: "meta" }, "The message is being composed; its preview follows."),
+        h("details", {}, h("summary", {}, "Why: every rule checked"), checksList(d)),
+        controls));
+  }
+
+  function decisionItem(d) {
+    const id = d.decision_id;
+    const forward = can("relay:confirm") && FORWARDABLE.has(d.state)
+      ? h("div", { class: "actions" },
+        noteField(`forward-note-${id}`, "Reason for forwarding (optional)"),
+        h("button", {
+          type: "button",
+          onclick: async () => {
+            const note = $(`forward-note-${id}`).value.trim();
+            const done = await act("relay-error", `/api/audio/decisions/${id}/forward`, note);
+            if (done) announce(`Forwarded: ${d.event_name}.`, false);
+            loadRelay();
+          },
+        }, `Forward ${d.event_name} by hand`))
+      : null;
+    return h("li", { class: `card decision state-${d.state}`, dataset: { id: String(id) } },
+      h("div", { class: "row" },
+        h("h4", {}, d.event_name),
+        d.event_code ? h("span", { class: "code" }, d.event_code) : null,
+        h("span", { class: `pill state-${d.state}` }, STATE_TEXT[d.state] || d.state),
+        h("span", { class: "pill" }, d.source),
+        h("time", { datetime: d.decided_at }, formatDateTime(d.decided_at))),
+      h("p", {}, d.reason),
+      d.actor ? h("p", { class: "meta" }, `by ${d.actor}`) : null,
+      h("details", {}, h("summary", {}, "Every rule checked"), checksList(d)),
+      forward);
+  }
+
+  async function loadRelay() {
+    $("relay-error").textContent = "";
+    const [p, list] = await Promise.all([api("/api/audio/confirmations"), fetchDecisions(null)]);
+    const pl = clear($("pending-list"));
+    if (!p.ok) $("relay-error").textContent = `Could not load the confirmations: ${detailOf(p)}`;
+    const items = p.ok ? p.doc : [];
+    $("pending-count").textContent = String(items.length);
+    $("pending-empty").hidden = items.length > 0;
+    for (const d of items) pl.appendChild(pendingCard(d));
+    if (list) {
+      decisions.items = list.items;
+      decisions.cursor = list.next_cursor;
+      renderDecisions();
+    }
+  }
+
+  async function fetchDecisions(cursor) {
+    const q = new URLSearchParams({ limit: String(DECISION_PAGE) });
+    const st = $("decisions-state").value;
+    if (st) q.set("state", st);
+    if (cursor) q.set("cursor", cursor);
+    const r = await api(`/api/audio/decisions?${q}`);
+    if (!r.ok) {
+      $("relay-error").textContent = `Could not load the decisions: ${detailOf(r)}`;
+      return null;
+    }
+    return r.doc;
+  }
+
+  function renderDecisions() {
+    const list = clear($("decision-list"));
+    $("decisions-empty").hidden = decisions.items.length > 0;
+    for (const d of decisions.items) list.appendChild(decisionItem(d));
+    $("decisions-more").hidden = !decisions.cursor;
+  }
+
+  async function moreDecisions() {
+    const page = await fetchDecisions(decisions.cursor);
+    if (!page) return;
+    decisions.items.push(...page.items);
+    decisions.cursor = page.next_cursor;
+    renderDecisions();
+  }
+
+  // ---- playout ------------------------------------------------------------------------------
+
+  async function loadPlayout() {
+    $("playout-error").textContent = "";
+    const [q, o] = await Promise.all([api("/api/audio/playout/queue"), api("/api/audio/outputs")]);
+    if (!q.ok) $("playout-error").textContent = `Could not load the queue: ${detailOf(q)}`;
+    if (!o.ok) $("playout-error").textContent = `Could not load the outputs: ${detailOf(o)}`;
+    const queue = q.ok ? q.doc : [];
+    const ql = clear($("queue-list"));
+    $("queue-count").textContent = String(queue.length);
+    $("queue-empty").hidden = queue.length > 0;
+    for (const item of queue) ql.appendChild(queueItem(item));
+    const outputs = o.ok ? o.doc : [];
+    const ol = clear($("output-list"));
+    $("outputs-empty").hidden = outputs.length > 0;
+    for (const out of outputs) ol.appendChild(outputCard(out));
+  }
+
+  function queueItem(item) {
+    const cancel = can("audio:write") && item.state === "queued"
+      ? h("button", {
+        type: "button",
+        onclick: async () => {
+          await act("playout-error", `/api/audio/playout/${item.item_id}/cancel`);
+          loadPlayout();
+        },
+      }, `Take ${item.event_code} off the queue`)
+      : null;
+    return h("li", { class: `card queue-item state-${item.state}`, dataset: { id: String(item.item_id) } },
+      h("div", { class: "row" },
+        h("h4", {}, item.event_code),
+        h("span", { class: `pill state-${item.state}` }, item.state === "playing" ? "on air" : item.state),
+        h("span", { class: "pill" }, item.precedence_class.replaceAll("_", " ")),
+        item.output ? h("span", { class: "pill" }, item.output) : null,
+        item.state === "queued" && item.air_at ? countdown(item.air_at, { prefix: "airs in ", past: "due" }) : null),
+      h("p", {}, h("code", { class: "raw" }, item.header)),
+      h("p", { class: "meta" }, item.reason),
+      cancel);
+  }
+
+  function outputCard(out) {
+    const st = out.status || {};
+    const level = levels.get(out.name) || st.level;
+    const onAir = st.playing || (level && level.playing);
+    const tone = can("audio:write")
+      ? h("button", {
+        type: "button",
+        onclick: async () => {
+          const reply = await act("playout-error", `/api/audio/outputs/${encodeURIComponent(out.name)}/test-tone`);
+          if (reply) $("playout-result").textContent = `${out.name}: ${reply.detail}`;
+        },
+      }, `Test tone on ${out.name}`)
+      : null;
+    return h("li", { class: `card output${onAir ? " on-air" : ""}`, dataset: { output: out.name } },
+      h("div", { class: "row" },
+        h("h4", {}, out.name),
+        h("span", { class: "pill" }, out.kind),
+        h("span", { class: `pill ${out.enabled ? "ok" : "warn"}` }, out.enabled ? "enabled" : "disabled"),
+        h("span", { class: `pill ${onAir ? "busy" : ""}`, dataset: { role: "air" } }, onAir ? "on air" : "idle"),
+        h("span", { class: "pill" }, st.held_by ? `held by ${st.held_by}` : "no worker holds it")),
+      meter(`${out.name} output level`, level),
+      st.last
+        ? h("p", { class: "meta" }, `last: item ${st.last.item_id} ${st.last.state}, ${formatDateTime(st.last.finished_at || st.last.started_at)}`,
+          st.last.error ? h("span", { class: "bad" }, ` ${st.last.error}`) : null)
+        : h("p", { class: "meta" }, "nothing aired on it yet"),
+      tone ? h("div", { class: "actions" }, tone) : null);
+  }
+
+  async function stopPlayout() {
+    const reply = await act("playout-error", "/api/audio/playout/stop");
+    if (reply) $("playout-result").textContent = reply.detail;
+    loadPlayout();
+  }
+
+  function onLevel(data) {
+    if (!data || typeof data.output !== "string") return;
+    levels.set(data.output, data);
+    if (current !== "playout") return;
+    const card = $("output-list").querySelector(`[data-output="${CSS.escape(data.output)}"]`);
+    if (!card) return;
+    card.querySelector("[role=meter]").replaceWith(meter(`${data.output} output level`, data));
+    card.classList.toggle("on-air", Boolean(data.playing));
+    const air = card.querySelector("[data-role=air]");
+    air.textContent = data.playing ? "on air" : "idle";
+    air.classList.toggle("busy", Boolean(data.playing));
+  }
+
+  // ---- station log --------------------------------------------------------------------------
+
+  function logQuery() {
+    const form = $("log-filter");
+    const q = new URLSearchParams();
+    const from = localToIso(form.from.value);
+    const to = localToIso(form.to.value);
+    if (from) q.set("from", from);
+    if (to) q.set("to", to);
+    if (form.kind.value) q.set("kind", form.kind.value);
+    const ev = form.event_code.value.trim().toUpperCase();
+    if (ev) q.set("event_code", ev);
+    const text = form.text.value.trim();
+    if (text) q.set("text", text);
+    return q;
+  }
+
+  function clearFieldErrors() {
+    for (const el of $("log-filter").querySelectorAll(".field-error")) el.textContent = "";
+    for (const el of $("log-filter").querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
+  }
+
+  /** Show a 4xx's per-field messages beside their inputs; true if one was placed. */
+  function fieldErrors(r) {
+    const d = r.doc && r.doc.detail;
+    if (!Array.isArray(d)) return false;
+    let placed = false;
+    for (const e of d) {
+      // ["query", "kind", 0] names the field "kind": the last string of the location.
+      const name = Array.isArray(e.loc) ? [...e.loc].reverse().find((x) => typeof x === "string") : null;
+      const slot = name && $(`log-${name}-error`);
+      if (!slot) continue;
+      slot.textContent = e.msg;
+      const input = $("log-filter").elements[name];
+      if (input) input.setAttribute("aria-invalid", "true");
+      placed = true;
+    }
+    return placed;
+  }
+
+  async function loadLog(more) {
+    $("log-error").textContent = "";
+    clearFieldErrors();
+    const q = logQuery();
+    $("log-csv").href = `/api/audio/log.csv${q.toString() ? `?${q}` : ""}`;
+    q.set("limit", String(LOG_PAGE));
+    if (more && log.cursor) q.set("cursor", log.cursor);
+    const r = await api(`/api/audio/log?${q}`);
+    if (!r.ok) {
+      if (!fieldErrors(r)) $("log-error").textContent = `Could not load the station log: ${detailOf(r)}`;
+      return;
+    }
+    if (more) log.items.push(...r.doc.items);
+    else log.items = r.doc.items;
+    log.cursor = r.doc.next_cursor;
+    log.total = r.doc.total;
+    renderLog();
+  }
+
+  function renderLog() {
+    const body = clear($("log-body"));
+    for (const e of log.items) {
+      body.appendChild(h("tr", { dataset: { seq: String(e.seq) } },
+        h("td", {}, String(e.seq)),
+        h("td", {}, h("time", { datetime: e.at }, formatDateTime(e.at))),
+        h("td", {}, e.kind.replaceAll("_", " ")),
+        h("td", {}, e.summary, e.header ? [h("br"), h("code", { class: "raw" }, e.header)] : null,
+          e.reasons ? [h("br"), h("span", { class: "meta" }, e.reasons)] : null),
+        h("td", {}, e.actor || "")));
+    }
+    $("log-total").textContent = `${log.items.length} of ${log.total} entries`;
+    $("log-more").hidden = !log.cursor;
+  }
+
+  function setMonth() {
+    const value = $("log-month").value;
+    const [y, m] = value.split("-").map(Number);
+    const link = $("log-pdf");
+    if (y && m) link.href = `/api/audio/log/${y}/${m}.pdf`;
+  }
+
+  async function verify(path, label) {
+    const out = $("verify-result");
+    out.textContent = `Checking the ${label}…`;
+    out.className = "result";
+    const r = await api(path);
+    if (!r.ok) {
+      out.textContent = `Could not check the ${label}: ${detailOf(r)}`;
+      out.classList.add("bad");
+      return;
+    }
+    const v = r.doc;
+    if (v.intact) {
+      out.textContent = `The ${label} is intact: ${v.count} entries checked${v.count ? ` (#${v.first_seq}–#${v.last_seq})` : ""}, signed by key ${v.key_id}.`;
+      out.classList.add("ok");
+    } else {
+      const b = v.broken || {};
+      out.textContent = `The ${label} is broken at entry #${b.seq} (${b.reason}): ${b.detail}`;
+      out.classList.add("bad");
+    }
+  }
+
+  // ---- origination --------------------------------------------------------------------------
+
+  const TESTS = {
+    rwt: { path: "/api/audio/originations/rwt", text: "Compose a Required Weekly Test (header and end of message, no narration) for the station's area?" },
+    rmt: { path: "/api/audio/originations/rmt", text: "Compose a Required Monthly Test, with the standard test script, for the station's area?" },
+  };
+  let asking = null;
+
+  function ask(kind) {
+    asking = kind;
+    $("originate-error").textContent = "";
+    $("originate-confirm-text").textContent = TESTS[kind].text;
+    $("originate-confirm").hidden = false;
+    $("originate-yes").focus();
+  }
+
+  async function composeTest() {
+    const kind = asking;
+    $("originate-confirm").hidden = true;
+    if (!kind) return;
+    asking = null;
+    $("originate-yes").disabled = true;
+    const msg = await act("originate-error", TESTS[kind].path);
+    $("originate-yes").disabled = false;
+    if (!msg) return;
+    composed = msg;
+    $("composed").hidden = false;
+    $("composed-header").textContent = msg.header;
+    $("composed-audio").src = msg.audio_url || `/api/audio/messages/${msg.id}/audio`;
+    $("composed-result").textContent = "";
+    $("composed-send").hidden = false;
+    $("composed-send").focus();
+  }
+
+  async function sendComposed() {
+    if (!composed) return;
+    const item = await act("originate-error", `/api/audio/messages/${composed.id}/send`);
+    if (!item) return;
+    $("composed-result").textContent = `Queued for air as item ${item.item_id} (${item.state}). Follow it on the Playout screen.`;
+    $("composed-send").hidden = true;
+    composed = null;
+  }
+
+  // ---- wiring -------------------------------------------------------------------------------
+
+  for (const btn of $("views").querySelectorAll("button[data-view]")) {
+    btn.addEventListener("click", () => show(btn.dataset.view));
+  }
+  $("decisions-filter").addEventListener("submit", (ev) => { ev.preventDefault(); loadRelay(); });
+  $("decisions-more").addEventListener("click", moreDecisions);
+  $("playout-stop").addEventListener("click", stopPlayout);
+  $("log-filter").addEventListener("submit", (ev) => { ev.preventDefault(); loadLog(false); });
+  $("log-more").addEventListener("click", () => loadLog(true));
+  const now = new Date();
+  $("log-month").value = `${now.getFullYear()}-${String(now.getMonth() + 1).padStart(2, "0")}`;
+  $("log-month").addEventListener("change", setMonth);
+  setMonth();
+  $("log-verify").addEventListener("click", () => verify("/api/audio/log/verify", "station log"));
+  $("audit-verify").addEventListener("click", () => verify("/api/audit/verify", "audit log"));
+  $("rwt").addEventListener("click", () => ask("rwt"));
+  $("rmt").addEventListener("click", () => ask("rmt"));
+  $("originate-yes").addEventListener("click", composeTest);
+  $("originate-no").addEventListener("click", () => { asking = null; $("originate-confirm").hidden = true; });
+  $("composed-send").addEventListener("click", sendComposed);
+
+  return {
+    setPrincipal(principal) {
+      perms = permissionsOf(principal);
+      applyPermissions();
+    },
+    onEvent(msg) {
+      if (msg.topic === "relay") reloadSoon("relay");
+      else if (msg.topic === "playout") {
+        reloadSoon("playout");
+        const data = (msg.envelope || {}).data || {};
+        if (data.state === "playing" && data.event_code) announce(`On air: ${data.event_code}${data.output ? ` on ${data.output}` : ""}.`, false);
+      } else if (msg.topic === "levels") onLevel((msg.envelope || {}).data);
+    },
+    show,
+    get view() { return current; },
+  };
+}
