@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -32,7 +33,7 @@ from typing import Any
 import pytest
 import redis
 
-from eas_schemas.envelope import EventEnvelope
+from eas_schemas.envelope import EventEnvelope, decode_entry
 from eas_schemas.events import POLLER_STATUS_TYPE, FeedKind, PollerStatus
 from eas_schemas.monitor_events import (
     AUDIO_INPUT_LEVEL_TYPE,
@@ -55,10 +56,11 @@ from eas_schemas.streams import (
     MONITOR_STATUS,
     POLLER_STATUS,
     SAME_EVENTS,
+    SERVICE_HEARTBEAT,
 )
 from eas_testkit.factories import ingested_envelope, make_alert
 from servicekit.auth.tokens import write_keypair
-from servicekit.bus import SyncBus
+from servicekit.bus import SyncBus, stream_key
 from servicekit.embedded import free_port
 
 pytestmark = pytest.mark.integration
@@ -151,6 +153,7 @@ def station_env(
         STATION_API_PASSWORD_MEMORY_KIB="8192",
         STATION_API_PASSWORD_TIME_COST="1",
         EAS_MONITOR_DATA_DIR=str(tmp_path / "eas-monitor"),
+        AUDIO_CONTROL_AIRED_DIR=str(tmp_path / "aired"),
     )
     return env
 
@@ -475,8 +478,9 @@ def test_dashboard_live_in_chromium(station: Station, bus: SyncBus, tmp_path: Pa
         expect(wall.locator("#alert-list li")).to_have_count(2)
         # Heartbeats of the last minutes come from the /ws replay, not from REST.
         # One instance per hosted service: alerts-api, station-api, eas-monitor,
-        # audio-control, ws-broadcaster.
-        expect(wall.locator("#health-list li")).to_have_count(5, timeout=20_000)
+        # audio-control, ws-broadcaster, and audio-control's supervised playout worker
+        # (audio-control-playout, its own process and heartbeat).
+        expect(wall.locator("#health-list li")).to_have_count(6, timeout=20_000)
         expect(wall.locator("#same-list li")).to_have_count(2)
         overflow = wall.evaluate("document.documentElement.scrollWidth")
         assert overflow <= 1921, f"the wall page is {overflow}px wide"
@@ -534,3 +538,254 @@ def test_first_start_setup_from_the_login_page(new_station: Station, tmp_path: P
         page.screenshot(path=str(tmp_path / "setup-done-phone.png"), full_page=True)
         browser.close()
     assert not errors, errors
+
+
+# ---- the operator's console ----------------------------------------------------------------
+
+VIEWER, VIEWER_PASSWORD = "watcher", "viewer test password 1"
+
+
+def _http(
+    station: Station, method: str, path: str, token: str, doc: dict[str, Any] | None = None
+) -> Any:
+    request = urllib.request.Request(
+        f"{station.url}{path}",
+        method=method,
+        data=json.dumps(doc).encode() if doc is not None else None,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return json.loads(answer.read() or b"null")
+
+
+def _token(station: Station, user: str, password: str) -> str:
+    form = urllib.parse.urlencode({"username": user, "password": password}).encode()
+    with urllib.request.urlopen(f"{station.url}/api/auth/token", data=form, timeout=30) as answer:
+        token: str = json.loads(answer.read())["access_token"]
+    return token
+
+
+def _wait_for_settings(redis_url: str, namespace: str, version: int) -> None:
+    """Until audio-control's heartbeat says it runs on settings `version` (or later)."""
+    client = redis.Redis.from_url(redis_url)
+    key = stream_key(SERVICE_HEARTBEAT, namespace)
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            for _, fields in client.xrevrange(key, count=20):
+                env = decode_entry({k.decode(): v.decode() for k, v in fields.items()})
+                data = env.data if isinstance(env.data, dict) else env.data.model_dump()
+                figures = data.get("figures") or {}
+                if (
+                    data.get("service") == "audio-control"
+                    and figures.get("settings_version", -1) >= version
+                ):
+                    return
+            time.sleep(0.3)
+    finally:
+        client.close()
+    pytest.fail(f"audio-control did not apply settings version {version}")
+
+
+def _sign_in(page: Any, url: str, user: str, password: str) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(url)
+    page.get_by_label("User name", exact=True).fill(user)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.locator("#login-submit").click()
+    expect(page.locator("#board")).to_be_visible()
+    expect(page.locator("#conn")).to_have_attribute("data-state", "live", timeout=30_000)
+
+
+def test_console_relay_playout_log_and_origination(
+    station: Station, bus: SyncBus, redis_url: str, bus_namespace: str, tmp_path: Path
+) -> None:
+    """An operator's day at the console, against the real services: a Tornado Warning waits
+    for confirmation (countdown, reasons, audio preview), is confirmed and airs; an ignored
+    alert is forwarded by hand; a test tone, an RWT composed, previewed, sent and aired; the
+    station log filtered, a bad filter shown at its field, exported, printed and verified.
+    A viewer then sees the same screens without any control."""
+    from playwright.sync_api import expect, sync_playwright
+
+    executable = _chromium()
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    admin = _token(station, ADMIN, PASSWORD)
+    saved = _http(
+        station,
+        "PATCH",
+        "/api/settings",
+        admin,
+        {
+            "patch": {
+                "identity": {"name": "Console FM", "callsign": "WCON/FM"},
+                "location": {"same_codes": ["039035"]},
+                "relay": {
+                    "enabled": True,
+                    "events": ["TOR"],
+                    "require_confirmation": ["TOR"],
+                    "confirmation_timeout_s": 900,
+                    "delay_s": 0,
+                },
+            }
+        },
+    )
+    _http(
+        station,
+        "POST",
+        "/api/users",
+        admin,
+        {"username": VIEWER, "password": VIEWER_PASSWORD, "role": "viewer"},
+    )
+    _wait_for_settings(redis_url, bus_namespace, saved["version"])
+    problems: list[str] = []
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(executable), args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+        page.set_default_timeout(30_000)
+        _sign_in(page, station.url, ADMIN, PASSWORD)
+        views = page.get_by_role("navigation", name="Screens")
+
+        # 1. Relay: a pending confirmation with its countdown, reasons and preview.
+        views.get_by_role("button", name="Relay").click()
+        expect(page.locator("#view-relay")).to_be_visible()
+        expect(page.locator("#board")).to_be_hidden()
+        bus.publish(ALERTS_INGESTED, ingested_envelope(make_alert(event="Tornado Warning")))
+        card = page.locator("#pending-list > li", has_text="Tornado Warning")
+        expect(card).to_be_visible(timeout=60_000)
+        expect(card.locator("time.countdown")).to_contain_text("confirm within")
+        expect(card).to_contain_text("If no one acts: it is ignored.")
+        card.get_by_text("Why: every rule checked").click()
+        expect(card.locator(".checks")).to_contain_text("039035")
+        audio = card.locator("audio")
+        expect(audio).to_have_count(1, timeout=60_000)
+        src = audio.get_attribute("src")
+        assert src and src.startswith("/api/audio/messages/")
+        wav = page.request.get(f"{station.url}{src}")
+        assert wav.status == 200 and wav.headers["content-type"] == "audio/wav"
+        assert wav.body()[:4] == b"RIFF"
+        page.screenshot(path=str(shots / "relay-pending.png"), full_page=True)
+
+        card.get_by_role("button", name="Confirm Tornado Warning").click()
+        expect(page.locator("#pending-empty")).to_be_visible()
+        tor = page.locator("#decision-list > li", has_text="Tornado Warning").first
+        # Confirmed, then aired by the playout worker on the station's WAV output.
+        expect(tor.locator(".pill.state-aired")).to_be_visible(timeout=60_000)
+        expect(tor).to_contain_text(f"by {ADMIN}")
+
+        # An alert the rules ignore (SVR is not relayed) is forwarded by hand.
+        bus.publish(
+            ALERTS_INGESTED,
+            ingested_envelope(make_alert(event="Severe Thunderstorm Warning", same_event="SVR")),
+        )
+        svr = page.locator("#decision-list > li", has_text="Severe Thunderstorm Warning").first
+        expect(svr.locator(".pill.state-ignored")).to_be_visible(timeout=60_000)
+        svr.get_by_label("Reason for forwarding (optional)").fill("county EM asked")
+        svr.get_by_role("button", name="Forward Severe Thunderstorm Warning by hand").click()
+        svr = page.locator("#decision-list > li", has_text="Severe Thunderstorm Warning").first
+        expect(svr.locator(".pill.state-ignored")).to_have_count(0)
+        expect(svr).not_to_contain_text("ignored", timeout=30_000)
+        expect(page.locator("#relay-error")).to_have_text("")
+        page.screenshot(path=str(shots / "relay-decisions.png"), full_page=True)
+
+        # 2. Playout: the outputs with their last airing; a test tone.
+        views.get_by_role("button", name="Playout").click()
+        output = page.locator("#output-list > li").first
+        expect(output).to_be_visible()
+        expect(output.locator("[role=meter]")).to_have_count(1)
+        expect(output).to_contain_text("aired")
+        name = output.get_attribute("data-output")
+        output.get_by_role("button", name=f"Test tone on {name}").click()
+        expect(page.locator("#playout-result")).to_contain_text(f"{name}:")
+        expect(page.locator("#playout-error")).to_have_text("")
+
+        # 3. Origination: an RWT asks once more, is previewed, sent, and airs.
+        views.get_by_role("button", name="Originate").click()
+        page.get_by_role("button", name="Required Weekly Test (RWT)…").click()
+        expect(page.locator("#originate-confirm")).to_contain_text("Required Weekly Test")
+        page.get_by_role("button", name="Compose it").click()
+        expect(page.locator("#composed-header")).to_contain_text("-RWT-039035")
+        expect(page.locator("#composed-header")).to_contain_text("-WCON/FM -")
+        preview = page.locator("#composed-audio").get_attribute("src")
+        assert preview
+        assert page.request.get(f"{station.url}{preview}").headers["content-type"] == "audio/wav"
+        page.get_by_role("button", name="Send to air").click()
+        expect(page.locator("#composed-result")).to_contain_text("Queued for air as item")
+        item = re.search(r"item (\d+)", page.locator("#composed-result").inner_text())
+        assert item
+        views.get_by_role("button", name="Playout").click()
+        expect(page.locator("#output-list > li").first).to_contain_text(
+            f"last: item {item.group(1)} aired", timeout=60_000
+        )
+        page.get_by_role("button", name="Stop what is on air").click()
+        expect(page.locator("#playout-result")).not_to_have_text("")
+        page.screenshot(path=str(shots / "playout.png"), full_page=True)
+
+        # 4. The station log: entries, a filter, a bad filter at its field, export, verify.
+        views.get_by_role("button", name="Station log").click()
+        rows = page.locator("#log-body tr")
+        expect(rows.first).to_be_visible()
+        expect(page.locator("#log-body")).to_contain_text("relayed")
+        page.get_by_label("Kind").select_option("originated")
+        page.get_by_role("button", name="Filter").click()
+        kind_cells = page.locator("#log-body tr td:nth-child(3)")
+        expect(kind_cells.filter(has_not_text="originated")).to_have_count(0)
+        expect(page.locator("#log-body")).to_contain_text("RWT")
+        kinds = page.locator("#log-body tr td:nth-child(3)").all_inner_texts()
+        assert kinds and set(kinds) == {"originated"}, kinds
+        page.get_by_label("From").fill("2026-06-02T12:00")
+        page.get_by_label("To", exact=True).fill("2026-06-01T12:00")
+        page.get_by_role("button", name="Filter").click()
+        expect(page.locator("#log-to-error")).to_contain_text("'to' must be after 'from'")
+        expect(page.get_by_label("To", exact=True)).to_have_attribute("aria-invalid", "true")
+        page.get_by_label("From").fill("")
+        page.get_by_label("To", exact=True).fill("")
+        page.get_by_role("button", name="Filter").click()
+        expect(page.locator("#log-to-error")).to_have_text("")
+        csv = page.request.get(f"{station.url}{page.locator('#log-csv').get_attribute('href')}")
+        assert csv.status == 200 and csv.text().startswith("seq,"), csv.text()[:200]
+        pdf = page.request.get(f"{station.url}{page.locator('#log-pdf').get_attribute('href')}")
+        assert pdf.status == 200 and pdf.body()[:5] == b"%PDF-"
+        page.get_by_role("button", name="Verify the station log").click()
+        expect(page.locator("#verify-result")).to_contain_text("The station log is intact")
+        page.get_by_role("button", name="Verify the audit log").click()
+        expect(page.locator("#verify-result")).to_contain_text("The audit log is intact")
+        page.screenshot(path=str(shots / "station-log.png"), full_page=True)
+
+        # 5. A viewer: the same screens, no control.
+        other = browser.new_context(viewport={"width": 390, "height": 844})
+        viewer = other.new_page()
+        viewer.on("pageerror", lambda exc: problems.append(f"viewer page error: {exc}"))
+        viewer.set_default_timeout(30_000)
+        _sign_in(viewer, station.url, VIEWER, VIEWER_PASSWORD)
+        nav = viewer.get_by_role("navigation", name="Screens")
+        expect(nav.get_by_role("button", name="Relay")).to_be_visible()
+        expect(nav.get_by_role("button", name="Originate")).to_be_hidden()
+        nav.get_by_role("button", name="Relay").click()
+        expect(viewer.locator("#decision-list > li").first).to_be_visible()
+        expect(viewer.locator("#view-relay button", has_text="Forward")).to_have_count(0)
+        expect(viewer.locator("#view-relay button", has_text="Confirm")).to_have_count(0)
+        nav.get_by_role("button", name="Playout").click()
+        expect(viewer.locator("#output-list > li").first).to_be_visible()
+        expect(viewer.get_by_role("button", name="Stop what is on air")).to_be_hidden()
+        expect(viewer.locator("#output-list button")).to_have_count(0)
+        nav.get_by_role("button", name="Station log").click()
+        expect(viewer.locator("#log-body tr").first).to_be_visible()
+        expect(viewer.get_by_role("button", name="Verify the audit log")).to_be_hidden()
+        viewer.get_by_role("button", name="Verify the station log").click()
+        expect(viewer.locator("#verify-result")).to_contain_text("intact")
+        overflow = viewer.evaluate("document.documentElement.scrollWidth")
+        assert overflow <= 391, f"the console is {overflow}px wide on a 390px phone"
+        viewer.screenshot(path=str(shots / "viewer-log-phone.png"), full_page=True)
+        browser.close()
+
+    assert not problems, problems
+    target = os.environ.get("EAS_SCREENSHOT_DIR")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        for shot in shots.iterdir():
+            shutil.copy(shot, Path(target) / shot.name)
