@@ -703,8 +703,28 @@ def test_console_relay_playout_log_and_origination(
         expect(page.locator("#playout-result")).to_contain_text(f"{name}:")
         expect(page.locator("#playout-error")).to_have_text("")
 
-        # 3. Origination: an RWT asks once more, is previewed, sent, and airs.
+        # 3. Origination: a message by county name, a missing location shown at its field;
+        # then an RWT asks once more, is previewed, sent, and airs.
         views.get_by_role("button", name="Originate").click()
+        page.get_by_label("Event", exact=True).select_option("CEM")
+        page.get_by_role("button", name="Compose and preview").click()
+        expect(page.locator("#orig-locations-error")).to_contain_text("at least 1")
+        expect(page.get_by_label("County or state")).to_have_attribute("aria-invalid", "true")
+        page.get_by_label("County or state").fill("cuyah")
+        choice = "Cuyahoga County, OH (039035)"
+        expect(page.locator(f'#orig-places option[value="{choice}"]')).to_have_count(1)
+        page.get_by_label("County or state").fill(choice)
+        page.get_by_role("button", name="Add location").click()
+        expect(page.locator("#orig-locations")).to_contain_text("Cuyahoga County, OH 039035")
+        page.get_by_label("Valid for (HHMM)").select_option("0030")
+        page.get_by_label("Narration", exact=False).fill("This is a console test. *** Only a test.")
+        page.get_by_role("button", name="Compose and preview").click()
+        expect(page.locator("#composed-header")).to_contain_text("-CEM-039035+0030-")
+        expect(page.locator("#orig-locations-error")).to_have_text("")
+        cem = page.locator("#composed-audio").get_attribute("src")
+        assert cem
+        assert page.request.get(f"{station.url}{cem}").headers["content-type"] == "audio/wav"
+        page.screenshot(path=str(shots / "originate.png"), full_page=True)
         page.get_by_role("button", name="Required Weekly Test (RWT)…").click()
         expect(page.locator("#originate-confirm")).to_contain_text("Required Weekly Test")
         page.get_by_role("button", name="Compose it").click()

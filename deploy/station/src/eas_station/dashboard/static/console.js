@@ -74,7 +74,7 @@ export function createConsole({ api, detailOf, announce }) {
   const log = { items: [], cursor: null, total: 0 };
   let composed = null; // the message the origination screen composed
 
-  const loaders = { relay: loadRelay, playout: loadPlayout, log: () => loadLog(false), originate: () => {} };
+  const loaders = { relay: loadRelay, playout: loadPlayout, log: () => loadLog(false), originate: () => loadOriginate() };
 
   // ---- navigation -----------------------------------------------------------------------------
 
@@ -353,23 +353,24 @@ export function createConsole({ api, detailOf, announce }) {
     return q;
   }
 
-  function clearFieldErrors() {
-    for (const el of $("log-filter").querySelectorAll(".field-error")) el.textContent = "";
-    for (const el of $("log-filter").querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
+  function clearFieldErrors(formId) {
+    for (const el of $(formId).querySelectorAll(".field-error")) el.textContent = "";
+    for (const el of $(formId).querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
   }
 
-  /** Show a 4xx's per-field messages beside their inputs; true if one was placed. */
-  function fieldErrors(r) {
+  /** Show a 4xx's per-field messages beside their inputs (slot `${prefix}${field}-error`);
+   * true if one was placed. */
+  function fieldErrors(formId, prefix, r, inputs = {}) {
     const d = r.doc && r.doc.detail;
     if (!Array.isArray(d)) return false;
     let placed = false;
     for (const e of d) {
-      // ["query", "kind", 0] names the field "kind": the last string of the location.
+      // ["body", "locations", 0] names the field "locations": the last string of the location.
       const name = Array.isArray(e.loc) ? [...e.loc].reverse().find((x) => typeof x === "string") : null;
-      const slot = name && $(`log-${name}-error`);
+      const slot = name && $(`${prefix}${name}-error`);
       if (!slot) continue;
-      slot.textContent = e.msg;
-      const input = $("log-filter").elements[name];
+      slot.textContent = slot.textContent ? `${slot.textContent} ${e.msg}` : e.msg;
+      const input = inputs[name] || $(formId).elements[name];
       if (input) input.setAttribute("aria-invalid", "true");
       placed = true;
     }
@@ -378,14 +379,14 @@ export function createConsole({ api, detailOf, announce }) {
 
   async function loadLog(more) {
     $("log-error").textContent = "";
-    clearFieldErrors();
+    clearFieldErrors("log-filter");
     const q = logQuery();
     $("log-csv").href = `/api/audio/log.csv${q.toString() ? `?${q}` : ""}`;
     q.set("limit", String(LOG_PAGE));
     if (more && log.cursor) q.set("cursor", log.cursor);
     const r = await api(`/api/audio/log?${q}`);
     if (!r.ok) {
-      if (!fieldErrors(r)) $("log-error").textContent = `Could not load the station log: ${detailOf(r)}`;
+      if (!fieldErrors("log-filter", "log-", r)) $("log-error").textContent = `Could not load the station log: ${detailOf(r)}`;
       return;
     }
     if (more) log.items.push(...r.doc.items);
@@ -402,8 +403,9 @@ export function createConsole({ api, detailOf, announce }) {
         h("td", {}, String(e.seq)),
         h("td", {}, h("time", { datetime: e.at }, formatDateTime(e.at))),
         h("td", {}, e.kind.replaceAll("_", " ")),
-        h("td", {}, e.summary, e.header ? [h("br"), h("code", { class: "raw" }, e.header)] : null,
-          e.reasons ? [h("br"), h("span", { class: "meta" }, e.reasons)] : null),
+        h("td", {}, e.summary,
+          e.header && !e.summary.includes(e.header) ? h("code", { class: "raw" }, e.header) : null,
+          e.reasons ? h("p", { class: "meta" }, e.reasons) : null),
         h("td", {}, e.actor || "")));
     }
     $("log-total").textContent = `${log.items.length} of ${log.total} entries`;
@@ -445,6 +447,119 @@ export function createConsole({ api, detailOf, announce }) {
     rmt: { path: "/api/audio/originations/rmt", text: "Compose a Required Monthly Test, with the standard test script, for the station's area?" },
   };
   let asking = null;
+  let eventsLoaded = false;
+  const places = new Map(); // datalist text -> {code, name}
+  const chosen = new Map(); // code -> name, in the order added
+  let placeTimer = null;
+
+  // Legal purge times (47 CFR 11.31): 15-minute steps to an hour, then 30-minute steps.
+  function durations() {
+    const out = ["0015", "0030", "0045", "0100"];
+    for (let m = 90; m <= 24 * 60; m += 30) {
+      out.push(`${String(Math.floor(m / 60)).padStart(2, "0")}${String(m % 60).padStart(2, "0")}`);
+    }
+    return out;
+  }
+
+  async function loadOriginate() {
+    if (eventsLoaded) return;
+    const r = await api("/api/reference/events");
+    if (!r.ok) {
+      $("originate-error").textContent = `Could not load the event codes: ${detailOf(r)}`;
+      return;
+    }
+    eventsLoaded = true;
+    const select = clear($("orig-event"));
+    select.appendChild(h("option", { value: "" }, "choose an event"));
+    for (const e of r.doc) select.appendChild(h("option", { value: e.code }, `${e.name} (${e.code})`));
+    const dur = clear($("orig-duration"));
+    for (const d of durations()) dur.appendChild(h("option", { value: d }, `${d} (${Number(d.slice(0, 2))} h ${d.slice(2)} min)`));
+    dur.value = "0100";
+  }
+
+  function findPlaces() {
+    clearTimeout(placeTimer);
+    const q = $("orig-place").value.trim();
+    if (q.length < 2 || places.has(q)) return;
+    // Only after the typing pauses: one lookup per word, not per key.
+    placeTimer = setTimeout(async () => {
+      const r = await api(`/api/reference/locations?${new URLSearchParams({ q, limit: "20" })}`);
+      if (!r.ok) return;
+      const list = clear($("orig-places"));
+      for (const loc of r.doc) {
+        const text = `${loc.name} (${loc.code})`;
+        places.set(text, loc);
+        list.appendChild(h("option", { value: text }));
+      }
+    }, 200);
+  }
+
+  function addPlace() {
+    const input = $("orig-place");
+    const error = $("orig-locations-error");
+    const loc = places.get(input.value.trim());
+    error.textContent = "";
+    input.removeAttribute("aria-invalid");
+    if (!loc) {
+      error.textContent = "Pick a county or state from the list (type two letters of its name).";
+      input.setAttribute("aria-invalid", "true");
+      input.focus();
+      return;
+    }
+    if (chosen.size >= 31) {
+      error.textContent = "A message names at most 31 locations (47 CFR 11.31).";
+      return;
+    }
+    chosen.set(loc.code, loc.name);
+    input.value = "";
+    renderPlaces();
+    input.focus();
+  }
+
+  function renderPlaces() {
+    const list = clear($("orig-locations"));
+    for (const [code, name] of chosen) {
+      list.appendChild(h("li", { class: "pill" }, `${name} `, h("code", {}, code), " ",
+        h("button", {
+          type: "button", class: "remove", "aria-label": `Remove ${name}`,
+          onclick: () => { chosen.delete(code); renderPlaces(); $("orig-place").focus(); },
+        }, "×")));
+    }
+  }
+
+  async function composeForm(ev) {
+    ev.preventDefault();
+    const form = $("originate-form");
+    clearFieldErrors("originate-form");
+    $("originate-error").textContent = "";
+    const text = form.text.value.trim();
+    const doc = {
+      event_code: form.event_code.value,
+      originator: form.originator.value || null,
+      locations: [...chosen.keys()],
+      duration: form.duration.value,
+      narration: text ? "tts" : "none",
+      text: text || null,
+    };
+    if (!doc.event_code) {
+      $("orig-event_code-error").textContent = "Choose the event.";
+      form.event_code.setAttribute("aria-invalid", "true");
+      form.event_code.focus();
+      return;
+    }
+    $("orig-submit").disabled = true;
+    const r = await api("/api/audio/originations", {
+      method: "POST", body: JSON.stringify(doc), headers: { "Content-Type": "application/json" },
+    });
+    $("orig-submit").disabled = false;
+    if (!r.ok) {
+      if (!fieldErrors("originate-form", "orig-", r, { locations: $("orig-place") })) {
+        $("originate-error").textContent = `Could not compose the message: ${detailOf(r)}`;
+      }
+      return;
+    }
+    showComposed(r.doc);
+  }
 
   function ask(kind) {
     asking = kind;
@@ -462,7 +577,10 @@ export function createConsole({ api, detailOf, announce }) {
     $("originate-yes").disabled = true;
     const msg = await act("originate-error", TESTS[kind].path);
     $("originate-yes").disabled = false;
-    if (!msg) return;
+    if (msg) showComposed(msg);
+  }
+
+  function showComposed(msg) {
     composed = msg;
     $("composed").hidden = false;
     $("composed-header").textContent = msg.header;
@@ -502,6 +620,12 @@ export function createConsole({ api, detailOf, announce }) {
   $("originate-yes").addEventListener("click", composeTest);
   $("originate-no").addEventListener("click", () => { asking = null; $("originate-confirm").hidden = true; });
   $("composed-send").addEventListener("click", sendComposed);
+  $("originate-form").addEventListener("submit", composeForm);
+  $("orig-place").addEventListener("input", findPlaces);
+  $("orig-add").addEventListener("click", addPlace);
+  $("orig-place").addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter") { ev.preventDefault(); addPlace(); }
+  });
 
   return {
     setPrincipal(principal) {
