@@ -631,13 +631,6 @@ def test_console_relay_playout_log_and_origination(
             }
         },
     )
-    _http(
-        station,
-        "POST",
-        "/api/users",
-        admin,
-        {"username": VIEWER, "password": VIEWER_PASSWORD, "role": "viewer"},
-    )
     _wait_for_settings(redis_url, bus_namespace, saved["version"])
     problems: list[str] = []
 
@@ -776,7 +769,24 @@ def test_console_relay_playout_log_and_origination(
         expect(page.locator("#verify-result")).to_contain_text("The audit log is intact")
         page.screenshot(path=str(shots / "station-log.png"), full_page=True)
 
-        # 5. A viewer: the same screens, no control.
+        # 5. Users: a policy error at its field, then a viewer created.
+        views.get_by_role("button", name="Users").click()
+        expect(page.locator("#user-body tr", has_text=ADMIN)).to_be_visible()
+        page.get_by_label("New user's name").fill(VIEWER)
+        page.get_by_label("Initial password").fill("x")
+        page.get_by_role("button", name="Create user").click()
+        expect(page.locator("#user-password-error")).not_to_have_text("")
+        expect(page.get_by_label("Initial password")).to_have_attribute("aria-invalid", "true")
+        page.get_by_label("Initial password").fill(VIEWER_PASSWORD)
+        page.get_by_label("Role", exact=True).select_option("viewer")
+        page.get_by_role("button", name="Create user").click()
+        expect(page.locator("#users-result")).to_have_text(f"Created {VIEWER} (viewer).")
+        row = page.locator("#user-body tr", has_text=VIEWER)
+        expect(row.locator("td").first).to_have_text("viewer")
+        expect(row).to_contain_text("never")
+        page.screenshot(path=str(shots / "users.png"), full_page=True)
+
+        # 6. The viewer signs in: the same screens, no control; their own password changes.
         other = browser.new_context(viewport={"width": 390, "height": 844})
         viewer = other.new_page()
         viewer.on("pageerror", lambda exc: problems.append(f"viewer page error: {exc}"))
@@ -798,6 +808,16 @@ def test_console_relay_playout_log_and_origination(
         expect(viewer.get_by_role("button", name="Verify the audit log")).to_be_hidden()
         viewer.get_by_role("button", name="Verify the station log").click()
         expect(viewer.locator("#verify-result")).to_contain_text("intact")
+        expect(nav.get_by_role("button", name="Users")).to_be_hidden()
+        nav.get_by_role("button", name="My account").click()
+        viewer.get_by_label("Current password").fill("not my password")
+        viewer.get_by_label("New password").fill(VIEWER_PASSWORD + " changed")
+        viewer.get_by_role("button", name="Change password").click()
+        expect(viewer.locator("#pw-current_password-error")).to_contain_text("wrong")
+        viewer.get_by_label("Current password").fill(VIEWER_PASSWORD)
+        viewer.get_by_role("button", name="Change password").click()
+        expect(viewer.locator("#password-result")).to_contain_text("Password changed")
+        assert _token(station, VIEWER, VIEWER_PASSWORD + " changed")
         overflow = viewer.evaluate("document.documentElement.scrollWidth")
         assert overflow <= 391, f"the console is {overflow}px wide on a 390px phone"
         viewer.screenshot(path=str(shots / "viewer-log-phone.png"), full_page=True)

@@ -74,7 +74,14 @@ export function createConsole({ api, detailOf, announce }) {
   const log = { items: [], cursor: null, total: 0 };
   let composed = null; // the message the origination screen composed
 
-  const loaders = { relay: loadRelay, playout: loadPlayout, log: () => loadLog(false), originate: () => loadOriginate() };
+  const loaders = {
+    relay: loadRelay,
+    playout: loadPlayout,
+    log: () => loadLog(false),
+    originate: () => loadOriginate(),
+    users: loadUsers,
+    account: () => {},
+  };
 
   // ---- navigation -----------------------------------------------------------------------------
 
@@ -599,6 +606,116 @@ export function createConsole({ api, detailOf, announce }) {
     composed = null;
   }
 
+  // ---- users and one's own account ---------------------------------------------------------
+
+  const ROLES = ["viewer", "operator", "admin"];
+
+  async function loadUsers() {
+    $("users-error").textContent = "";
+    const r = await api("/api/users");
+    if (!r.ok) {
+      $("users-error").textContent = `Could not load the users: ${detailOf(r)}`;
+      return;
+    }
+    const body = clear($("user-body"));
+    for (const u of r.doc) body.appendChild(userRow(u));
+  }
+
+  async function patchUser(name, doc, done) {
+    $("users-error").textContent = "";
+    $("users-result").textContent = "";
+    const r = await api(`/api/users/${encodeURIComponent(name)}`, {
+      method: "PATCH", body: JSON.stringify(doc), headers: { "Content-Type": "application/json" },
+    });
+    if (!r.ok) {
+      $("users-error").textContent = `${name}: ${detailOf(r)}`;
+      return;
+    }
+    $("users-result").textContent = done;
+    loadUsers();
+  }
+
+  function userRow(u) {
+    const name = u.username;
+    const roleId = `role-${name}`;
+    const pwId = `reset-${name}`;
+    return h("tr", { dataset: { user: name } },
+      h("th", { scope: "row" }, name),
+      h("td", {}, u.role),
+      h("td", {}, u.disabled ? h("span", { class: "warn" }, "disabled") : "active"),
+      h("td", {}, u.last_login_at ? formatDateTime(u.last_login_at) : "never"),
+      h("td", {},
+        h("div", { class: "actions" },
+          h("label", { for: roleId, class: "sr-only" }, `Role of ${name}`),
+          h("select", { id: roleId }, ROLES.map((r) => h("option", { value: r, selected: r === u.role }, r))),
+          h("button", {
+            type: "button",
+            onclick: () => patchUser(name, { role: $(roleId).value }, `${name} is now ${$(roleId).value}.`),
+          }, `Save role of ${name}`),
+          h("button", {
+            type: "button",
+            onclick: () => patchUser(name, { disabled: !u.disabled }, `${name} is ${u.disabled ? "enabled" : "disabled"}.`),
+          }, `${u.disabled ? "Enable" : "Disable"} ${name}`)),
+        h("div", { class: "actions" },
+          h("label", { for: pwId }, `New password for ${name}`),
+          h("input", { id: pwId, type: "password", autocomplete: "new-password" }),
+          h("button", {
+            type: "button",
+            onclick: () => {
+              const pw = $(pwId).value;
+              if (!pw) {
+                $("users-error").textContent = `Type the new password for ${name} first.`;
+                $(pwId).focus();
+                return;
+              }
+              patchUser(name, { password: pw }, `${name}'s password is reset; their sessions ended.`);
+            },
+          }, `Reset password of ${name}`))));
+  }
+
+  async function createUser(ev) {
+    ev.preventDefault();
+    const form = $("user-form");
+    clearFieldErrors("user-form");
+    $("users-error").textContent = "";
+    $("users-result").textContent = "";
+    const doc = { username: form.username.value.trim(), password: form.password.value, role: form.role.value };
+    const r = await api("/api/users", {
+      method: "POST", body: JSON.stringify(doc), headers: { "Content-Type": "application/json" },
+    });
+    if (!r.ok) {
+      if (!fieldErrors("user-form", "user-", r)) $("users-error").textContent = `Could not create the user: ${detailOf(r)}`;
+      return;
+    }
+    form.reset();
+    $("users-result").textContent = `Created ${r.doc.username} (${r.doc.role}).`;
+    loadUsers();
+  }
+
+  async function changePassword(ev) {
+    ev.preventDefault();
+    const form = $("password-form");
+    clearFieldErrors("password-form");
+    $("password-error").textContent = "";
+    $("password-result").textContent = "";
+    const r = await api("/api/auth/password", {
+      method: "POST",
+      body: JSON.stringify({ current_password: form.current_password.value, new_password: form.new_password.value }),
+      headers: { "Content-Type": "application/json" },
+    });
+    if (!r.ok) {
+      if (r.status === 403) {
+        $("pw-current_password-error").textContent = detailOf(r);
+        form.current_password.setAttribute("aria-invalid", "true");
+      } else if (!fieldErrors("password-form", "pw-", r)) {
+        $("password-error").textContent = `Could not change the password: ${detailOf(r)}`;
+      }
+      return;
+    }
+    form.reset();
+    $("password-result").textContent = "Password changed. Your other sessions have ended.";
+  }
+
   // ---- wiring -------------------------------------------------------------------------------
 
   for (const btn of $("views").querySelectorAll("button[data-view]")) {
@@ -621,6 +738,8 @@ export function createConsole({ api, detailOf, announce }) {
   $("originate-no").addEventListener("click", () => { asking = null; $("originate-confirm").hidden = true; });
   $("composed-send").addEventListener("click", sendComposed);
   $("originate-form").addEventListener("submit", composeForm);
+  $("user-form").addEventListener("submit", createUser);
+  $("password-form").addEventListener("submit", changePassword);
   $("orig-place").addEventListener("input", findPlaces);
   $("orig-add").addEventListener("click", addPlace);
   $("orig-place").addEventListener("keydown", (ev) => {
