@@ -28,10 +28,12 @@ import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import numpy as np
 import pytest
 import redis
+import soundfile as sf
 
 from eas_schemas.envelope import EventEnvelope, decode_entry
 from eas_schemas.events import POLLER_STATUS_TYPE, FeedKind, PollerStatus
@@ -567,13 +569,14 @@ def _token(station: Station, user: str, password: str) -> str:
 
 def _wait_for_settings(redis_url: str, namespace: str, version: int) -> None:
     """Until audio-control's heartbeat says it runs on settings `version` (or later)."""
-    client = redis.Redis.from_url(redis_url)
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
     key = stream_key(SERVICE_HEARTBEAT, namespace)
     deadline = time.monotonic() + 60
     try:
         while time.monotonic() < deadline:
-            for _, fields in client.xrevrange(key, count=20):
-                env = decode_entry({k.decode(): v.decode() for k, v in fields.items()})
+            entries = cast(list[tuple[str, dict[str, str]]], client.xrevrange(key, count=20))
+            for _, fields in entries:
+                env = decode_entry(fields)
                 data = env.data if isinstance(env.data, dict) else env.data.model_dump()
                 figures = data.get("figures") or {}
                 if (
@@ -786,7 +789,36 @@ def test_console_relay_playout_log_and_origination(
         expect(row).to_contain_text("never")
         page.screenshot(path=str(shots / "users.png"), full_page=True)
 
-        # 6. The viewer signs in: the same screens, no control; their own password changes.
+        # 6. Inputs: a bad URL at its field; a file input added, started (confirmed), renamed,
+        # stopped.
+        views.get_by_role("button", name="Inputs").click()
+        page.get_by_label("Input name").fill("bad stream")
+        page.get_by_label("Source").select_option("stream")
+        page.get_by_label("Stream URL").fill("ftp://example.org/x")
+        page.get_by_role("button", name="Add input").click()
+        expect(page.locator("#in-url-error")).to_contain_text("http")
+        wav = tmp_path / "input.wav"
+        sf.write(wav, np.zeros(22050 * 5, dtype=np.float32), 22050, subtype="PCM_16")
+        page.get_by_label("Input name").fill("Test file")
+        page.get_by_label("Source").select_option("file")
+        page.get_by_label("Path on the station").fill(str(wav))
+        page.get_by_label("Start over at the end").check()
+        page.get_by_role("button", name="Add input").click()
+        expect(page.locator("#inputs-result")).to_contain_text("Test file is added, stopped")
+        card = page.locator("#input-list > li", has_text="Test file")
+        card.get_by_role("button", name="Start Test file").click()
+        expect(page.locator("#inputs-result")).to_have_text(
+            "Test file is running (confirmed by its worker).", timeout=60_000
+        )
+        expect(card.locator("[data-role=state]")).to_have_text("running", timeout=30_000)
+        card.get_by_role("button", name="Edit Test file").click()
+        page.get_by_label("Input name").fill("Test file two")
+        page.get_by_role("button", name="Save changes").click()
+        card = page.locator("#input-list > li", has_text="Test file two")
+        expect(card).to_be_visible()
+        page.screenshot(path=str(shots / "inputs.png"), full_page=True)
+
+        # 7. The viewer signs in: the same screens, no control; their own password changes.
         other = browser.new_context(viewport={"width": 390, "height": 844})
         viewer = other.new_page()
         viewer.on("pageerror", lambda exc: problems.append(f"viewer page error: {exc}"))
@@ -809,6 +841,10 @@ def test_console_relay_playout_log_and_origination(
         viewer.get_by_role("button", name="Verify the station log").click()
         expect(viewer.locator("#verify-result")).to_contain_text("intact")
         expect(nav.get_by_role("button", name="Users")).to_be_hidden()
+        nav.get_by_role("button", name="Inputs").click()
+        expect(viewer.locator("#input-list > li", has_text="Test file two")).to_be_visible()
+        expect(viewer.locator("#input-form")).to_be_hidden()
+        expect(viewer.locator("#input-list button")).to_have_count(0)
         nav.get_by_role("button", name="My account").click()
         viewer.get_by_label("Current password").fill("not my password")
         viewer.get_by_label("New password").fill(VIEWER_PASSWORD + " changed")
@@ -821,6 +857,11 @@ def test_console_relay_playout_log_and_origination(
         overflow = viewer.evaluate("document.documentElement.scrollWidth")
         assert overflow <= 391, f"the console is {overflow}px wide on a 390px phone"
         viewer.screenshot(path=str(shots / "viewer-log-phone.png"), full_page=True)
+        card = page.locator("#input-list > li", has_text="Test file two")
+        card.get_by_role("button", name="Stop Test file two").click()
+        expect(page.locator("#inputs-result")).to_have_text("Test file two is stopped.")
+        card.get_by_role("button", name="Delete Test file two").click()
+        expect(page.locator("#input-list > li")).to_have_count(0)
         browser.close()
 
     assert not problems, problems

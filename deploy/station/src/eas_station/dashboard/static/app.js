@@ -248,7 +248,7 @@ function onEvent(msg) {
     default:
       break;
   }
-  if (msg.topic === "relay" || msg.topic === "playout" || msg.topic === "levels") screens.onEvent(msg);
+  if (["relay", "playout", "levels", "monitor"].includes(msg.topic)) screens.onEvent(msg);
 }
 
 function onResync(topic, msg, windowMs) {

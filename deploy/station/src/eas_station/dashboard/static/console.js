@@ -80,6 +80,7 @@ export function createConsole({ api, detailOf, announce }) {
     log: () => loadLog(false),
     originate: () => loadOriginate(),
     users: loadUsers,
+    inputs: loadInputs,
     account: () => {},
   };
 
@@ -606,6 +607,158 @@ export function createConsole({ api, detailOf, announce }) {
     composed = null;
   }
 
+  // ---- monitor inputs -------------------------------------------------------------------------
+
+  const INPUTS = "/api/eas-monitor/inputs";
+  let editing = null; // the id of the input the form edits, else null (a new one)
+
+  function showKindFields() {
+    const kind = $("in-kind").value;
+    for (const el of $("input-form").querySelectorAll("[data-kinds]")) {
+      el.hidden = !el.dataset.kinds.split(" ").includes(kind);
+    }
+  }
+
+  function inputConfig(form) {
+    const kind = form.kind.value;
+    const config = { kind };
+    if (kind === "stream") config.url = form.url.value.trim();
+    if (kind === "file" || kind === "pcm_pipe") config.path = form.path.value.trim();
+    if (kind === "file") config.loop = form.loop.checked;
+    if (kind === "pcm_tcp") {
+      config.host = form.host.value.trim();
+      config.port = form.port.value ? Number(form.port.value) : null;
+    }
+    if (kind === "device") config.device = form.device.value.trim();
+    if (kind === "device" || kind === "pcm_tcp" || kind === "pcm_pipe") config.rate = Number(form.rate.value);
+    return config;
+  }
+
+  async function loadInputs() {
+    $("inputs-error").textContent = "";
+    const r = await api(INPUTS);
+    if (!r.ok) {
+      $("inputs-error").textContent = `Could not load the inputs: ${detailOf(r)}`;
+      return;
+    }
+    const list = clear($("input-list"));
+    $("inputs-empty").hidden = r.doc.length > 0;
+    for (const input of r.doc) list.appendChild(inputCard(input));
+  }
+
+  async function inputAction(input, verb, method = "POST") {
+    $("inputs-error").textContent = "";
+    $("inputs-result").textContent = verb === "start" ? `Starting ${input.name}…` : "";
+    const path = verb === "delete" ? `${INPUTS}/${input.id}` : `${INPUTS}/${input.id}/${verb}`;
+    const r = await api(path, { method });
+    if (!r.ok) {
+      $("inputs-result").textContent = "";
+      $("inputs-error").textContent = `${input.name}: ${detailOf(r)}`;
+    } else {
+      const said = { start: "is running (confirmed by its worker)", stop: "is stopped", delete: "is deleted" }[verb];
+      $("inputs-result").textContent = `${input.name} ${said}.`;
+    }
+    loadInputs();
+  }
+
+  function describe(config) {
+    if (config.kind === "stream") return config.url;
+    if (config.kind === "pcm_tcp") return `${config.host}:${config.port}, ${config.rate} Hz`;
+    if (config.kind === "device") return `${config.device}, ${config.rate} Hz`;
+    if (config.kind === "pcm_pipe") return `${config.path}, ${config.rate} Hz`;
+    return `${config.path}${config.loop ? " (looped)" : ""}`;
+  }
+
+  function inputCard(input) {
+    const s = input.status || {};
+    const st = s.state || "unknown";
+    const write = can("monitor:write");
+    return h("li", { class: `card input state-${st}`, dataset: { input: input.name, id: String(input.id) } },
+      h("div", { class: "row" },
+        h("h4", {}, input.name),
+        h("span", { class: "pill" }, input.kind.replace("_", " ")),
+        h("span", { class: `pill state-${st}`, dataset: { role: "state" } }, st),
+        h("span", { class: "pill" }, input.wanted_running ? "kept running" : "stopped by an operator"),
+        s.signal_present === undefined ? null
+          : h("span", { class: `pill ${s.signal_present ? "ok" : "warn"}` }, s.signal_present ? "signal" : "no signal")),
+      h("p", { class: "meta" }, describe(input.config)),
+      s.last_error ? h("p", { class: "meta bad" }, s.last_error) : null,
+      write
+        ? h("div", { class: "actions" },
+          input.wanted_running
+            ? h("button", { type: "button", onclick: () => inputAction(input, "stop") }, `Stop ${input.name}`)
+            : h("button", { type: "button", class: "primary", onclick: () => inputAction(input, "start") }, `Start ${input.name}`),
+          h("button", { type: "button", onclick: () => editInput(input) }, `Edit ${input.name}`),
+          h("button", { type: "button", class: "danger", onclick: () => inputAction(input, "delete", "DELETE") }, `Delete ${input.name}`))
+        : null);
+  }
+
+  /** A status report changes the card's state in place: rebuilding the list on every report
+   * would take the keyboard focus away from the button an operator is on. */
+  function onMonitorStatus(data) {
+    if (current !== "inputs" || !data || data.input_id === undefined) return;
+    const card = $("input-list").querySelector(`[data-id="${Number(data.input_id)}"]`);
+    if (!card) return;
+    const pill = card.querySelector("[data-role=state]");
+    if (data.state && pill.textContent !== data.state) {
+      pill.textContent = data.state;
+      pill.className = `pill state-${data.state}`;
+    }
+  }
+
+  function editInput(input) {
+    const form = $("input-form");
+    form.reset();
+    clearFieldErrors("input-form");
+    editing = input.id;
+    form.name.value = input.name;
+    form.kind.value = input.config.kind;
+    for (const key of ["url", "path", "host", "port", "device", "rate"]) {
+      if (input.config[key] !== undefined) form[key].value = String(input.config[key]);
+    }
+    form.loop.checked = Boolean(input.config.loop);
+    showKindFields();
+    $("input-form-title").textContent = `Edit ${input.name}`;
+    $("in-submit").textContent = "Save changes";
+    $("in-cancel").hidden = false;
+    form.name.focus();
+  }
+
+  function endEditing() {
+    editing = null;
+    $("input-form").reset();
+    clearFieldErrors("input-form");
+    showKindFields();
+    $("input-form-title").textContent = "New input";
+    $("in-submit").textContent = "Add input";
+    $("in-cancel").hidden = true;
+  }
+
+  async function saveInput(ev) {
+    ev.preventDefault();
+    const form = $("input-form");
+    clearFieldErrors("input-form");
+    $("inputs-error").textContent = "";
+    $("inputs-result").textContent = "";
+    const doc = { name: form.name.value.trim(), config: inputConfig(form) };
+    const r = await api(editing ? `${INPUTS}/${editing}` : INPUTS, {
+      method: editing ? "PATCH" : "POST", body: JSON.stringify(doc), headers: { "Content-Type": "application/json" },
+    });
+    if (!r.ok) {
+      // A config error names config.<kind>.<field>: the field's own slot, else the config's.
+      const placed = fieldErrors("input-form", "in-", r);
+      if (!placed) {
+        const slot = $("in-config-error");
+        if (r.status === 422 || r.status === 409) slot.textContent = detailOf(r);
+        else $("inputs-error").textContent = `Could not save the input: ${detailOf(r)}`;
+      }
+      return;
+    }
+    $("inputs-result").textContent = editing ? `${r.doc.name} is saved.` : `${r.doc.name} is added, stopped: start it below.`;
+    endEditing();
+    loadInputs();
+  }
+
   // ---- users and one's own account ---------------------------------------------------------
 
   const ROLES = ["viewer", "operator", "admin"];
@@ -739,6 +892,10 @@ export function createConsole({ api, detailOf, announce }) {
   $("composed-send").addEventListener("click", sendComposed);
   $("originate-form").addEventListener("submit", composeForm);
   $("user-form").addEventListener("submit", createUser);
+  $("input-form").addEventListener("submit", saveInput);
+  $("in-kind").addEventListener("change", showKindFields);
+  $("in-cancel").addEventListener("click", endEditing);
+  showKindFields();
   $("password-form").addEventListener("submit", changePassword);
   $("orig-place").addEventListener("input", findPlaces);
   $("orig-add").addEventListener("click", addPlace);
@@ -753,6 +910,7 @@ export function createConsole({ api, detailOf, announce }) {
     },
     onEvent(msg) {
       if (msg.topic === "relay") reloadSoon("relay");
+      else if (msg.topic === "monitor") onMonitorStatus((msg.envelope || {}).data);
       else if (msg.topic === "playout") {
         reloadSoon("playout");
         const data = (msg.envelope || {}).data || {};
