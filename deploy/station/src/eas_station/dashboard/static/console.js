@@ -651,7 +651,10 @@ export function createConsole({ api, detailOf, announce }) {
     $("inputs-result").textContent = verb === "start" ? `Starting ${input.name}…` : "";
     const path = verb === "delete" ? `${INPUTS}/${input.id}` : `${INPUTS}/${input.id}/${verb}`;
     const r = await api(path, { method });
-    if (!r.ok) {
+    if (r.status === 504) {
+      // Not confirmed in time, still being retried: its card follows the status reports.
+      $("inputs-result").textContent = `${input.name}: ${detailOf(r)}`;
+    } else if (!r.ok) {
       $("inputs-result").textContent = "";
       $("inputs-error").textContent = `${input.name}: ${detailOf(r)}`;
     } else {
