@@ -797,11 +797,11 @@ def test_console_relay_playout_log_and_origination(
         page.get_by_label("Stream URL").fill("ftp://example.org/x")
         page.get_by_role("button", name="Add input").click()
         expect(page.locator("#in-url-error")).to_contain_text("http")
-        wav = tmp_path / "input.wav"
-        sf.write(wav, np.zeros(22050 * 5, dtype=np.float32), 22050, subtype="PCM_16")
+        input_wav = tmp_path / "input.wav"
+        sf.write(input_wav, np.zeros(22050 * 5, dtype=np.float32), 22050, subtype="PCM_16")
         page.get_by_label("Input name").fill("Test file")
         page.get_by_label("Source").select_option("file")
-        page.get_by_label("Path on the station").fill(str(wav))
+        page.get_by_label("Path on the station").fill(str(input_wav))
         page.get_by_label("Start over at the end").check()
         page.get_by_role("button", name="Add input").click()
         expect(page.locator("#inputs-result")).to_contain_text("Test file is added, stopped")
