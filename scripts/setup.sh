@@ -2,14 +2,14 @@
 # Installs everything EAS Station needs on a fresh Debian machine (idempotent, quick when done).
 # Debian tools: SAME reference decoder/encoder (multimon-ng, minimodem), audio tools (sox,
 # ffmpeg), text-to-speech for EAS narration (espeak-ng; flite, the second engine the tests
-# use), Chromium for the dashboard's browser test (driven by Playwright's Python API),
-# icecast2 (the stream output's real server in the tests) and PortAudio (libportaudio2, the
+# use), Chromium for the dashboard's browser test (driven by Playwright's Python API), npm
+# (axe-core for that test's accessibility check), icecast2 (the stream output's real server in the tests) and PortAudio (libportaudio2, the
 # sound-device output through sounddevice).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for pair in multimon-ng:multimon-ng minimodem:minimodem sox:sox ffmpeg:ffmpeg espeak-ng:espeak-ng flite:flite chromium:chromium icecast2:icecast2; do
+for pair in multimon-ng:multimon-ng minimodem:minimodem sox:sox ffmpeg:ffmpeg espeak-ng:espeak-ng flite:flite chromium:chromium npm:npm icecast2:icecast2; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair##*:}")
 done
 for lib in libportaudio2; do
@@ -23,6 +23,13 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     sudo apt-get update -qq
     sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
   fi
+fi
+
+# axe-core (npm, MPL-2.0) for the dashboard's accessibility test only; the page never loads it.
+AXE_VERSION=4.11.0
+if [ ! -f .vendor/npm/node_modules/axe-core/axe.min.js ] \
+  || ! grep -q "\"version\": \"$AXE_VERSION\"" .vendor/npm/node_modules/axe-core/package.json; then
+  npm install --no-save --no-package-lock --no-audit --no-fund --silent --prefix .vendor/npm "axe-core@$AXE_VERSION"
 fi
 
 command -v uv >/dev/null 2>&1 || python3 -m pip install -q uv

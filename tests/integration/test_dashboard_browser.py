@@ -23,16 +23,19 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import numpy as np
 import pytest
 import redis
+import soundfile as sf
 
-from eas_schemas.envelope import EventEnvelope
+from eas_schemas.envelope import EventEnvelope, decode_entry
 from eas_schemas.events import POLLER_STATUS_TYPE, FeedKind, PollerStatus
 from eas_schemas.monitor_events import (
     AUDIO_INPUT_LEVEL_TYPE,
@@ -55,10 +58,11 @@ from eas_schemas.streams import (
     MONITOR_STATUS,
     POLLER_STATUS,
     SAME_EVENTS,
+    SERVICE_HEARTBEAT,
 )
 from eas_testkit.factories import ingested_envelope, make_alert
 from servicekit.auth.tokens import write_keypair
-from servicekit.bus import SyncBus
+from servicekit.bus import SyncBus, stream_key
 from servicekit.embedded import free_port
 
 pytestmark = pytest.mark.integration
@@ -151,6 +155,7 @@ def station_env(
         STATION_API_PASSWORD_MEMORY_KIB="8192",
         STATION_API_PASSWORD_TIME_COST="1",
         EAS_MONITOR_DATA_DIR=str(tmp_path / "eas-monitor"),
+        AUDIO_CONTROL_AIRED_DIR=str(tmp_path / "aired"),
     )
     return env
 
@@ -475,8 +480,9 @@ def test_dashboard_live_in_chromium(station: Station, bus: SyncBus, tmp_path: Pa
         expect(wall.locator("#alert-list li")).to_have_count(2)
         # Heartbeats of the last minutes come from the /ws replay, not from REST.
         # One instance per hosted service: alerts-api, station-api, eas-monitor,
-        # audio-control, ws-broadcaster.
-        expect(wall.locator("#health-list li")).to_have_count(5, timeout=20_000)
+        # audio-control, ws-broadcaster, and audio-control's supervised playout worker
+        # (audio-control-playout, its own process and heartbeat).
+        expect(wall.locator("#health-list li")).to_have_count(6, timeout=20_000)
         expect(wall.locator("#same-list li")).to_have_count(2)
         overflow = wall.evaluate("document.documentElement.scrollWidth")
         assert overflow <= 1921, f"the wall page is {overflow}px wide"
@@ -534,3 +540,392 @@ def test_first_start_setup_from_the_login_page(new_station: Station, tmp_path: P
         page.screenshot(path=str(tmp_path / "setup-done-phone.png"), full_page=True)
         browser.close()
     assert not errors, errors
+
+
+# ---- the operator's console ----------------------------------------------------------------
+
+VIEWER, VIEWER_PASSWORD = "watcher", "viewer test password 1"
+
+
+def _http(
+    station: Station, method: str, path: str, token: str, doc: dict[str, Any] | None = None
+) -> Any:
+    request = urllib.request.Request(
+        f"{station.url}{path}",
+        method=method,
+        data=json.dumps(doc).encode() if doc is not None else None,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return json.loads(answer.read() or b"null")
+
+
+def _token(station: Station, user: str, password: str) -> str:
+    form = urllib.parse.urlencode({"username": user, "password": password}).encode()
+    with urllib.request.urlopen(f"{station.url}/api/auth/token", data=form, timeout=30) as answer:
+        token: str = json.loads(answer.read())["access_token"]
+    return token
+
+
+def _wait_for_settings(redis_url: str, namespace: str, version: int) -> None:
+    """Until audio-control's heartbeat says it runs on settings `version` (or later)."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    key = stream_key(SERVICE_HEARTBEAT, namespace)
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            entries = cast(list[tuple[str, dict[str, str]]], client.xrevrange(key, count=20))
+            for _, fields in entries:
+                env = decode_entry(fields)
+                data = env.data if isinstance(env.data, dict) else env.data.model_dump()
+                figures = data.get("figures") or {}
+                if (
+                    data.get("service") == "audio-control"
+                    and figures.get("settings_version", -1) >= version
+                ):
+                    return
+            time.sleep(0.3)
+    finally:
+        client.close()
+    pytest.fail(f"audio-control did not apply settings version {version}")
+
+
+def _sign_in(page: Any, url: str, user: str, password: str) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(url)
+    page.get_by_label("User name", exact=True).fill(user)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.locator("#login-submit").click()
+    expect(page.locator("#board")).to_be_visible()
+    expect(page.locator("#conn")).to_have_attribute("data-state", "live", timeout=30_000)
+
+
+def test_console_relay_playout_log_and_origination(
+    station: Station, bus: SyncBus, redis_url: str, bus_namespace: str, tmp_path: Path
+) -> None:
+    """An operator's day at the console, against the real services: a Tornado Warning waits
+    for confirmation (countdown, reasons, audio preview), is confirmed and airs; an ignored
+    alert is forwarded by hand; a test tone, an RWT composed, previewed, sent and aired; the
+    station log filtered, a bad filter shown at its field, exported, printed and verified.
+    A viewer then sees the same screens without any control."""
+    from playwright.sync_api import expect, sync_playwright
+
+    executable = _chromium()
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    admin = _token(station, ADMIN, PASSWORD)
+    saved = _http(
+        station,
+        "PATCH",
+        "/api/settings",
+        admin,
+        {
+            "patch": {
+                "identity": {"name": "Console FM", "callsign": "WCON/FM"},
+                "location": {"same_codes": ["039035"]},
+                "relay": {
+                    "enabled": True,
+                    "events": ["TOR"],
+                    "require_confirmation": ["TOR"],
+                    "confirmation_timeout_s": 900,
+                    "delay_s": 0,
+                },
+            }
+        },
+    )
+    _wait_for_settings(redis_url, bus_namespace, saved["version"])
+    problems: list[str] = []
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(executable), args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+        page.set_default_timeout(30_000)
+        _sign_in(page, station.url, ADMIN, PASSWORD)
+        views = page.get_by_role("navigation", name="Screens")
+
+        # 1. Relay: a pending confirmation with its countdown, reasons and preview.
+        views.get_by_role("button", name="Relay").click()
+        expect(page.locator("#view-relay")).to_be_visible()
+        expect(page.locator("#board")).to_be_hidden()
+        bus.publish(ALERTS_INGESTED, ingested_envelope(make_alert(event="Tornado Warning")))
+        card = page.locator("#pending-list > li", has_text="Tornado Warning")
+        expect(card).to_be_visible(timeout=60_000)
+        expect(card.locator("time.countdown")).to_contain_text("confirm within")
+        expect(card).to_contain_text("If no one acts: it is ignored.")
+        card.get_by_text("Why: every rule checked").click()
+        expect(card.locator(".checks")).to_contain_text("039035")
+        audio = card.locator("audio")
+        expect(audio).to_have_count(1, timeout=60_000)
+        src = audio.get_attribute("src")
+        assert src and src.startswith("/api/audio/messages/")
+        wav = page.request.get(f"{station.url}{src}")
+        assert wav.status == 200 and wav.headers["content-type"] == "audio/wav"
+        assert wav.body()[:4] == b"RIFF"
+        page.screenshot(path=str(shots / "relay-pending.png"), full_page=True)
+
+        card.get_by_role("button", name="Confirm Tornado Warning").click()
+        expect(page.locator("#pending-empty")).to_be_visible()
+        tor = page.locator("#decision-list > li", has_text="Tornado Warning").first
+        # Confirmed, then aired by the playout worker on the station's WAV output.
+        expect(tor.locator(".pill.state-aired")).to_be_visible(timeout=60_000)
+        expect(tor).to_contain_text(f"by {ADMIN}")
+
+        # An alert the rules ignore (SVR is not relayed) is forwarded by hand.
+        bus.publish(
+            ALERTS_INGESTED,
+            ingested_envelope(make_alert(event="Severe Thunderstorm Warning", same_event="SVR")),
+        )
+        svr = page.locator("#decision-list > li", has_text="Severe Thunderstorm Warning").first
+        expect(svr.locator(".pill.state-ignored")).to_be_visible(timeout=60_000)
+        svr.get_by_label("Reason for forwarding (optional)").fill("county EM asked")
+        svr.get_by_role("button", name="Forward Severe Thunderstorm Warning by hand").click()
+        svr = page.locator("#decision-list > li", has_text="Severe Thunderstorm Warning").first
+        expect(svr.locator(".pill.state-ignored")).to_have_count(0)
+        expect(svr).not_to_contain_text("ignored", timeout=30_000)
+        expect(page.locator("#relay-error")).to_have_text("")
+        page.screenshot(path=str(shots / "relay-decisions.png"), full_page=True)
+
+        # 2. Playout: the outputs with their last airing; a test tone.
+        views.get_by_role("button", name="Playout").click()
+        output = page.locator("#output-list > li").first
+        expect(output).to_be_visible()
+        expect(output.locator("[role=meter]")).to_have_count(1)
+        expect(output).to_contain_text("aired")
+        name = output.get_attribute("data-output")
+        output.get_by_role("button", name=f"Test tone on {name}").click()
+        expect(page.locator("#playout-result")).to_contain_text(f"{name}:")
+        expect(page.locator("#playout-error")).to_have_text("")
+
+        # 3. Origination: a message by county name, a missing location shown at its field;
+        # then an RWT asks once more, is previewed, sent, and airs.
+        views.get_by_role("button", name="Originate").click()
+        page.get_by_label("Event", exact=True).select_option("CEM")
+        page.get_by_role("button", name="Compose and preview").click()
+        expect(page.locator("#orig-locations-error")).to_contain_text("at least 1")
+        expect(page.get_by_label("County or state")).to_have_attribute("aria-invalid", "true")
+        page.get_by_label("County or state").fill("cuyah")
+        choice = "Cuyahoga County, OH (039035)"
+        expect(page.locator(f'#orig-places option[value="{choice}"]')).to_have_count(1)
+        page.get_by_label("County or state").fill(choice)
+        page.get_by_role("button", name="Add location").click()
+        expect(page.locator("#orig-locations")).to_contain_text("Cuyahoga County, OH 039035")
+        page.get_by_label("Valid for (HHMM)").select_option("0030")
+        page.get_by_label("Narration", exact=False).fill("This is a console test. *** Only a test.")
+        page.get_by_role("button", name="Compose and preview").click()
+        expect(page.locator("#composed-header")).to_contain_text("-CEM-039035+0030-")
+        expect(page.locator("#orig-locations-error")).to_have_text("")
+        cem = page.locator("#composed-audio").get_attribute("src")
+        assert cem
+        assert page.request.get(f"{station.url}{cem}").headers["content-type"] == "audio/wav"
+        page.screenshot(path=str(shots / "originate.png"), full_page=True)
+        page.get_by_role("button", name="Required Weekly Test (RWT)…").click()
+        expect(page.locator("#originate-confirm")).to_contain_text("Required Weekly Test")
+        page.get_by_role("button", name="Compose it").click()
+        expect(page.locator("#composed-header")).to_contain_text("-RWT-039035")
+        expect(page.locator("#composed-header")).to_contain_text("-WCON/FM -")
+        preview = page.locator("#composed-audio").get_attribute("src")
+        assert preview
+        assert page.request.get(f"{station.url}{preview}").headers["content-type"] == "audio/wav"
+        page.get_by_role("button", name="Send to air").click()
+        expect(page.locator("#composed-result")).to_contain_text("Queued for air as item")
+        item = re.search(r"item (\d+)", page.locator("#composed-result").inner_text())
+        assert item
+        views.get_by_role("button", name="Playout").click()
+        expect(page.locator("#output-list > li").first).to_contain_text(
+            f"last: item {item.group(1)} aired", timeout=60_000
+        )
+        page.get_by_role("button", name="Stop what is on air").click()
+        expect(page.locator("#playout-result")).not_to_have_text("")
+        page.screenshot(path=str(shots / "playout.png"), full_page=True)
+
+        # 4. The station log: entries, a filter, a bad filter at its field, export, verify.
+        views.get_by_role("button", name="Station log").click()
+        rows = page.locator("#log-body tr")
+        expect(rows.first).to_be_visible()
+        expect(page.locator("#log-body")).to_contain_text("relayed")
+        page.get_by_label("Kind").select_option("originated")
+        page.get_by_role("button", name="Filter").click()
+        kind_cells = page.locator("#log-body tr td:nth-child(3)")
+        expect(kind_cells.filter(has_not_text="originated")).to_have_count(0)
+        expect(page.locator("#log-body")).to_contain_text("RWT")
+        kinds = page.locator("#log-body tr td:nth-child(3)").all_inner_texts()
+        assert kinds and set(kinds) == {"originated"}, kinds
+        page.get_by_label("From").fill("2026-06-02T12:00")
+        page.get_by_label("To", exact=True).fill("2026-06-01T12:00")
+        page.get_by_role("button", name="Filter").click()
+        expect(page.locator("#log-to-error")).to_contain_text("'to' must be after 'from'")
+        expect(page.get_by_label("To", exact=True)).to_have_attribute("aria-invalid", "true")
+        page.get_by_label("From").fill("")
+        page.get_by_label("To", exact=True).fill("")
+        page.get_by_role("button", name="Filter").click()
+        expect(page.locator("#log-to-error")).to_have_text("")
+        csv = page.request.get(f"{station.url}{page.locator('#log-csv').get_attribute('href')}")
+        assert csv.status == 200 and csv.text().startswith("seq,"), csv.text()[:200]
+        pdf = page.request.get(f"{station.url}{page.locator('#log-pdf').get_attribute('href')}")
+        assert pdf.status == 200 and pdf.body()[:5] == b"%PDF-"
+        page.get_by_role("button", name="Verify the station log").click()
+        expect(page.locator("#verify-result")).to_contain_text("The station log is intact")
+        page.get_by_role("button", name="Verify the audit log").click()
+        expect(page.locator("#verify-result")).to_contain_text("The audit log is intact")
+        page.screenshot(path=str(shots / "station-log.png"), full_page=True)
+
+        # 5. Users: a policy error at its field, then a viewer created.
+        views.get_by_role("button", name="Users").click()
+        expect(page.locator("#user-body tr", has_text=ADMIN)).to_be_visible()
+        page.get_by_label("New user's name").fill(VIEWER)
+        page.get_by_label("Initial password").fill("x")
+        page.get_by_role("button", name="Create user").click()
+        expect(page.locator("#user-password-error")).not_to_have_text("")
+        expect(page.get_by_label("Initial password")).to_have_attribute("aria-invalid", "true")
+        page.get_by_label("Initial password").fill(VIEWER_PASSWORD)
+        page.get_by_label("Role", exact=True).select_option("viewer")
+        page.get_by_role("button", name="Create user").click()
+        expect(page.locator("#users-result")).to_have_text(f"Created {VIEWER} (viewer).")
+        row = page.locator("#user-body tr", has_text=VIEWER)
+        expect(row.locator("td").first).to_have_text("viewer")
+        expect(row).to_contain_text("never")
+        page.screenshot(path=str(shots / "users.png"), full_page=True)
+
+        # 6. Inputs: a bad URL at its field; a file input added, started (confirmed), renamed,
+        # stopped.
+        views.get_by_role("button", name="Inputs").click()
+        page.get_by_label("Input name").fill("bad stream")
+        page.get_by_label("Source").select_option("stream")
+        page.get_by_label("Stream URL").fill("ftp://example.org/x")
+        page.get_by_role("button", name="Add input").click()
+        expect(page.locator("#in-url-error")).to_contain_text("http")
+        input_wav = tmp_path / "input.wav"
+        sf.write(input_wav, np.zeros(22050 * 5, dtype=np.float32), 22050, subtype="PCM_16")
+        page.get_by_label("Input name").fill("Test file")
+        page.get_by_label("Source").select_option("file")
+        page.get_by_label("Path on the station").fill(str(input_wav))
+        page.get_by_label("Start over at the end").check()
+        page.get_by_role("button", name="Add input").click()
+        expect(page.locator("#inputs-result")).to_contain_text("Test file is added, stopped")
+        card = page.locator("#input-list > li", has_text="Test file")
+        card.get_by_role("button", name="Start Test file").click()
+        # The confirmed state, from the start's answer or (when the worker took longer than
+        # the answer waits) from the input's next status report over /ws.
+        expect(card.locator("[data-role=state]")).to_have_text("running", timeout=90_000)
+        expect(card.get_by_role("button", name="Stop Test file")).to_be_visible()
+        card.get_by_role("button", name="Edit Test file").click()
+        page.get_by_label("Input name").fill("Test file two")
+        page.get_by_role("button", name="Save changes").click()
+        card = page.locator("#input-list > li", has_text="Test file two")
+        expect(card).to_be_visible()
+        page.screenshot(path=str(shots / "inputs.png"), full_page=True)
+
+        # 7. The viewer signs in: the same screens, no control; their own password changes.
+        other = browser.new_context(viewport={"width": 390, "height": 844})
+        viewer = other.new_page()
+        viewer.on("pageerror", lambda exc: problems.append(f"viewer page error: {exc}"))
+        viewer.set_default_timeout(30_000)
+        _sign_in(viewer, station.url, VIEWER, VIEWER_PASSWORD)
+        nav = viewer.get_by_role("navigation", name="Screens")
+        expect(nav.get_by_role("button", name="Relay")).to_be_visible()
+        expect(nav.get_by_role("button", name="Originate")).to_be_hidden()
+        nav.get_by_role("button", name="Relay").click()
+        expect(viewer.locator("#decision-list > li").first).to_be_visible()
+        expect(viewer.locator("#view-relay button", has_text="Forward")).to_have_count(0)
+        expect(viewer.locator("#view-relay button", has_text="Confirm")).to_have_count(0)
+        nav.get_by_role("button", name="Playout").click()
+        expect(viewer.locator("#output-list > li").first).to_be_visible()
+        expect(viewer.get_by_role("button", name="Stop what is on air")).to_be_hidden()
+        expect(viewer.locator("#output-list button")).to_have_count(0)
+        nav.get_by_role("button", name="Station log").click()
+        expect(viewer.locator("#log-body tr").first).to_be_visible()
+        expect(viewer.get_by_role("button", name="Verify the audit log")).to_be_hidden()
+        viewer.get_by_role("button", name="Verify the station log").click()
+        expect(viewer.locator("#verify-result")).to_contain_text("intact")
+        expect(nav.get_by_role("button", name="Users")).to_be_hidden()
+        nav.get_by_role("button", name="Inputs").click()
+        expect(viewer.locator("#input-list > li", has_text="Test file two")).to_be_visible()
+        expect(viewer.locator("#input-form")).to_be_hidden()
+        expect(viewer.locator("#input-list button")).to_have_count(0)
+        nav.get_by_role("button", name="My account").click()
+        viewer.get_by_label("Current password").fill("not my password")
+        viewer.get_by_label("New password").fill(VIEWER_PASSWORD + " changed")
+        viewer.get_by_role("button", name="Change password").click()
+        expect(viewer.locator("#pw-current_password-error")).to_contain_text("wrong")
+        viewer.get_by_label("Current password").fill(VIEWER_PASSWORD)
+        viewer.get_by_role("button", name="Change password").click()
+        expect(viewer.locator("#password-result")).to_contain_text("Password changed")
+        assert _token(station, VIEWER, VIEWER_PASSWORD + " changed")
+        overflow = viewer.evaluate("document.documentElement.scrollWidth")
+        assert overflow <= 391, f"the console is {overflow}px wide on a 390px phone"
+        viewer.screenshot(path=str(shots / "viewer-log-phone.png"), full_page=True)
+        card = page.locator("#input-list > li", has_text="Test file two")
+        card.get_by_role("button", name="Stop Test file two").click()
+        expect(page.locator("#inputs-result")).to_have_text("Test file two is stopped.")
+        card.get_by_role("button", name="Delete Test file two").click()
+        expect(page.locator("#input-list > li")).to_have_count(0)
+
+        # 8. Accessibility basics on every screen: axe-core finds nothing serious, and the
+        # keyboard reaches each screen's controls with a visible focus.
+        violations = _axe_every_screen(browser, station)
+        assert not violations, json.dumps(violations, indent=1)
+        browser.close()
+
+    assert not problems, problems
+    target = os.environ.get("EAS_SCREENSHOT_DIR")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        for shot in shots.iterdir():
+            shutil.copy(shot, Path(target) / shot.name)
+
+
+AXE = Path(__file__).resolve().parents[2] / ".vendor/npm/node_modules/axe-core/axe.min.js"
+SCREENS = ("board", "relay", "playout", "log", "originate", "inputs", "users", "account")
+
+
+def _axe_every_screen(browser: Any, station: Station) -> list[dict[str, Any]]:
+    """Serious and critical axe-core violations of each screen, as an admin sees it."""
+    from playwright.sync_api import expect
+
+    if not AXE.exists():
+        pytest.fail(f"{AXE} not found: run scripts/setup.sh (it vendors axe-core from npm)")
+    # axe is injected by the test, so the page's CSP (script-src 'self') is bypassed for it
+    # alone; the station serves no such script.
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    _sign_in(page, station.url, ADMIN, PASSWORD)
+    page.add_script_tag(path=str(AXE))
+    found: list[dict[str, Any]] = []
+    for screen in SCREENS:
+        page.locator(f'#views button[data-view="{screen}"]').click()
+        target = "#board" if screen == "board" else f"#view-{screen}"
+        expect(page.locator(target)).to_be_visible()
+        page.wait_for_load_state("networkidle")
+        result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+        for v in result["violations"]:
+            if v["impact"] in ("serious", "critical"):
+                found.append(
+                    {
+                        "screen": screen,
+                        "id": v["id"],
+                        "help": v["help"],
+                        "nodes": [n["target"] for n in v["nodes"][:5]],
+                    }
+                )
+        # The keyboard: Tab from the screen's button reaches its controls, each focus visible.
+        page.locator(f'#views button[data-view="{screen}"]').focus()
+        reached: set[str] = set()
+        for _ in range(12):
+            page.keyboard.press("Tab")
+            info = page.evaluate(
+                # An alert card's button draws its focus ring on its ::after (the whole card).
+                "() => { const e = document.activeElement; let s = getComputedStyle(e);"
+                " if (s.outlineStyle === 'none') s = getComputedStyle(e, '::after');"
+                " return {tag: e.tagName, inScreen: !!e.closest('main, nav'),"
+                " outline: s.outlineStyle, width: s.outlineWidth}; }"
+            )
+            if info["inScreen"] and info["tag"] in ("BUTTON", "INPUT", "SELECT", "A", "TEXTAREA"):
+                reached.add(info["tag"])
+                assert info["outline"] != "none" and info["width"] != "0px", (screen, info)
+        assert reached, f"Tab reaches no control on the {screen} screen"
+    context.close()
+    return found

@@ -72,3 +72,25 @@ def location_names(same: list[str], ugc: list[str]) -> dict[str, str]:
         if name:
             out[code] = name
     return out
+
+
+def search_locations(query: str, limit: int) -> list[tuple[str, str]]:
+    """(PSSCCC, name) of the counties and whole states whose name holds ``query`` (or whose
+    code starts with it), names that start with it first (whole states before counties):
+    what a county picker offers."""
+    q = query.strip().casefold()
+    found: list[tuple[int, str, str]] = []
+    for ss, (abbr, state) in states().items():
+        name = f"all of {state}"
+        code = f"0{ss}000"
+        if q in state.casefold() or q == abbr.casefold() or code.startswith(q):
+            # A whole state before its counties: "ohio" means Ohio before Ohio County, IN.
+            found.append((0 if state.casefold().startswith(q) else 2, name, code))
+    for ssccc, county in counties().items():
+        abbr = states()[ssccc[:2]][0] if ssccc[:2] in states() else ssccc[:2]
+        name = f"{county}, {abbr}"
+        code = f"0{ssccc}"
+        if q in name.casefold() or code.startswith(q):
+            found.append((1 if county.casefold().startswith(q) else 2, name, code))
+    found.sort(key=lambda f: (f[0], f[1]))
+    return [(code, name) for _, name, code in found[:limit]]

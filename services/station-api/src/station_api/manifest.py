@@ -27,7 +27,14 @@ def _test_settings(resources: TestResources) -> dict[str, Any]:
 MANIFEST = ServiceManifest(
     name="station-api",
     summary="settings, users and roles, login, audit log, fleet health",
-    prefixes=("/api/settings", "/api/auth", "/api/users", "/api/system", "/api/audit"),
+    prefixes=(
+        "/api/settings",
+        "/api/auth",
+        "/api/users",
+        "/api/system",
+        "/api/audit",
+        "/api/reference",
+    ),
     settings=StationApiSettings,
     create_app=create_app,
     default_port=8005,

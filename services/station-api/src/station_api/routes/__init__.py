@@ -7,10 +7,10 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.routing import APIRoute
 
-from station_api.routes import audit, auth, settings, system, users
+from station_api.routes import audit, auth, reference, settings, system, users
 
 router = APIRouter()
-for module in (auth, users, settings, audit, system):
+for module in (auth, users, settings, audit, system, reference):
     router.include_router(module.router)
 
 

@@ -2,6 +2,7 @@
 // /ws (replay, then live events). Nothing here polls the server on a timer: the one interval
 // below only redraws clocks and countdowns from data already in the page.
 
+import { createConsole } from "./console.js";
 import { LiveConnection, compareIds } from "./live.js";
 import {
   SEVERITY_RANK, ago, clear, cookie, countdown, formatClock, formatDateTime, formatDuration,
@@ -116,6 +117,20 @@ async function loadAlerts() {
     for (const msg of queued) applyAlertEvent(msg);
     render("alerts");
   }
+}
+
+/** Who is signed in, so the screens show their controls before /ws says it too. */
+async function loadPrincipal() {
+  if (!config.login) {
+    screens.setPrincipal(state.principal);
+    return;
+  }
+  const r = await api("/api/auth/me");
+  if (r.ok && r.doc && r.doc.role) {
+    state.principal = { ...(state.principal || {}), subject: r.doc.username, role: r.doc.role };
+    renderWho();
+  }
+  screens.setPrincipal(state.principal);
 }
 
 async function loadSettings() {
@@ -233,6 +248,7 @@ function onEvent(msg) {
     default:
       break;
   }
+  if (["relay", "playout", "levels", "monitor"].includes(msg.topic)) screens.onEvent(msg);
 }
 
 function onResync(topic, msg, windowMs) {
@@ -254,6 +270,7 @@ function onState(name, detail) {
   if (name === "live" && detail.principal) {
     state.principal = detail.principal;
     renderWho();
+    screens.setPrincipal(state.principal);
   }
   renderConn();
 }
@@ -303,7 +320,7 @@ function startLive() {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     state.live = new LiveConnection({
       url: `${scheme}//${location.host}/ws`,
-      topics: ["alerts", "same", "monitor", "levels", "pollers", "health", "settings"],
+      topics: ["alerts", "same", "monitor", "levels", "pollers", "health", "settings", "relay", "playout"],
       history: HISTORY,
       onEvent,
       onSubscribed: (topic) => state.subscribed.add(topic),
@@ -675,7 +692,9 @@ function announce(text, urgent = true) {
 function showLogin(message) {
   if (state.live) state.live.stop("Signed out.");
   onState("offline", { reason: "sign in to see the live view" });
+  screens.show("board");
   $("board").hidden = true;
+  $("views").hidden = true;
   $("login-view").hidden = false;
   $("login-error").textContent = message || "";
   $("signin").hidden = true;
@@ -780,8 +799,10 @@ async function boot() {
     return;
   }
   $("login-view").hidden = true;
-  $("board").hidden = false;
+  $("views").hidden = false;
+  screens.show(screens.view);
   renderWho();
+  await loadPrincipal();
   loadSettings();
   startLive();
 }
@@ -816,5 +837,6 @@ function setupChrome() {
   setInterval(redraw, 1000);
 }
 
+const screens = createConsole({ api, detailOf, announce });
 setupChrome();
 boot();

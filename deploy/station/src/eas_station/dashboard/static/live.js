@@ -11,6 +11,8 @@ export const TOPIC_STREAMS = {
   pollers: ["poller.status"],
   health: ["service.heartbeat", "system.alarm"],
   settings: ["settings.changed"],
+  relay: ["relay.decisions"],
+  playout: ["playout.events"],
 };
 
 // Latest-value topics are never resumed (the server ignores last_id for them).
