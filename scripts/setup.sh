@@ -3,8 +3,8 @@
 # Debian tools: SAME reference decoder/encoder (multimon-ng, minimodem), audio tools (sox,
 # ffmpeg), text-to-speech for EAS narration (espeak-ng; flite, the second engine the tests
 # use), Chromium for the dashboard's browser test (driven by Playwright's Python API), npm
-# (axe-core for that test's accessibility check), icecast2 (the stream output's real server in the tests) and PortAudio (libportaudio2, the
-# sound-device output through sounddevice).
+# (axe-core for that test's accessibility check), icecast2 (the stream output's real server
+# in the tests) and PortAudio (libportaudio2, the sound-device output through sounddevice).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
