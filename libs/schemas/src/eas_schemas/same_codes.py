@@ -230,5 +230,7 @@ def location_covers(alert_code: str, station_code: str) -> str | None:
 def ugc_covers(alert_code: str, station_code: str) -> bool:
     if alert_code == station_code:
         return True
-    # Station wildcard "OHZALL": every zone (or county, with C) of that state.
-    return station_code.endswith("ALL") and alert_code[:3] == station_code[:3]
+    # "OHZALL": every zone (or county, with C) of that state, on either side, as a statewide
+    # SAME code is: an alert for all of Ohio's zones covers a station in any one of them.
+    wildcard = station_code.endswith("ALL") or alert_code.endswith("ALL")
+    return wildcard and alert_code[:3] == station_code[:3]
