@@ -93,7 +93,7 @@ def test_parse_and_configured() -> None:
     parsed = parse_current(json.dumps({"version": 3, "settings": redacted(doc(3))}))
     assert parsed is not None and parsed.version == 3
     assert parsed.settings.location.same_codes == ["039003"]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"is not \{version, settings\}"):
         parse_current("[]")
     assert not configured(StationSettings().location)
     assert configured(doc(1).location)
