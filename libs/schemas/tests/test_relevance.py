@@ -6,11 +6,13 @@ case a plausible slip in ``location_covers``/``ugc_covers``/``decide_relevance``
 
 from __future__ import annotations
 
+from dataclasses import FrozenInstanceError
+
 import pytest
 from pydantic import BaseModel, ValidationError
 
 from eas_schemas.cap import CapAlert, CapArea, ValuePair
-from eas_schemas.relevance import decide_relevance
+from eas_schemas.relevance import RelevanceDecision, decide_relevance
 from eas_schemas.same_codes import (
     NATIONAL_CODE,
     LocationCode,
@@ -300,3 +302,21 @@ def test_annotated_types_validate_and_name_the_item() -> None:
         _Codes.model_validate({"same": ["039035", "39035"], "ugc": ["OHX1"], "event": "TO"})
     locs = sorted(".".join(str(p) for p in e["loc"]) for e in caught.value.errors())
     assert locs == ["event", "same.1", "ugc.0"]
+
+
+def test_codes_and_decisions_are_values() -> None:
+    # Kept in sets and shared between requests: neither may change once made.
+    loc = LocationCode.parse("039035")
+    assert {loc, LocationCode.parse("039035")} == {loc}
+    with pytest.raises(FrozenInstanceError):
+        loc.state = "48"  # type: ignore[misc]
+    decision = decide_relevance(make_alert(), ["039035"], [])
+    assert hash(decision) == hash(RelevanceDecision(True, decision.reason))
+    with pytest.raises(FrozenInstanceError):
+        decision.relevant = False  # type: ignore[misc]
+
+
+def test_the_national_code_is_compared_by_value() -> None:
+    # A code read from a CAP file or a form is a new string, not the module's constant.
+    built = "".join(["000", "000"])
+    assert validate_location_code(built) == NATIONAL_CODE

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import jwt
 import pytest
@@ -16,36 +17,69 @@ from servicekit.auth.tokens import (
     TokenSigner,
     TokenVerifier,
     generate_keypair,
+    write_keypair,
 )
 
 
 class Clock:
     """Wall-clock seconds that move only when the test says so."""
 
-    def __init__(self) -> None:
-        self.now = float(int(time.time()))
+    def __init__(self, now: float) -> None:
+        self.now = now
 
     def __call__(self) -> float:
         return self.now
 
 
+# A fixed past instant whose expiry (+60 s) has all five low bits set, so an expiry check
+# that combined the numbers any other way than "exp + 30" would land on another second.
+ISSUED = 1_700_000_003
+assert (ISSUED + 60) % 32 == 31
+
+
 def test_cached_token_still_expires_and_tampering_is_caught():
     private, public = generate_keypair()
-    clock = Clock()
+    clock = Clock(ISSUED)
     signer, verifier = TokenSigner(private), TokenVerifier(public, clock=clock)
-    token = signer.mint("alice", Role.OPERATOR, ttl_s=60, now=clock.now)
+    token = signer.mint("alice", Role.OPERATOR, ttl_s=60, now=ISSUED)
     assert verifier.verify(token).subject == "alice"
     assert verifier.verify(token).role is Role.OPERATOR  # from the cache
     tampered = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
     with pytest.raises(TokenError):
         verifier.verify(tampered)
-    clock.now += 60 + LEEWAY_S  # the last second of its leeway: still good
+    # The policy: a token is honoured up to 30 s after its expiry (clock skew), not longer.
+    assert LEEWAY_S == 30
+    clock.now = ISSUED + 60 + 30  # the last second of its leeway: still good
     assert verifier.verify(token).subject == "alice"
+    assert TokenVerifier(public, clock=clock).verify(token).subject == "alice"  # fresh too
     clock.now += 1
     with pytest.raises(TokenError, match="expired"):
         verifier.verify(token)  # cached, yet refused
     with pytest.raises(TokenError, match="expired"):
         TokenVerifier(public, clock=clock).verify(token)  # and refused when verified afresh
+
+
+def test_the_cache_keeps_the_most_recently_used_tokens_only():
+    class Small(TokenVerifier):
+        CACHE_SIZE = 2
+
+    private, public = generate_keypair()
+    signer, verifier = TokenSigner(private), Small(public)
+    a, b, c = (signer.mint(name, Role.VIEWER) for name in ("a", "b", "c"))
+    verifier.verify(a)
+    verifier.verify(b)
+    verifier.verify(a)  # a is now the most recent
+    verifier.verify(c)  # over the bound: b, the least recently used, goes
+    assert list(verifier._verified) == [a, c]
+
+
+def test_write_keypair_files(tmp_path: Path):
+    private_path, public_path = write_keypair(tmp_path / "keys")
+    assert (private_path.name, public_path.name) == ("signing.pem", "signing.pub.pem")
+    assert private_path.parent == public_path.parent == tmp_path / "keys"
+    assert private_path.stat().st_mode & 0o777 == 0o600  # the signing key is the station's
+    token = TokenSigner(private_path.read_text()).mint("k", Role.ADMIN)
+    assert TokenVerifier(public_path.read_text()).verify(token).role is Role.ADMIN
 
 
 def test_an_expired_token_is_refused_even_before_it_is_cached():
