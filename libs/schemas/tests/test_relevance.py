@@ -60,6 +60,15 @@ LOCATION_CASES: list[tuple[str, str, str | None]] = [
     ("039035", "048035", None),
     ("148035", "039035", None),
     ("048035", "139035", None),
+    # malformed alert codes (CAP geocodes are free text) cover nothing, even when the digits
+    # that a six-character slice would read happen to match
+    ("0390350", "039035", None),
+    ("-39035", "039035", None),
+    (" 39035", "039035", None),
+    ("+39000", "039035", None),
+    ("03903", "039035", None),
+    ("039035\n", "039035", None),
+    ("", "039035", None),
     # the same state, another county (including numbers that share digits)
     ("039035", "039036", None),
     ("039035", "039350", None),
@@ -95,6 +104,12 @@ UGC_CASES: list[tuple[str, str, bool]] = [
     ("OHZALL", "OHZALL", True),
     ("OHZALL", "OHC035", False),
     ("OHZALL", "INZ014", False),
+    # malformed alert codes cover nothing, even under a station's XXZALL
+    ("OHZ014X", "OHZALL", False),
+    ("OHZ", "OHZALL", False),
+    ("OHZ01", "OHZ01", False),
+    ("OHQ014", "OHQALL", False),
+    ("OHZ014\n", "OHZ014", False),
 ]
 
 
@@ -241,6 +256,7 @@ def test_valid_location_codes(code: str) -> None:
         ("03903A", "6 digits"),
         (" 39035", "6 digits"),
         ("039035 ", "6 digits"),
+        ("039035\n", "6 digits"),  # "$" alone would let a trailing newline through
         ("\uff10\uff13\uff19\uff10\uff13\uff15", "6 digits"),  # full-width: digits to Python only
         ("\u0660\u0663\u0669\u0660\u0663\u0665", "6 digits"),  # Arabic-Indic digits
         ("", "6 digits"),
@@ -271,7 +287,8 @@ def test_valid_ugc_codes(code: str, normalized: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "code", ["OHX014", "OHZ14", "OHZ0140", "OH014", "O1Z014", "OHZAL", "OHZ01A", "", "OHZ-14"]
+    "code",
+    ["OHX014", "OHZ14", "OHZ0140", "OH014", "O1Z014", "OHZAL", "OHZ01A", "", "OHZ-14", "OHZ014\n1"],
 )
 def test_invalid_ugc_codes(code: str) -> None:
     with pytest.raises(ValueError, match="UGC code must look like"):
