@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import FrozenInstanceError
 from pathlib import Path
 
 import jwt
@@ -13,9 +14,11 @@ from servicekit.auth.tokens import (
     AUDIENCE,
     ISSUER,
     LEEWAY_S,
+    Principal,
     TokenError,
     TokenSigner,
     TokenVerifier,
+    csrf_hash,
     generate_keypair,
     write_keypair,
 )
@@ -109,3 +112,57 @@ def test_token_from_another_key_is_refused():
     verifier = TokenVerifier(generate_keypair()[1])
     with pytest.raises(TokenError):
         verifier.verify(signer.mint("mallory", Role.ADMIN))
+
+
+def test_minted_claims():
+    private, public = generate_keypair()
+    signer = TokenSigner(private)
+    now = 1_700_000_004  # "+" and "|" give different expiries from here
+    token = signer.mint("carol", Role.ADMIN, ttl_s=60, now=now, csrf_token="c-1")
+    claims = jwt.decode(token, options={"verify_signature": False})
+    jti = claims.pop("jti")
+    assert len(jti) == 32 and int(jti, 16) >= 0
+    assert claims == {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": "carol",
+        "role": "admin",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 60,
+        "csrf": csrf_hash("c-1"),
+    }
+    principal = TokenVerifier(public, clock=Clock(now)).verify(token)
+    assert (principal.expires_at, principal.csrf_hash) == (now + 60.0, csrf_hash("c-1"))
+    assert principal.token_id == jti
+    # Access tokens live 15 minutes unless asked otherwise.
+    default = jwt.decode(
+        signer.mint("d", Role.VIEWER, now=now), options={"verify_signature": False}
+    )
+    assert default["exp"] - default["iat"] == 900
+
+
+def test_principals_are_frozen_and_know_anonymity():
+    private, public = generate_keypair()
+    principal = TokenVerifier(public).verify(TokenSigner(private).mint("e", Role.VIEWER))
+    assert principal.anonymous is False
+    anonymous = Principal.anonymous_reader()
+    assert anonymous.anonymous is True and anonymous.role is None
+    with pytest.raises(FrozenInstanceError):
+        principal.role = Role.ADMIN  # type: ignore[misc]
+
+
+def test_a_token_with_an_unknown_role_is_refused():
+    private, public = generate_keypair()
+    key = serialization.load_pem_private_key(private.encode(), password=None)
+    now = int(time.time())
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "f", "role": "root", "iat": now}
+    token = jwt.encode({**claims, "exp": now + 60}, key, algorithm=ALGORITHM)  # type: ignore[arg-type]
+    with pytest.raises(TokenError, match="unknown role 'root'"):
+        TokenVerifier(public).verify(token)
+
+
+def test_write_keypair_makes_its_folders_and_may_run_again(tmp_path: Path):
+    first, _ = write_keypair(tmp_path / "a" / "b")
+    again, _ = write_keypair(tmp_path / "a" / "b")  # a new pair in the same place
+    assert first == again and first.exists()
