@@ -48,6 +48,7 @@ from eas_schemas.monitor_events import (
     SameHeaderFields,
     SameLocation,
 )
+from eas_schemas.same_codes import DEVIATIONS
 from eas_schemas.streams import (
     ALERTS_INGESTED,
     AUDIO_METRICS,
@@ -203,7 +204,9 @@ def bus(redis_url: str, bus_namespace: str) -> Iterator[SyncBus]:
     client.close()
 
 
-def _same_header(now: datetime, text: str, event: str, code: str, name: str) -> EventEnvelope[Any]:
+def _same_header(
+    now: datetime, text: str, event: str, code: str, name: str, deviations: tuple[str, ...] = ()
+) -> EventEnvelope[Any]:
     hearing = Hearing(
         input_id=1,
         input_name="NWR KEC61",
@@ -228,8 +231,10 @@ def _same_header(now: datetime, text: str, event: str, code: str, name: str) -> 
             duration_minutes=30,
             issued=now,
             purge_at=now + timedelta(minutes=30),
-            callsign="KCLE/NWS",
+            callsign=text.split("-")[-2] if text.endswith("-") else text.split("-")[-1],
         ),
+        deviations=list(deviations),
+        deviation_notes=[DEVIATIONS[d] for d in deviations],
         description=f"The National Weather Service has issued a {name} for "
         "Cuyahoga County, OH (KCLE/NWS).",
         confidence=0.98,
@@ -433,10 +438,11 @@ def test_dashboard_live_in_chromium(station: Station, bus: SyncBus, tmp_path: Pa
             SAME_EVENTS,
             _same_header(
                 datetime.now(UTC),
-                "ZCZC-WXR-SVR-039035+0030-0011205-KCLE/NWS-",
+                "ZCZC-WXR-SVR-039035+0030-0011205-KCLENWS-",
                 "Severe Thunderstorm Warning",
                 "SVR",
                 "Severe Thunderstorm Warning",
+                ("callsign_length",),
             ),
         )
         alerts_fetches_before = sum("/api/alerts?" in u for u in api_requests)
@@ -447,6 +453,11 @@ def test_dashboard_live_in_chromium(station: Station, bus: SyncBus, tmp_path: Pa
         ).to_be_visible(timeout=60_000)
         expect(page.locator("#same-list")).to_contain_text(
             "has issued a Severe Thunderstorm Warning"
+        )
+        # A header heard with a deviation from 11.31 says so, in plain language.
+        expect(page.locator("#same-list .deviations")).to_have_count(1)
+        expect(page.locator("#same-list .deviations")).to_contain_text(
+            DEVIATIONS["callsign_length"]
         )
         expect(page.locator("#alert-list li", has_text="Tornado Warning")).to_have_count(1)
         expect(page.locator("#alert-count")).to_have_text("2")

@@ -97,15 +97,26 @@ def test_truncated_header_is_never_emitted() -> None:
     assert dec.stats.headers_rejected == 1
 
 
-def test_invalid_field_is_never_emitted() -> None:
-    bad = "ZCZC-WXR-TOR-039035+0010-3181518-KXYZ/FM -"  # purge time not a valid step
+def _three_bursts(text: str) -> np.ndarray:
     parts = [silence(0.5, RATE)]
     for _ in range(3):
-        parts += [_burst_with_flips(bad, []), silence(1.0, RATE)]
-    x = np.concatenate([*parts, silence(2.5, RATE)])
-    events, dec = decode_all(x, RATE)
+        parts += [_burst_with_flips(text, []), silence(1.0, RATE)]
+    return np.concatenate([*parts, silence(2.5, RATE)])
+
+
+def test_invalid_field_is_never_emitted() -> None:
+    bad = "ZCZC-WXR-TOR-039035+0060-3181518-KXYZ/FM -"  # purge time with 60 minutes
+    events, dec = decode_all(_three_bursts(bad), RATE)
     assert headers(events) == []
     assert dec.stats.headers_rejected == 1
+
+
+def test_purge_time_off_the_steps_is_decoded_and_named() -> None:
+    off_step = "ZCZC-WXR-TOR-039035+0010-3181518-KXYZ/FM -"  # issue 3's closing note
+    events, dec = decode_all(_three_bursts(off_step), RATE)
+    assert headers(events) == [off_step]
+    assert next(e for e in events if e.type == "header").header.deviations == ("purge_step",)
+    assert dec.stats.headers_rejected == 0
 
 
 def test_single_and_two_burst_timeouts() -> None:

@@ -166,3 +166,19 @@ def test_write_keypair_makes_its_folders_and_may_run_again(tmp_path: Path):
     first, _ = write_keypair(tmp_path / "a" / "b")
     again, _ = write_keypair(tmp_path / "a" / "b")  # a new pair in the same place
     assert first == again and first.exists()
+
+
+def test_keygen_writes_the_chain_key_once_and_never_replaces_it(tmp_path, capsys):
+    import stat
+
+    from servicekit.auth.cli import main
+
+    assert main(["keygen", "--dir", str(tmp_path)]) == 0
+    chain = tmp_path / "chain.pem"
+    first = chain.read_bytes()
+    assert stat.S_IMODE(chain.stat().st_mode) == 0o600
+    signing = (tmp_path / "signing.pem").read_bytes()
+    assert main(["keygen", "--dir", str(tmp_path), "--force"]) == 0
+    assert (tmp_path / "signing.pem").read_bytes() != signing  # --force replaces that one
+    assert chain.read_bytes() == first  # but never the key earlier log entries are signed by
+    assert "chain.pem" in capsys.readouterr().out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -175,7 +176,11 @@ def make_heard() -> Callable[..., SameHeaderEvent]:
 
 @pytest.fixture
 async def settings(
-    database_url: str, redis_url: str, bus_namespace: str, keypair: tuple[str, str]
+    database_url: str,
+    redis_url: str,
+    bus_namespace: str,
+    keypair: tuple[str, str],
+    tmp_path: Path,
 ) -> AudioControlSettings:
     await upgrade_url(database_url)
     return AudioControlSettings(
@@ -191,6 +196,8 @@ async def settings(
         consumer_min_idle_ms=300,
         settings_sync_timeout_s=2.0,
         run_playout=False,
+        chain_key_file=tmp_path / "keys" / "chain.pem",
+        aired_dir=tmp_path / "aired",
     )
 
 

@@ -105,7 +105,7 @@ class Rig:
         self.sinks: dict[str, list[RecordingSink]] = {}
         self.failing: set[str] = set()
 
-    def sink(self, output: OutputSpec, rate: int) -> RecordingSink:
+    def sink(self, output: OutputSpec, rate: int, label: str = "") -> RecordingSink:
         assert rate == RATE or rate == 22_050
         s = RecordingSink(output.name, self.log, 0.5 if output.name in self.failing else None)
         self.sinks.setdefault(output.name, []).append(s)

@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 
-from audio_control.rules import Candidate, Evaluation, decision_event, evaluate, relay_time
+from audio_control.rules import (
+    Candidate,
+    Evaluation,
+    decision_event,
+    evaluate,
+    precedence_of,
+    relay_time,
+)
+from eas_same.header import parse_header
 from eas_schemas.cap import CapMsgType, CapScope, CapSeverity, CapStatus, CapUrgency
 from eas_schemas.events import payload_model
 from eas_schemas.monitor_events import SameHeaderEvent
@@ -20,6 +28,7 @@ from eas_schemas.relay_events import (
     RelayDecisionEvent,
     RelaySource,
 )
+from eas_schemas.same_codes import DEVIATIONS
 from eas_schemas.station_settings import ConfirmationTimeoutAction, LocationSettings, RelayRules
 
 NOW = datetime(2025, 5, 1, 18, 0, tzinfo=UTC)  # the builders' time (conftest `now`)
@@ -440,17 +449,79 @@ def test_more_than_31_heard_locations(make_air: AirFactory) -> None:
     assert blocking(result) == {"location": RelayAction.CONFIRM}
 
 
-def test_deviations_are_read_from_the_event_when_it_carries_them(
+def test_deviations_are_read_from_the_event(
     make_heard: Callable[..., SameHeaderEvent],
 ) -> None:
-    class WithDeviations(SameHeaderEvent):
-        deviations: list[str] = []
-
     base = make_heard()
-    event = WithDeviations(**base.model_dump(), deviations=["missing_trailing_dash"])
+    event = base.model_copy(update={"deviations": ["missing_trailing_dash"]})
     candidate = Candidate.from_air(event, callsign="WXYZ/FM")
     assert candidate.deviations == ("missing_trailing_dash",)
     assert Candidate.from_air(base, callsign="WXYZ/FM").deviations == ()
+    old = SameHeaderEvent.model_validate(base.model_dump(exclude={"deviations"}))
+    assert old.deviations == []  # a payload from before the field still parses
+
+
+_OHIO = tuple(f"039{n:03d}" for n in range(1, 81, 2))  # 40 real counties
+
+# heard as (builder arguments), deviations the decoder names, the header a relay airs
+HEARD_DEVIATING: list[tuple[dict[str, Any], list[str], str]] = [
+    ({"callsign": "WJONTV7"}, ["callsign_length"],
+     "ZCZC-WXR-TOR-039035+0100-1211800-WXYZ/FM -"),
+    ({"callsign": "kcle.nws"}, ["callsign_characters"],
+     "ZCZC-WXR-TOR-039035+0100-1211800-WXYZ/FM -"),
+    ({"duration": "0010"}, ["purge_step"], "ZCZC-WXR-TOR-039035+0015-1211800-WXYZ/FM -"),
+    ({"duration": "0145"}, ["purge_step"], "ZCZC-WXR-TOR-039035+0200-1211800-WXYZ/FM -"),
+    ({}, ["missing_trailing_dash"], "ZCZC-WXR-TOR-039035+0100-1211800-WXYZ/FM -"),
+    ({"locations": ("039035", "039999")}, ["unknown_county"],
+     "ZCZC-WXR-TOR-039035-039999+0100-1211800-WXYZ/FM -"),
+    ({"locations": (*_OHIO[17:], "039035")}, ["location_count"],
+     f"ZCZC-WXR-TOR-{'-'.join((*_OHIO[17:], '039035'))}+0100-1211800-WXYZ/FM -"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("heard", "deviations", "relayed"), HEARD_DEVIATING)
+def test_a_deviating_header_is_confirmed_and_relayed_in_the_standard_form(
+    make_heard: Callable[..., SameHeaderEvent],
+    heard: dict[str, Any],
+    deviations: list[str],
+    relayed: str,
+) -> None:
+    event = make_heard(**heard).model_copy(update={"deviations": deviations})
+    candidate = Candidate.from_air(event, callsign="WXYZ/FM")
+    assert candidate.header is not None and candidate.header_error is None
+    assert candidate.header.text == relayed
+    assert parse_header(relayed).text == relayed  # strict: the standard form
+    assert candidate.header.deviations == ()
+    result = decide(candidate)
+    assert blocking(result) == {"deviation": RelayAction.CONFIRM}
+    found = check(result, "deviation")
+    assert found.values["deviations"] == deviations
+    for name in deviations:
+        assert name in found.detail and DEVIATIONS[name] in found.detail
+
+
+def test_an_unknown_event_heard_is_not_relayed(make_heard: Callable[..., SameHeaderEvent]) -> None:
+    event = make_heard(event="XYZ").model_copy(update={"deviations": ["unknown_event"]})
+    candidate = Candidate.from_air(event, callsign="WXYZ/FM")
+    assert candidate.header is None and candidate.header_error
+    result = decide(candidate, events=["XYZ"])
+    assert blocking(result)["header"] is RelayAction.IGNORE
+    assert check(result, "deviation").values["deviations"] == ["unknown_event"]
+
+
+@pytest.mark.parametrize(
+    ("event", "cls"),
+    [
+        ("EAN", PrecedenceClass.EAN),
+        ("NPT", PrecedenceClass.NATIONAL),
+        ("EAT", PrecedenceClass.NATIONAL),
+        ("RWT", PrecedenceClass.TEST),
+        ("NST", PrecedenceClass.TEST),
+        ("SQW", PrecedenceClass.LOCAL),
+    ],
+)
+def test_precedence_follows_the_code_table(event: str, cls: PrecedenceClass) -> None:
+    assert precedence_of(event, "WXR", ["039035"])[1] is cls
 
 
 # ---- the announced decision ------------------------------------------------------------------

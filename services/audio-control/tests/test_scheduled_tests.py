@@ -75,6 +75,13 @@ async def test_a_due_rwt_is_originated_and_queued_once(
     assert row.state == "sent" and row.event_code == "RWT"
     assert [i.event_code for i in items] == ["RWT"] and items[0].precedence_class == "test"
     assert items[0].header.startswith("ZCZC-EAS-RWT-039035+0015-")
+    # The station log: composed, sent to air, and the test's outcome, by the schedule.
+    log = (await service.get("/api/audio/log", params={"actor": "test-schedule"})).json()
+    kinds = [i["kind"] for i in reversed(log["items"])]
+    assert kinds == ["originated", "originated", "test"]
+    test_entry = log["items"][0]
+    assert test_entry["decision_state"] == "sent" and test_entry["event_code"] == "RWT"
+    assert test_entry["item_id"] == items[0].id and test_entry["detail"]["period"] == period
 
 
 async def test_a_window_that_passed_is_recorded_as_missed(service: httpx.AsyncClient) -> None:
@@ -90,3 +97,8 @@ async def test_a_window_that_passed_is_recorded_as_missed(service: httpx.AsyncCl
     (outcome,) = await app.state.test_scheduler.tick(end + timedelta(hours=3))
     assert outcome == f"{period}: missed: its window passed"
     assert await app.state.test_scheduler.tick(end + timedelta(hours=4)) == []
+    log = (await service.get("/api/audio/log", params={"kind": "test"})).json()
+    assert log["total"] == 1
+    missed = log["items"][0]
+    assert missed["decision_state"] == "missed" and missed["reasons"] == "its window passed"
+    assert missed["event_code"] == "RMT" and missed["actor"] == "test-schedule"

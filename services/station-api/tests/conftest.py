@@ -34,6 +34,7 @@ async def settings(
         redis_url=redis_url,
         bus_namespace=bus_namespace,
         signing_key_file=key_file,
+        chain_key_file=key_file.with_name("chain.pem"),
         instance="test-1",
         heartbeat_interval_s=0.5,
         fleet_check_interval_s=0.1,

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from eas_station.demo import DemoSetup, demo_dir
 from servicekit.auth.permissions import Role
 from servicekit.auth.tokens import TokenSigner, write_keypair
 from servicekit.embedded import EmbeddedRedis
@@ -78,6 +79,10 @@ def station_env(
         # station-api signs the tokens the others verify: the private half stays on this box.
         if not env.get("EAS_AUTH_SIGNING_KEY_FILE") and not env.get("STATION_API_SIGNING_KEY_FILE"):
             env["EAS_AUTH_SIGNING_KEY_FILE"] = str((keys / "signing.pem").resolve())
+    # The key that signs the station log and the audit log lives beside the token keys, out
+    # of the database; audio-control and station-api share it (made 0600 on first start).
+    if not env.get("EAS_CHAIN_KEY_FILE"):
+        env["EAS_CHAIN_KEY_FILE"] = str((keys / "chain.pem").resolve())
     # A station reachable only from this machine lets local readers in without a token, so
     # the first look needs no setup; bound to any other address it requires tokens for reads.
     if "EAS_ANONYMOUS_READ" not in env:
@@ -85,6 +90,7 @@ def station_env(
             "true" if args.host in ("127.0.0.1", "localhost", "::1") else "false"
         )
     env.setdefault("EAS_MONITOR_DATA_DIR", str((data_dir / "eas-monitor").resolve()))
+    env.setdefault("AUDIO_CONTROL_AIRED_DIR", str((data_dir / "aired").resolve()))
     if not env.get("POLLERS_CAP_FOLDER") and env.get("EAS_CAP_FOLDER"):
         env["POLLERS_CAP_FOLDER"] = env["EAS_CAP_FOLDER"]
     env.setdefault("EAS_LOG_JSON", "true")
@@ -159,6 +165,13 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--host", default=os.environ.get("EAS_HOST", "127.0.0.1"))
     run.add_argument("--port", type=int, default=int(os.environ.get("EAS_PORT", "8080")))
     run.add_argument("--data-dir", type=Path, default=Path(os.environ.get("EAS_DATA_DIR", "var")))
+    run.add_argument(
+        "--demo",
+        action="store_true",
+        help="a demo station in <data dir>/demo, started fresh: its own area and relay rules, "
+        "a CAP Tornado Warning and an on-air Severe Thunderstorm Warning, aired into "
+        "<data dir>/demo/aired",
+    )
     token = sub.add_parser("token", help="print an access token signed with this station's key")
     token.add_argument("--role", choices=[r.value for r in Role], default=Role.VIEWER.value)
     token.add_argument("--ttl", type=int, default=3600)
@@ -173,7 +186,17 @@ def main(argv: list[str] | None = None) -> int:
         print(TokenSigner(key.read_text()).mint("station-cli", Role(args.role), ttl_s=args.ttl))
         return 0
     args.data_dir.mkdir(parents=True, exist_ok=True)
-    env, embedded = station_env(args, args.data_dir)
+    data_dir = args.data_dir
+    setup: DemoSetup | None = None
+    if args.demo:
+        data_dir = demo_dir(args.data_dir)
+        os.environ["EAS_CAP_FOLDER"] = str((data_dir / "cap").resolve())
+        os.environ.pop("POLLERS_CAP_FOLDER", None)
+    env, embedded = station_env(args, data_dir)
+    if args.demo:
+        host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+        setup = DemoSetup(f"http://{host}:{args.port}", data_dir / "keys" / "signing.pem", data_dir)
+        setup.start()
     try:
         supervise(children(args, env))
     finally:

@@ -9,7 +9,12 @@ a character ``c`` at a position is ``sum_j bit_j(c) * llr_j`` up to a constant c
 characters, so for each field the posterior of its decoded value *within the set of values
 the field may take* (originators, event codes, state codes, digit runs, purge-time steps, day
 001-366, hour, minute, printable callsign characters, and '-' or '+' at each separator,
-which fixes the number of locations) follows from a log-sum-exp over that set. The error
+which fixes the number of locations, and '-' against any printable character where a short
+callsign ends) follows from a log-sum-exp over that set. Where a receiver also accepts values
+off the standard set (event codes not in the table, purge times off the legal steps), the set
+is all syntactically possible values with a small prior mass on the non-standard ones, so a
+standard value keeps nearly all its structural protection and a deviating one needs strong
+bits. The error
 estimate is the sum over fields of (1 - posterior of the decoded value), plus a small share
 of the plain bitwise estimate (sum of per-bit error probabilities) that covers transmissions
 whose fields are outside the standard sets.
@@ -17,45 +22,107 @@ whose fields are outside the standard sets.
 
 from __future__ import annotations
 
+import itertools
+from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
 import numpy.typing as npt
 
 from . import codes
+from .header import MAX_LENIENT_LOCATIONS, is_legal_purge_step
 
 F64 = npt.NDArray[np.float64]
 
 #: share of the bitwise error estimate that is always added
 NONSTANDARD_SHARE = 0.1
+#: prior probability that a header's event code is not in the table
+UNKNOWN_EVENT_PRIOR = 0.01
+#: prior probability that a header's purge time is off the legal steps
+PURGE_OFF_STEP_PRIOR = 0.02
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """Where a header's fields lie: its number of locations and how its callsign ends."""
+
+    nloc: int
+    call_len: int  # 1-8 characters
+    dashed: bool  # the final '-' is there
+
+    @property
+    def call_start(self) -> int:
+        return 26 + 7 * self.nloc
+
+    @property
+    def length(self) -> int:
+        return self.call_start + self.call_len + (1 if self.dashed else 0)
+
+
+def frame(text: str, *, final: bool) -> Frame | None:
+    """The frame of the header at the start of ``text`` (from ``ZCZC``), or None while it is
+    not complete (or cannot be one). The locations end at the first '+' on a location
+    boundary; the callsign at the first '-' after it, or after 8 characters without one.
+    ``final``: ``text`` is all there is (a finished burst), so 8 callsign characters at its
+    very end are a header without its dash rather than one whose dash is still to come."""
+    for n in range(1, MAX_LENIENT_LOCATIONS + 1):
+        pos = 12 + 7 * n
+        if pos >= len(text):
+            return None
+        if text[pos] == "+":
+            break
+    else:
+        return None
+    c0 = 26 + 7 * n
+    for k in range(9):
+        i = c0 + k
+        if i >= len(text):
+            if k == 8 and final:
+                return Frame(n, 8, False)
+            return None
+        if text[i] == "-":
+            return Frame(n, k, True) if k else None
+    return Frame(n, 8, False)
 
 
 def _codes_matrix(values: list[str]) -> npt.NDArray[np.float64]:
     """(len(values), 7*k) 0/1 bit matrix, LSB first per character."""
     k = len(values[0])
-    out = np.zeros((len(values), 7 * k))
-    for i, v in enumerate(values):
-        for c, ch in enumerate(v):
-            o = ord(ch)
-            for j in range(7):
-                out[i, 7 * c + j] = (o >> j) & 1
-    return out
+    chars = np.frombuffer("".join(values).encode("ascii"), dtype=np.uint8).reshape(-1, k)
+    bits = (chars[:, :, None] >> np.arange(7, dtype=np.uint8)) & 1
+    return bits.reshape(len(values), 7 * k).astype(np.float64)
 
 
 @cache
 def _set(name: str) -> tuple[npt.NDArray[np.float64], dict[str, int]]:
+    mat, index, _ = _prior_set(name)
+    return mat, index
+
+
+def _log_prior(vals: list[str], standard: set[str], off_mass: float) -> F64:
+    n_std = sum(1 for v in vals if v in standard)
+    on, off = np.log((1.0 - off_mass) / n_std), np.log(off_mass / (len(vals) - n_std))
+    return np.array([on if v in standard else off for v in vals], dtype=np.float64)
+
+
+@cache
+def _prior_set(name: str) -> tuple[npt.NDArray[np.float64], dict[str, int], F64 | None]:
+    prior: F64 | None = None
+    if name == "event":
+        vals = ["".join(t) for t in itertools.product("ABCDEFGHIJKLMNOPQRSTUVWXYZ", repeat=3)]
+        prior = _log_prior(vals, set(codes.EVENTS), UNKNOWN_EVENT_PRIOR)
+        return _codes_matrix(vals), {v: i for i, v in enumerate(vals)}, prior
+    if name == "duration":
+        vals = [f"{h:02d}{m:02d}" for h in range(100) for m in range(60)]
+        legal = {v for v in vals if is_legal_purge_step(v)}
+        prior = _log_prior(vals, legal, PURGE_OFF_STEP_PRIOR)
+        return _codes_matrix(vals), {v: i for i, v in enumerate(vals)}, prior
     if name == "org":
         vals = sorted(codes.ORIGINATORS)
-    elif name == "event":
-        vals = sorted(c for c in codes.EVENTS if len(c) == 3)
     elif name == "state":
         vals = sorted({s for s in codes.states() if len(s) == 2} | set(codes.MARINE_AREAS) - {"00"})
     elif name == "digit":
         vals = [str(d) for d in range(10)]
-    elif name == "duration":
-        vals = ["0015", "0030", "0045"] + [
-            f"{h:02d}{m:02d}" for h in range(1, 100) for m in (0, 30)
-        ]
     elif name == "day":
         vals = [f"{d:03d}" for d in range(1, 367)]
     elif name == "hour":
@@ -66,9 +133,11 @@ def _set(name: str) -> tuple[npt.NDArray[np.float64], dict[str, int]]:
         vals = ["-", "+"]
     elif name == "call":
         vals = [chr(c) for c in range(0x20, 0x7F) if chr(c) != "-"]
+    elif name == "call_end":  # after a short callsign: its dash, or one more character
+        vals = [chr(c) for c in range(0x20, 0x7F)]
     else:  # pragma: no cover
         raise KeyError(name)
-    return _codes_matrix(vals), {v: i for i, v in enumerate(vals)}
+    return _codes_matrix(vals), {v: i for i, v in enumerate(vals)}, prior
 
 
 def _logsumexp(x: F64) -> float:
@@ -77,8 +146,9 @@ def _logsumexp(x: F64) -> float:
 
 
 def _scores(name: str, llr: F64) -> tuple[F64, dict[str, int]]:
-    mat, index = _set(name)
-    return mat @ llr, index
+    mat, index, prior = _prior_set(name)
+    s = mat @ llr
+    return (s if prior is None else s + prior), index
 
 
 def _post_wrong(name: str, llr: F64, value: str) -> float:
@@ -90,10 +160,10 @@ def _post_wrong(name: str, llr: F64, value: str) -> float:
     return float(-np.expm1(s[i] - _logsumexp(s)))
 
 
-def structured_error(text: str, llr: F64) -> float:
-    """Probability that the valid header ``text`` (hard decision of ``llr``) is not the
-    transmitted one although the transmitted one was valid, plus a share of the bitwise
-    estimate. ``llr`` covers at least ``8 * len(text)`` bits, aligned from ``ZCZC``."""
+def structured_error(text: str, llr: F64, fr: Frame) -> float:
+    """Probability that the valid header ``text`` (hard decision of ``llr``, framed as
+    ``fr``) is not the transmitted one although the transmitted one was valid, plus a share
+    of the bitwise estimate. ``llr`` covers at least ``8 * len(text)`` bits, from ``ZCZC``."""
     n = len(text)
     L = np.asarray(llr[: 8 * n], dtype=np.float64).reshape(n, 8)[:, :7]
     bitwise = float(np.sum(1.0 / (1.0 + np.exp(np.minimum(np.abs(L), 700.0)))))
@@ -101,7 +171,7 @@ def structured_error(text: str, llr: F64) -> float:
     def ch(a: int, b: int) -> F64:
         return np.asarray(L[a:b].reshape(-1), dtype=np.float64)
 
-    nloc = (n - 35) // 7
+    nloc = fr.nloc
     err = 0.0
     err += _post_wrong("org", ch(5, 8), text[5:8])
     err += _post_wrong("event", ch(9, 12), text[9:12])
@@ -137,6 +207,9 @@ def structured_error(text: str, llr: F64) -> float:
     err += _post_wrong("hour", ch(p + 3, p + 5), text[p + 3 : p + 5])
     err += _post_wrong("minute", ch(p + 5, p + 7), text[p + 5 : p + 7])
     p += 8
-    for c in range(8):
+    for c in range(fr.call_len):
         err += _post_wrong("call", ch(p + c, p + c + 1), text[p + c])
+    if fr.dashed and fr.call_len < 8:
+        q = p + fr.call_len
+        err += _post_wrong("call_end", ch(q, q + 1), text[q])
     return err + NONSTANDARD_SHARE * bitwise

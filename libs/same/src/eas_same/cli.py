@@ -132,7 +132,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
     try:
         if args.header:
-            header = parse_header(args.header, lenient_duration=args.lenient)
+            header = parse_header(args.header, lenient=args.lenient)
         else:
             missing = [
                 n
@@ -176,6 +176,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
             tone=args.tone,
             audio=audio,
             eom=not args.no_eom,
+            allow_deviations=args.lenient,
         )
         write_wav(args.output, samples, args.rate)
     except (ValueError, OSError) as exc:
@@ -187,7 +188,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
 def cmd_describe(args: argparse.Namespace) -> int:
     try:
-        header = parse_header(args.header, lenient_duration=args.lenient)
+        header = parse_header(args.header, lenient=args.lenient)
     except SameHeaderError as exc:
         _err(f"invalid header: {exc}")
         return EXIT_BAD_INPUT
@@ -201,9 +202,12 @@ def cmd_describe(args: argparse.Namespace) -> int:
     if args.json:
         d: dict[str, Any] = header.to_dict(now=now)
         d["description"] = text
+        d["deviation_notes"] = header.deviation_texts
         _print(json.dumps(d))
     else:
         _print(text)
+        for note in header.deviation_texts:
+            _print(f"Deviation: {note}")
     return 0
 
 
@@ -239,7 +243,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--tone", choices=["broadcast", "nwr"], default="broadcast")
     e.add_argument("--audio", help="narration audio file inserted after the attention signal")
     e.add_argument("--no-eom", action="store_true", help="omit the three EOM bursts")
-    e.add_argument("--lenient", action="store_true", help="accept non-standard purge times")
+    e.add_argument(
+        "--lenient",
+        action="store_true",
+        help="encode a header that deviates from 47 CFR 11.31 as written (test signals only)",
+    )
     e.set_defaults(func=cmd_encode)
 
     s = sub.add_parser("describe", help="plain-language text of a header")
@@ -247,7 +255,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--year", type=int, help="resolve dates in this year")
     s.add_argument("--now", action="store_true", help="resolve dates against the current time")
     s.add_argument("--json", action="store_true", help="structured JSON output")
-    s.add_argument("--lenient", action="store_true", help="accept non-standard purge times")
+    s.add_argument(
+        "--lenient",
+        action="store_true",
+        help="accept what a receiver accepts (deviations from 47 CFR 11.31 are named)",
+    )
     s.set_defaults(func=cmd_describe)
     return p
 

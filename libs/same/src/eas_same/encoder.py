@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 import soundfile as sf
 
-from .header import SameHeader, parse_header
+from .header import SameHeader, SameHeaderError, parse_header
 
 __all__ = [
     "BAUD",
@@ -118,19 +118,33 @@ def generate(
     tail: float = 0.5,
     amplitude: float = 0.5,
     validate: bool = True,
+    allow_deviations: bool = False,
 ) -> FloatArray:
     """A complete EAS message as float32 samples in [-1, 1]:
 
     lead silence, header x3 (``gap`` s apart), ``gap`` s, attention signal (``attention``
     seconds, None or 0 for none), ``gap`` s, ``audio`` (mono float samples at ``rate``, the
     narration insertion point), ``gap`` s, EOM x3 (``gap`` s apart), tail silence.
+
+    Strict on send: a header that deviates from 11.31 (one parsed leniently from the air) is
+    refused with :class:`SameHeaderError`. ``allow_deviations=True`` sends it as it reads; it
+    exists for the deviation corpus and tests, never for the station's send path.
+    ``validate=False`` sends any text unchecked (tests of what a receiver must refuse).
     """
     if rate < 6000:
         raise ValueError("sample rate must be at least 6000 Hz for 2083 Hz tones")
     if isinstance(header, SameHeader):
-        text = header.text
+        parsed: SameHeader | None = header
+    elif validate:
+        parsed = parse_header(header, lenient=allow_deviations)
     else:
-        text = parse_header(header).text if validate else header
+        parsed = None
+    if parsed is not None and parsed.deviations and not allow_deviations:
+        raise SameHeaderError(
+            f"header deviates from 47 CFR 11.31 ({', '.join(parsed.deviations)}): the encoder "
+            "sends standard headers only"
+        )
+    text = parsed.text if parsed is not None else str(header)
     parts: list[FloatArray] = [silence(lead, rate)]
     burst = encode_burst(text, rate, amplitude)
     for i in range(3):

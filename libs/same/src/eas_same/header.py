@@ -4,19 +4,37 @@ Header layout (47 CFR 11.31(c))::
 
     ZCZC-ORG-EEE-PSSCCC(-PSSCCC ... up to 31)+TTTT-JJJHHMM-LLLLLLLL-
 
-Validation is strict on purpose (a decoder must never put a corrupted header on air):
+Strict by default (what the station sends):
 
 * ``ORG`` one of PEP, CIV, WXR, EAS;
-* ``EEE`` one of :data:`eas_same.codes.EVENTS`;
+* ``EEE`` one of the event codes of :mod:`eas_schemas.same_codes`;
 * 1 to 31 location codes ``PSSCCC``: ``P`` digit 0-9, ``SS`` ``00`` (national), a state or
   territory FIPS code, or an NWS marine area; ``CCC`` three digits (``000`` = whole state);
   ``SS`` = ``00`` requires ``CCC`` = ``000``;
 * ``TTTT`` purge time HHMM in the standard steps: 15-minute steps up to one hour
-  (0015, 0030, 0045, 0100) and 30-minute steps beyond (0130 ... 9930).  ``+0000`` and other
-  minute values (e.g. ``+0010``), which some real stations send, are rejected unless
-  ``lenient_duration=True`` is passed (then any HHMM with MM <= 59 is accepted);
+  (0015, 0030, 0045, 0100) and 30-minute steps beyond (0130 ... 9930);
 * ``JJJHHMM`` day-of-year 001-366, hour 00-23, minute 00-59 (UTC);
-* ``LLLLLLLL`` exactly 8 printable ASCII characters, no ``-``.
+* ``LLLLLLLL`` exactly 8 printable ASCII characters, no ``-``, then the final ``-``.
+
+A strictly parsed header has no deviations (except ``purge_step`` when
+``lenient_duration=True`` lets one through).
+
+``lenient=True`` (what the station receives) also accepts every header whose meaning is
+unambiguous although it breaks the letter of the rule, and names each deviation (the names
+and their plain-language text are :data:`eas_schemas.same_codes.DEVIATIONS`):
+
+* ``callsign_length``: a callsign of 1 to 7 characters ended by ``-`` (no padding);
+* ``callsign_characters``: printable characters other than ``A-Z 0-9 / space``;
+* ``purge_step``: any HHMM purge time with MM <= 59 off the legal steps (``+0010``, ``+0000``);
+* ``missing_trailing_dash``: 8 callsign characters and no final ``-``;
+* ``location_count``: 32 to :data:`MAX_LENIENT_LOCATIONS` locations;
+* ``unknown_county``: a county part that is not in the FIPS tables (state part known);
+* ``unknown_event``: three capital letters that are not in the event table.
+
+Never accepted: no ``ZCZC-``, an unknown originator, an event that is not three capital
+letters, non-printable or non-ASCII characters, fields that cannot be split, a location that
+is not six digits or names no state, a time that does not exist, an empty callsign, and a
+callsign shorter than 8 without its dash (indistinguishable from a header cut off there).
 """
 
 from __future__ import annotations
@@ -29,6 +47,7 @@ from typing import Any
 from . import codes
 
 __all__ = [
+    "MAX_LENIENT_LOCATIONS",
     "MAX_LOCATIONS",
     "SameHeader",
     "SameHeaderError",
@@ -41,12 +60,25 @@ __all__ = [
 ]
 
 MAX_LOCATIONS = 31
+#: Most locations a leniently parsed header may carry (twice the limit of 11.31; beyond
+#: that a run of digits is far more likely noise than a real list).
+MAX_LENIENT_LOCATIONS = 62
 
 _HEADER_RE = re.compile(
     r"ZCZC-(?P<org>[^-]{3})-(?P<event>[^-]{3})-(?P<locs>[^+]*)\+(?P<dur>[^-]{4})"
     r"-(?P<issued>[^-]{7})-(?P<callsign>[^-]{8})-"
 )
+# Lenient: the callsign may be 1-7 characters before its dash, or 8 without one.
+_LENIENT_RE = re.compile(
+    r"ZCZC-(?P<org>[^-]{3})-(?P<event>[^-]{3})-(?P<locs>[^+]*)\+(?P<dur>[^-]{4})"
+    r"-(?P<issued>[^-]{7})-(?:(?P<callsign>[^-]{1,8})-|(?P<undashed>[^-]{8}))"
+)
 _LOC_RE = re.compile(r"\d{6}")
+_EVENT_RE = re.compile(r"[A-Z]{3}")
+_EXPECTED_CALLSIGN_RE = re.compile(r"[A-Z0-9/ ]*")
+_LEGAL_STEPS = frozenset(
+    ["0015", "0030", "0045"] + [f"{h:02d}{m:02d}" for h in range(1, 100) for m in (0, 30)]
+)
 
 
 class SameHeaderError(ValueError):
@@ -56,6 +88,11 @@ class SameHeaderError(ValueError):
 def header_length(n_locations: int) -> int:
     """Number of characters of a header with ``n_locations`` location codes."""
     return 35 + 7 * n_locations
+
+
+def is_legal_purge_step(text: str) -> bool:
+    """Whether a TTTT field is one of the steps 11.31(c) allows."""
+    return text in _LEGAL_STEPS
 
 
 def validate_duration(text: str, *, lenient: bool = False) -> timedelta:
@@ -100,8 +137,8 @@ def _validate_issued(text: str) -> tuple[int, int, int]:
     return day, hh, mm
 
 
-def _validate_callsign(text: str) -> None:
-    if len(text) != 8:
+def _validate_callsign(text: str, *, lenient: bool = False) -> None:
+    if len(text) != 8 and not (lenient and 1 <= len(text) < 8):
         raise SameHeaderError(f"callsign {text!r} is not 8 characters")
     for ch in text:
         if not (0x20 <= ord(ch) <= 0x7E) or ch == "-":
@@ -142,8 +179,11 @@ class SameHeader:
     locations: tuple[str, ...]
     duration: str  # TTTT as sent, HHMM
     issued_text: str  # JJJHHMM as sent
-    callsign: str  # exactly 8 characters
+    callsign: str  # as sent: 8 characters, or 1-7 in a leniently parsed header
     raw: str = field(compare=False)
+    #: how the header breaks the letter of 11.31 (empty for a standard header), in the
+    #: order of :data:`eas_schemas.same_codes.DEVIATIONS`
+    deviations: tuple[str, ...] = field(default=(), compare=False)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -159,7 +199,8 @@ class SameHeader:
         lenient_duration: bool = False,
     ) -> SameHeader:
         """Build and validate a header from fields. ``callsign`` shorter than 8 characters is
-        padded with spaces; ``issued`` may be a datetime (converted to UTC JJJHHMM)."""
+        padded with spaces; ``issued`` may be a datetime (converted to UTC JJJHHMM). Always
+        standard except for a purge time off the steps with ``lenient_duration``."""
         if isinstance(issued, datetime):
             if issued.tzinfo is None:
                 issued = issued.replace(tzinfo=UTC)
@@ -176,6 +217,15 @@ class SameHeader:
     @property
     def text(self) -> str:
         return format_header(self)
+
+    @property
+    def is_standard(self) -> bool:
+        return not self.deviations
+
+    @property
+    def deviation_texts(self) -> list[str]:
+        """Plain-language text of each deviation, in order."""
+        return [codes.deviation_text(d) for d in self.deviations]
 
     @property
     def purge_duration(self) -> timedelta:
@@ -265,6 +315,7 @@ class SameHeader:
             "duration_minutes": int(self.purge_duration.total_seconds() // 60),
             "issued_jjjhhmm": self.issued_text,
             "callsign": self.callsign,
+            "deviations": list(self.deviations),
         }
         if now is not None:
             out["issued"] = self.issued_near(now).isoformat()
@@ -319,44 +370,75 @@ def describe_location(code: str) -> str:
     return f"{prefix}{county}, {abbr}"
 
 
-def parse_header(text: str, *, lenient_duration: bool = False) -> SameHeader:
+def parse_header(text: str, *, lenient: bool = False, lenient_duration: bool = False) -> SameHeader:
     """Parse and validate a complete header (``ZCZC-...-LLLLLLLL-``). Raises
-    :class:`SameHeaderError` with the reason on any invalid field."""
+    :class:`SameHeaderError` with the reason on any invalid field.
+
+    ``lenient=True`` accepts the deviations listed in the module docstring and names them
+    in :attr:`SameHeader.deviations`; ``lenient_duration=True`` accepts only a purge time off
+    the legal steps (named ``purge_step`` too)."""
     if not text.startswith("ZCZC-"):
         raise SameHeaderError("header does not start with 'ZCZC-'")
-    m = _HEADER_RE.fullmatch(text)
+    if not text.isascii():
+        raise SameHeaderError("header contains non-ASCII characters")
+    bad = next((ch for ch in text if not ch.isprintable()), None)
+    if bad is not None:
+        raise SameHeaderError(f"header contains an invalid character {bad!r} (not printable)")
+    m = (_LENIENT_RE if lenient else _HEADER_RE).fullmatch(text)
     if m is None:
         raise SameHeaderError(
             "header does not have the form ZCZC-ORG-EEE-PSSCCC(-PSSCCC)+TTTT-JJJHHMM-LLLLLLLL-"
         )
-    if not text.isascii():
-        raise SameHeaderError("header contains non-ASCII characters")
+    deviations: set[str] = set()
     org, event = m["org"], m["event"]
     if org not in codes.ORIGINATORS:
         raise SameHeaderError(f"originator {org!r} is not one of PEP, CIV, WXR, EAS")
     if event not in codes.EVENTS:
-        raise SameHeaderError(f"event code {event!r} is not a known SAME event code")
+        if not (lenient and _EVENT_RE.fullmatch(event)):
+            raise SameHeaderError(f"event code {event!r} is not a known SAME event code")
+        deviations.add("unknown_event")
     locs = tuple(m["locs"].split("-")) if m["locs"] else ()
-    if not 1 <= len(locs) <= MAX_LOCATIONS:
+    most = MAX_LENIENT_LOCATIONS if lenient else MAX_LOCATIONS
+    if not 1 <= len(locs) <= most:
         raise SameHeaderError(f"{len(locs)} location codes; 1 to {MAX_LOCATIONS} are allowed")
+    if len(locs) > MAX_LOCATIONS:
+        deviations.add("location_count")
     for loc in locs:
         _validate_location(loc)
-    validate_duration(m["dur"], lenient=lenient_duration)
+        # Strict parsing has never checked counties (the origination API does, with the same
+        # table); only a receiver notes them.
+        if lenient and not codes.county_exists(loc):
+            deviations.add("unknown_county")
+    validate_duration(m["dur"], lenient=lenient or lenient_duration)
+    if not is_legal_purge_step(m["dur"]):
+        deviations.add("purge_step")
     _validate_issued(m["issued"])
-    _validate_callsign(m["callsign"])
+    callsign = m["callsign"] if m["callsign"] is not None else m["undashed"]
+    _validate_callsign(callsign, lenient=lenient)
+    if len(callsign) < 8:
+        deviations.add("callsign_length")
+    # 11.31(c) asks only for the participant's identification: any printable character but
+    # '-' is legal, and a receiver notes the unusual ones.
+    if lenient and not _EXPECTED_CALLSIGN_RE.fullmatch(callsign):
+        deviations.add("callsign_characters")
+    if m["callsign"] is None:
+        deviations.add("missing_trailing_dash")
     return SameHeader(
         originator=org,
         event=event,
         locations=locs,
         duration=m["dur"],
         issued_text=m["issued"],
-        callsign=m["callsign"],
+        callsign=callsign,
         raw=text,
+        deviations=tuple(d for d in codes.DEVIATIONS if d in deviations),
     )
 
 
 def format_header(h: SameHeader) -> str:
+    """The header as sent (for a standard header, the standard text)."""
+    end = "" if "missing_trailing_dash" in h.deviations else "-"
     return (
         f"ZCZC-{h.originator}-{h.event}-{'-'.join(h.locations)}+{h.duration}-"
-        f"{h.issued_text}-{h.callsign}-"
+        f"{h.issued_text}-{h.callsign}{end}"
     )

@@ -22,7 +22,7 @@ from scipy import signal as sps
 
 from . import codes
 from .encoder import attention_tone, encode_burst, silence
-from .header import SameHeader
+from .header import MAX_LOCATIONS, SameHeader, parse_header
 
 F32 = npt.NDArray[np.float32]
 
@@ -51,6 +51,55 @@ def random_header(rng: random.Random, max_locations: int = 8) -> SameHeader:
         issued=issued,
         callsign=call[:8],
     )
+
+
+#: Deviations from 11.31 that real stations send, one corpus kind each (``deviating_header``).
+DEVIATION_KINDS = (
+    "callsign_length",
+    "callsign_characters",
+    "purge_step",
+    "missing_trailing_dash",
+    "location_count",
+    "unknown_county",
+    "unknown_event",
+)
+
+
+def deviating_header(rng: random.Random, kind: str) -> SameHeader:
+    """A random header that breaks 11.31 in the way ``kind`` names (and in no other), parsed
+    as a receiver does (``lenient=True``) so its deviations are set. For the deviation corpus
+    and tests: the station's encoder refuses to send it without ``allow_deviations``."""
+    base = random_header(rng, max_locations=6)
+    locs = list(base.locations)
+    duration, call, end, event = base.duration, base.callsign, "-", base.event
+    if kind == "callsign_length":
+        call = call.rstrip()[:7] if len(call.rstrip()) < 8 else call[:7]
+        call = call.rstrip() or "KXYZ"
+    elif kind == "callsign_characters":
+        call = rng.choice(["kxyz/fm ", "K.XY#Z  ", "W_ABC*TV", "N0CALL@ "])
+    elif kind == "purge_step":
+        duration = rng.choice(["0000", "0005", "0010", "0020", "0110", "0145", "0615"])
+    elif kind == "missing_trailing_dash":
+        end = ""
+    elif kind == "location_count":
+        county_codes = sorted(codes.counties())
+        n = rng.randint(MAX_LOCATIONS + 1, MAX_LOCATIONS + 9)
+        locs = [f"0{c}" for c in rng.sample(county_codes, n)]
+    elif kind == "unknown_county":
+        ss = rng.choice(["39", "42", "48", "06"])
+        unused = [f"{c:03d}" for c in range(800, 1000) if f"{ss}{c:03d}" not in codes.counties()]
+        locs[rng.randrange(len(locs))] = f"0{ss}{rng.choice(unused)}"
+    elif kind == "unknown_event":
+        event = rng.choice(["XYZ", "QQQ", "ZZW", "SVX"])
+    else:
+        raise ValueError(f"unknown deviation kind {kind!r}")
+    text = (
+        f"ZCZC-{base.originator}-{event}-{'-'.join(locs)}+{duration}-{base.issued_text}-{call}{end}"
+    )
+    header = parse_header(text, lenient=True)
+    if header.deviations != (kind,):
+        raise AssertionError(f"{text!r} deviates as {header.deviations}, not ({kind!r},)")
+    return header
 
 
 @dataclass(slots=True)

@@ -65,7 +65,7 @@ class SameHeaderFields(BaseModel):
     duration_minutes: int
     issued: AwareDatetime = Field(description="JJJHHMM resolved to a UTC time near reception")
     purge_at: AwareDatetime = Field(description="issued + TTTT (UTC)")
-    callsign: str = Field(description="LLLLLLLL, 8 characters as sent")
+    callsign: str = Field(description="LLLLLLLL as sent (8 characters in a standard header)")
 
 
 class SameHeaderEvent(BaseModel):
@@ -73,6 +73,16 @@ class SameHeaderEvent(BaseModel):
 
     text: str = Field(description="the header as decoded, ZCZC-...-LLLLLLLL-")
     header: SameHeaderFields
+    deviations: list[str] = Field(
+        default_factory=list,
+        description="how the header breaks the letter of 47 CFR 11.31 although its meaning is "
+        "unambiguous (names in eas_schemas.same_codes.DEVIATIONS, e.g. callsign_length, "
+        "purge_step); empty for a standard header",
+    )
+    deviation_notes: list[str] = Field(
+        default_factory=list,
+        description="plain-language text of each deviation, in the same order",
+    )
     description: str = Field(description="plain-language text, as an EAS decoder displays it")
     confidence: float = Field(ge=0, le=1, description="best confidence over the hearings")
     bursts: int = Field(ge=0, description="most bursts received by one input")

@@ -86,6 +86,9 @@ PLAYOUT_LEASE_KEY = "playout.lease"
 # ``playout.worker:{instance}``, kept alive by each running worker: a command with no worker
 # to answer it is refused at once instead of waiting out its timeout.
 PLAYOUT_WORKER_KEY = "playout.worker"
+# ``playout.level:{output id}``: the output's last ``OutputLevel`` (JSON), set by the worker
+# each time it publishes one, read by the outputs API.
+PLAYOUT_LEVEL_KEY = "playout.level"
 
 
 class CommandKind(StrEnum):

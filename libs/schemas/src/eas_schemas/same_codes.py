@@ -1,13 +1,34 @@
-"""SAME location and event codes (47 CFR 11.31) and the rules for matching them.
+"""The one table of SAME codes (47 CFR 11.31) and the rules for matching location codes.
+
+Everything that names a SAME code reads it from here: the decoder and header parser
+(``eas_same``), every API's validation, the relay rules and (through the events) the
+dashboard. Pure Python, no numpy, so the control plane imports it cheaply.
+
+Sources, in ``data/`` beside this module (transcribed 2025; ``tests/test_same_codes.py``
+checks that the tables below are exactly what those files hold):
+
+* ``same_events.csv``: event codes with their names, their class for precedence and where
+  each comes from: ``fcc`` = the 47 CFR 11.31(e) table (national, state and local codes),
+  ``nws`` = codes NOAA Weather Radio transmits (NWS Directive 10-1712, "NWR SAME event
+  codes"), which real receivers accept; ``retired`` = EAT, dropped from 11.31(e) but still
+  accepted by decoders.
+* ``fips_states.csv``: state and territory FIPS codes (US Census Bureau);
+* ``fips_counties.csv``: county FIPS codes (US Census Bureau, union of the 2000, 2010, 2015
+  and 2020 vintages with current names for renamed areas, plus the Connecticut planning
+  regions).
 
 A location code is PSSCCC: P the county subdivision (0 = whole county), SS the state FIPS code
-(00 = the whole nation), CCC the county FIPS code (000 = the whole state).
+(00 = the whole nation) or an NWS marine area, CCC the county FIPS code (000 = the whole state).
 """
 
 from __future__ import annotations
 
+import csv
 import re
 from dataclasses import dataclass
+from enum import StrEnum
+from functools import cache
+from importlib import resources
 from typing import Annotated
 
 from pydantic import AfterValidator
@@ -17,136 +38,180 @@ _UGC_RE = re.compile(r"^[A-Z]{2}[CZ]([0-9]{3}|ALL)$")
 
 NATIONAL_CODE = "000000"
 
+
+def _rows(name: str) -> list[dict[str, str]]:
+    text = resources.files("eas_schemas").joinpath(f"data/{name}").read_text("utf-8")
+    return list(csv.DictReader(text.splitlines()))
+
+
+# ---- originators (47 CFR 11.31(d)) -----------------------------------------------------------
+
 ORIGINATORS: dict[str, str] = {
     "PEP": "Primary Entry Point System",
     "CIV": "Civil authorities",
     "WXR": "National Weather Service",
-    "EAS": "EAS Participant",
+    "EAS": "Broadcast station or cable system",
 }
 
-# Event codes of 47 CFR 11.31(e) plus those in common NWS/FEMA use.
-EVENT_CODES: dict[str, str] = {
-    "EAN": "Emergency Action Notification",
-    "NIC": "National Information Center",
-    "NPT": "National Periodic Test",
-    "RMT": "Required Monthly Test",
-    "RWT": "Required Weekly Test",
-    "ADR": "Administrative Message",
-    "AVW": "Avalanche Warning",
-    "AVA": "Avalanche Watch",
-    "BLU": "Blue Alert",
-    "BZW": "Blizzard Warning",
-    "CAE": "Child Abduction Emergency",
-    "CDW": "Civil Danger Warning",
-    "CEM": "Civil Emergency Message",
-    "CFW": "Coastal Flood Warning",
-    "CFA": "Coastal Flood Watch",
-    "DMO": "Practice/Demo Warning",
-    "DSW": "Dust Storm Warning",
-    "EQW": "Earthquake Warning",
-    "EVI": "Evacuation Immediate",
-    "EWW": "Extreme Wind Warning",
-    "FRW": "Fire Warning",
-    "FFW": "Flash Flood Warning",
-    "FFA": "Flash Flood Watch",
-    "FFS": "Flash Flood Statement",
-    "FLW": "Flood Warning",
-    "FLA": "Flood Watch",
-    "FLS": "Flood Statement",
-    "HMW": "Hazardous Materials Warning",
-    "HWW": "High Wind Warning",
-    "HWA": "High Wind Watch",
-    "HUW": "Hurricane Warning",
-    "HUA": "Hurricane Watch",
-    "HLS": "Hurricane Statement",
-    "LEW": "Law Enforcement Warning",
-    "LAE": "Local Area Emergency",
-    "NMN": "Network Message Notification",
-    "TOE": "911 Telephone Outage Emergency",
-    "NUW": "Nuclear Power Plant Warning",
-    "RHW": "Radiological Hazard Warning",
-    "SVR": "Severe Thunderstorm Warning",
-    "SVA": "Severe Thunderstorm Watch",
-    "SVS": "Severe Weather Statement",
-    "SPW": "Shelter in Place Warning",
-    "SMW": "Special Marine Warning",
-    "SPS": "Special Weather Statement",
-    "SSA": "Storm Surge Watch",
-    "SSW": "Storm Surge Warning",
-    "TOR": "Tornado Warning",
-    "TOA": "Tornado Watch",
-    "TRW": "Tropical Storm Warning",
-    "TRA": "Tropical Storm Watch",
-    "TSW": "Tsunami Warning",
-    "TSA": "Tsunami Watch",
-    "VOW": "Volcano Warning",
-    "WSW": "Winter Storm Warning",
-    "WSA": "Winter Storm Watch",
+#: Phrase used in the plain-language description ("... has issued" / "... have issued").
+ORIGINATOR_PHRASES: dict[str, str] = {
+    "PEP": "The Primary Entry Point System has issued",
+    "CIV": "The civil authorities have issued",
+    "WXR": "The National Weather Service has issued",
+    "EAS": "A broadcast station or cable system has issued",
 }
 
-STATE_FIPS: dict[str, str] = {
-    "01": "AL",
-    "02": "AK",
-    "04": "AZ",
-    "05": "AR",
-    "06": "CA",
-    "08": "CO",
-    "09": "CT",
-    "10": "DE",
-    "11": "DC",
-    "12": "FL",
-    "13": "GA",
-    "15": "HI",
-    "16": "ID",
-    "17": "IL",
-    "18": "IN",
-    "19": "IA",
-    "20": "KS",
-    "21": "KY",
-    "22": "LA",
-    "23": "ME",
-    "24": "MD",
-    "25": "MA",
-    "26": "MI",
-    "27": "MN",
-    "28": "MS",
-    "29": "MO",
-    "30": "MT",
-    "31": "NE",
-    "32": "NV",
-    "33": "NH",
-    "34": "NJ",
-    "35": "NM",
-    "36": "NY",
-    "37": "NC",
-    "38": "ND",
-    "39": "OH",
-    "40": "OK",
-    "41": "OR",
-    "42": "PA",
-    "44": "RI",
-    "45": "SC",
-    "46": "SD",
-    "47": "TN",
-    "48": "TX",
-    "49": "UT",
-    "50": "VT",
-    "51": "VA",
-    "53": "WA",
-    "54": "WV",
-    "55": "WI",
-    "56": "WY",
-    "60": "AS",
-    "66": "GU",
-    "69": "MP",
-    "72": "PR",
-    "78": "VI",
-}
-# NWS marine area "state" codes used in SAME location codes for coastal and Great Lakes waters.
-MARINE_AREA_CODES = frozenset(
-    {"57", "58", "59", "61", "65", "73", "75", "77", "91", "92", "93", "94", "96", "97", "98"}
+
+# ---- events ----------------------------------------------------------------------------------
+
+
+class EventClass(StrEnum):
+    """An event's own class for precedence. ``local`` covers the state and local codes of
+    11.31(e): whether one airs as a state or a local message follows from its locations."""
+
+    NATIONAL = "national"
+    LOCAL = "local"
+    TEST = "test"
+
+
+class EventSource(StrEnum):
+    FCC = "fcc"
+    NWS = "nws"
+    RETIRED = "retired"
+
+
+@dataclass(frozen=True, slots=True)
+class EventCode:
+    code: str
+    name: str
+    event_class: EventClass
+    source: EventSource
+
+
+def _event_table() -> dict[str, EventCode]:
+    out: dict[str, EventCode] = {}
+    for row in _rows("same_events.csv"):
+        code = row["code"]
+        out[code] = EventCode(
+            code, row["name"], EventClass(row["class"]), EventSource(row["source"])
+        )
+    return out
+
+
+#: Every event code a receiver accepts, with its name, class and source.
+EVENT_TABLE: dict[str, EventCode] = _event_table()
+#: Code -> name, for every accepted event code.
+EVENT_CODES: dict[str, str] = {c: e.name for c, e in EVENT_TABLE.items()}
+#: Codes whose class is national (EAN, EAT, NIC, NPT).
+NATIONAL_EVENTS: frozenset[str] = frozenset(
+    c for c, e in EVENT_TABLE.items() if e.event_class is EventClass.NATIONAL
 )
-STATE_ABBREVIATIONS = {abbr: fips for fips, abbr in STATE_FIPS.items()}
+#: Codes that are tests (RWT, RMT, DMO, ...): they air last whatever their area.
+TEST_EVENTS: frozenset[str] = frozenset(
+    c for c, e in EVENT_TABLE.items() if e.event_class is EventClass.TEST
+)
+
+
+def event_name(code: str) -> str:
+    return EVENT_CODES.get(code, f"Unknown event {code}")
+
+
+def event_class(code: str) -> EventClass | None:
+    entry = EVENT_TABLE.get(code)
+    return entry.event_class if entry is not None else None
+
+
+# ---- states, marine areas, counties, subdivisions ---------------------------------------------
+
+
+@cache
+def states() -> dict[str, tuple[str, str]]:
+    """State FIPS code -> (postal abbreviation, name), for states, DC and territories."""
+    return {r["state_fips"]: (r["state_abbr"], r["state_name"]) for r in _rows("fips_states.csv")}
+
+
+@cache
+def counties() -> dict[str, str]:
+    """Five-digit county FIPS code (SSCCC) -> county name."""
+    return {
+        r["state_fips"] + r["county_fips"]: r["county_name"] for r in _rows("fips_counties.csv")
+    }
+
+
+#: State FIPS code -> postal abbreviation.
+STATE_FIPS: dict[str, str] = {fips: abbr for fips, (abbr, _) in states().items()}
+STATE_ABBREVIATIONS: dict[str, str] = {abbr: fips for fips, abbr in STATE_FIPS.items()}
+
+#: NWS marine area codes used in the SS position of a SAME location code.
+MARINE_AREAS: dict[str, str] = {
+    "57": "Eastern North Pacific coastal waters (CA, OR, WA)",
+    "58": "North Pacific coastal waters near Alaska",
+    "59": "Central Pacific coastal waters near Hawaii",
+    "61": "South Central Pacific waters near American Samoa",
+    "65": "Western Pacific waters near Guam and the Mariana Islands",
+    "73": "Western North Atlantic coastal waters (ME to VA)",
+    "75": "Western North Atlantic coastal waters (NC to FL, PR, VI)",
+    "77": "Gulf of Mexico coastal waters",
+    "91": "Lake Superior",
+    "92": "Lake Michigan",
+    "93": "Lake Huron",
+    "94": "Lake St. Clair",
+    "96": "Lake Erie",
+    "97": "Lake Ontario",
+    "98": "St. Lawrence River",
+}
+MARINE_AREA_CODES: frozenset[str] = frozenset(MARINE_AREAS)
+
+#: The P digit of PSSCCC ("0" = the whole county).
+SUBDIVISIONS: dict[str, str] = {
+    "0": "",
+    "1": "Northwest",
+    "2": "North Central",
+    "3": "Northeast",
+    "4": "West Central",
+    "5": "Central",
+    "6": "East Central",
+    "7": "Southwest",
+    "8": "South Central",
+    "9": "Southeast",
+}
+
+
+def valid_state_code(ss: str) -> bool:
+    """True for ``00`` (national), a state/territory FIPS code or an NWS marine area."""
+    return ss == "00" or ss in STATE_FIPS or ss in MARINE_AREA_CODES
+
+
+def county_exists(code: str) -> bool:
+    """Whether the county part of a PSSCCC code names something real: the whole nation or a
+    whole state, a county in the FIPS tables, or any zone of a marine area (not tabled)."""
+    ss, ccc = code[1:3], code[3:6]
+    if ss == "00" or ccc == "000" or ss in MARINE_AREA_CODES:
+        return True
+    return ss + ccc in counties()
+
+
+# ---- deviations from 47 CFR 11.31 that a receiver accepts ------------------------------------
+
+#: Every way a heard header may break the letter of 11.31 and still be decoded (strict on
+#: send, lenient on receive), with the plain-language text an operator reads.
+DEVIATIONS: dict[str, str] = {
+    "callsign_length": "The station identifier is shorter than 8 characters and not padded "
+    "with spaces.",
+    "callsign_characters": "The station identifier holds characters other than letters, "
+    "digits, '/' and spaces.",
+    "purge_step": "The purge time is not one of the legal steps (15-minute steps up to an "
+    "hour, 30-minute steps beyond).",
+    "missing_trailing_dash": "The header does not end with the final dash.",
+    "location_count": "The header lists more than 31 locations.",
+    "unknown_county": "A location code names a county that does not exist in the FIPS tables.",
+    "unknown_event": "The event code is not one of the codes of 47 CFR 11.31 or NOAA Weather "
+    "Radio.",
+}
+
+
+def deviation_text(name: str) -> str:
+    return DEVIATIONS.get(name, f"Deviation from 47 CFR 11.31: {name}.")
 
 
 @dataclass(frozen=True, slots=True)

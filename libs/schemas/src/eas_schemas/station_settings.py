@@ -629,6 +629,13 @@ class RetentionSettings(SettingsModel):
     decoded_headers_days: int = Field(default=90, ge=1, le=3650)
     audio_days: int = Field(default=30, ge=1, le=3650)
     audit_days: int = Field(default=365, ge=30, le=3650)
+    station_log_days: int = Field(
+        default=730,
+        ge=30,
+        le=3650,
+        description="audio-control's station log (47 CFR 73.1840 asks for two years); older "
+        "entries are pruned with a signed anchor, so the chain still verifies",
+    )
     settings_versions: int = Field(default=200, ge=2, le=100_000)
 
 

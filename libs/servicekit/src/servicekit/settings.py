@@ -69,3 +69,8 @@ class StoreSettings(ServiceSettings):
     outbox_interval_s: float = Field(
         default=2.0, gt=0, description="how often events left unpublished are sent again"
     )
+    chain_key_file: Path = Field(
+        default=Path("var/keys/chain.pem"),
+        description="Ed25519 key that signs the service's tamper-evident logs (station log, "
+        "audit log); kept outside the database, made (0600) on first start",
+    )

@@ -16,18 +16,17 @@ from alerts_api.schemas import (
     AlertDetail,
     AlertStats,
     CancelRequest,
-    CleanText,
     CreatedAlert,
     ManualAlertRequest,
     OutputFormat,
     StatusFilter,
-    UtcTime,
     any_case,
 )
 from alerts_api.service import AlertService
 from eas_schemas.cap import CapCertainty, CapSeverity, CapStatus, CapUrgency
 from eas_schemas.events import FeedKind
 from eas_schemas.same_codes import SameEventCode, SameLocationCode, UgcCode
+from eas_schemas.text import CleanText, UtcTime
 from servicekit.auth.dependencies import require
 from servicekit.auth.permissions import Permission
 from servicekit.auth.tokens import Principal

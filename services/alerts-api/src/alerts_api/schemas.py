@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from enum import Enum, StrEnum
@@ -10,7 +9,6 @@ from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -33,37 +31,12 @@ from eas_schemas.cap import (
     ValuePair,
 )
 from eas_schemas.same_codes import EVENT_CODES, SameEventCode, SameLocationCode, UgcCode
+from eas_schemas.text import CleanText, UtcTime
 
 GEOJSON = "application/geo+json"
 
 
 # ---- input checks shared by queries and bodies --------------------------------------------
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-def _clean_text(value: str) -> str:
-    """Text the database can store as given: no NUL/control characters, no lone surrogates."""
-    if _CONTROL.search(value):
-        raise ValueError("must not contain control characters (such as NUL)")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValueError("must be valid Unicode text (no lone surrogates)") from exc
-    return value
-
-
-CleanText = Annotated[str, AfterValidator(_clean_text)]
-
-
-def _utc_time(value: datetime) -> datetime:
-    try:
-        return value.astimezone(UTC)
-    except (OverflowError, ValueError) as exc:
-        raise ValueError("time is outside the representable range once converted to UTC") from exc
-
-
-UtcTime = Annotated[AwareDatetime, AfterValidator(_utc_time)]
 
 
 def any_case(enum_cls: type[Enum]) -> BeforeValidator:

@@ -7,7 +7,7 @@ import json
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, UploadFile
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from audio_control import repository as repo
@@ -16,21 +16,30 @@ from audio_control.schemas import (
     MAX_TEXT,
     DecisionPage,
     DecisionStateQuery,
+    LogEntryOut,
+    LogPage,
     MessageOut,
     MessagePage,
     OperatorNote,
     OriginationIn,
+    OutputIn,
+    OutputOut,
+    OutputUpdate,
     Source,
     StateFilter,
     TestIn,
-    UtcTime,
 )
 from audio_control.services.decisions import RelayService
 from audio_control.services.messages import MessageService, Origination
+from audio_control.services.outputs import OutputService
 from audio_control.services.playout import PlayoutService
+from audio_control.services.station_log import LogKind, StationLog
+from eas_schemas.clock import utcnow
 from eas_schemas.playout_events import CommandKind, PlayoutEvent, PlayoutReply
 from eas_schemas.relay_events import OPEN_STATES, RelayDecisionEvent
 from eas_schemas.same_codes import SameEventCode
+from eas_schemas.station_settings import Originator
+from eas_schemas.text import OneLine, UtcTime
 from servicekit.auth.dependencies import require
 from servicekit.auth.permissions import Permission
 from servicekit.auth.tokens import Principal
@@ -43,12 +52,16 @@ from servicekit.errors import (
     TooLarge,
     error,
 )
+from servicekit.hashchain import VerificationOut
 
 router = APIRouter(prefix="/api/audio", tags=["audio"], responses=COMMON_RESPONSES)
 
 Reader = Annotated[Principal, Depends(require(Permission.AUDIO_READ))]
 Writer = Annotated[Principal, Depends(require(Permission.AUDIO_WRITE))]
 Confirmer = Annotated[Principal, Depends(require(Permission.RELAY_CONFIRM))]
+# Outputs and their keying are station configuration (what goes on which transmitter): the
+# settings permission (admins), like the station settings themselves; reading them is audio's.
+Configurer = Annotated[Principal, Depends(require(Permission.SETTINGS_WRITE))]
 DecisionId = Annotated[int, Path(ge=1, le=2**62, description="relay decision id")]
 MessageId = Annotated[int, Path(ge=1, le=2**62, description="EAS message id")]
 Limit = Annotated[int, Query(ge=1, le=500, description="items per page")]
@@ -507,3 +520,169 @@ async def key_test(
         principal, _client(request), "audio.key_test", f"output/{name}", reply.detail
     )
     return reply
+
+
+# ---- outputs -------------------------------------------------------------------------------
+
+_OUTPUT_NOT_FOUND: Responses = {404: error("no such output")}
+
+
+def _outputs(request: Request) -> OutputService:
+    outputs: OutputService = request.app.state.output_service
+    return outputs
+
+
+@router.get(
+    "/outputs",
+    summary="Playout outputs: config, keying, and what the worker last reported (no secret)",
+    response_model=list[OutputOut],
+)
+async def list_outputs(request: Request, _: Reader) -> list[OutputOut]:
+    return await _outputs(request).all()
+
+
+@router.get(
+    "/outputs/{name}",
+    summary="One playout output and its status (no secret)",
+    response_model=OutputOut,
+    responses=_OUTPUT_NOT_FOUND,
+)
+async def get_output(request: Request, name: OutputName, _: Reader) -> OutputOut:
+    return await _outputs(request).get(name)
+
+
+@router.post(
+    "/outputs",
+    summary="Add a playout output (audited); the worker uses it from its next message",
+    status_code=201,
+    response_model=OutputOut,
+    responses={409: error("an output has that name")},
+)
+async def create_output(request: Request, body: OutputIn, principal: Configurer) -> JSONResponse:
+    out = await _outputs(request).create(body, principal, _client(request))
+    return JSONResponse(
+        out.model_dump(mode="json"),
+        status_code=201,
+        headers={"Location": f"/api/audio/outputs/{out.name}"},
+    )
+
+
+@router.put(
+    "/outputs/{name}",
+    summary="Change a playout output (audited); a secret left out is kept",
+    response_model=OutputOut,
+    responses={**_OUTPUT_NOT_FOUND, 409: error("the new name is taken")},
+)
+async def update_output(
+    request: Request, name: OutputName, body: OutputUpdate, principal: Configurer
+) -> OutputOut:
+    return await _outputs(request).update(name, body, principal, _client(request))
+
+
+@router.delete(
+    "/outputs/{name}",
+    summary="Delete a playout output (audited); refused while it is on air",
+    status_code=204,
+    response_class=Response,
+    responses={**_OUTPUT_NOT_FOUND, 409: error("the output is on air")},
+)
+async def delete_output(request: Request, name: OutputName, principal: Configurer) -> Response:
+    await _outputs(request).delete(name, principal, _client(request))
+    return Response(status_code=204)
+
+
+# ---- the station log -----------------------------------------------------------------------
+
+
+def _station_log(request: Request) -> StationLog:
+    log: StationLog = request.app.state.station_log
+    return log
+
+
+def _log_filter(
+    since: Annotated[
+        UtcTime | None, Query(alias="from", description="entries at or after this time")
+    ] = None,
+    until: Annotated[UtcTime | None, Query(alias="to", description="entries before it")] = None,
+    kind: Annotated[list[LogKind] | None, Query(description="one or more kinds")] = None,
+    event_code: Annotated[SameEventCode | None, Query(description="e.g. TOR")] = None,
+    originator: Annotated[Originator | None, Query(description="SAME ORG, e.g. WXR")] = None,
+    actor: Annotated[OneLine | None, Query(max_length=128, description="who acted")] = None,
+    text: Annotated[
+        OneLine | None,
+        Query(min_length=2, max_length=200, description="in the summary, header or reasons"),
+    ] = None,
+) -> repo.LogFilter:
+    if since and until and since >= until:
+        raise Invalid("'to' must be after 'from'", loc=("query", "to"))
+    return repo.LogFilter(
+        since=since,
+        until=until,
+        kinds=[k.value for k in kind] if kind else None,
+        event_code=event_code,
+        originator=originator.value if originator else None,
+        actor=actor,
+        text=text,
+    )
+
+
+LogFilters = Annotated[repo.LogFilter, Depends(_log_filter)]
+
+
+@router.get(
+    "/log",
+    summary="The station log, newest first, with the total matching the filters",
+    response_model=LogPage,
+    responses={400: error("invalid cursor")},
+)
+async def station_log(
+    request: Request, _: Reader, filters: LogFilters, limit: Limit = 100, cursor: Cursor = None
+) -> LogPage:
+    items, total, next_cursor = await _station_log(request).page(filters, _before(cursor), limit)
+    return LogPage(
+        items=[LogEntryOut.model_validate(i) for i in items], total=total, next_cursor=next_cursor
+    )
+
+
+@router.get(
+    "/log.csv",
+    summary="The filtered station log as CSV, oldest first",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}, "description": "CSV, header row first"}},
+)
+async def station_log_csv(request: Request, _: Reader, filters: LogFilters) -> StreamingResponse:
+    stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
+    return StreamingResponse(
+        _station_log(request).csv_chunks(filters),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="station-log-{stamp}.csv"'},
+    )
+
+
+@router.get(
+    "/log/verify",
+    summary="Check the station log's hash chain: intact, or the first broken link and why",
+    response_model=VerificationOut,
+)
+async def verify_station_log(request: Request, _: Reader) -> VerificationOut:
+    return VerificationOut.of(await _station_log(request).verify())
+
+
+@router.get(
+    "/log/{year}/{month}.pdf",
+    summary="The printable station log of one month (station time zone)",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}},
+)
+async def station_log_pdf(
+    request: Request,
+    _: Reader,
+    year: Annotated[int, Path(ge=2000, le=2999, description="e.g. 2026")],
+    month: Annotated[int, Path(ge=1, le=12, description="1-12")],
+) -> Response:
+    pdf = await _station_log(request).month_pdf(year, month)
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="station-log-{year}-{month:02d}.pdf"'},
+    )

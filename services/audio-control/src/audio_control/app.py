@@ -18,9 +18,11 @@ from audio_control.consumer import alert_handler, heard_handler, playout_handler
 from audio_control.playout.supervisor import WorkerSupervisor
 from audio_control.services.decisions import SERVICE, RelayService
 from audio_control.services.messages import MessageService
+from audio_control.services.outputs import OutputService
 from audio_control.services.playout import PlayoutService
 from audio_control.services.scheduled_tests import RequiredTestScheduler
 from audio_control.services.station import StationView
+from audio_control.services.station_log import StationLog
 from audio_control.settings import AudioControlSettings
 from eas_schemas.streams import (
     ALERT_EVENTS,
@@ -36,6 +38,7 @@ from eas_schemas.streams import (
 )
 from servicekit.asyncapi import build_asyncapi
 from servicekit.consumer import GroupConsumer
+from servicekit.hashchain import ChainKey
 from servicekit.outbox import Outbox
 from servicekit.runtime import ServiceInfo, ServiceRuntime, service_app
 from servicekit.settings_follower import SettingsFollower, SettingsVersion
@@ -113,10 +116,20 @@ def create_app(settings: AudioControlSettings | None = None) -> FastAPI:
     async def setup(app: FastAPI, rt: ServiceRuntime) -> AsyncIterator[None]:
         station = StationView()
         outbox = Outbox(rt.engine, rt.bus, tables.outbox)
-        playout = PlayoutService(
-            rt.engine, outbox, rt.bus, rt.source, command_timeout_s=settings.command_timeout_s
+        station_log = StationLog(
+            rt.engine, ChainKey.load_or_create(settings.chain_key_file), station
         )
-        relay = RelayService(rt.engine, outbox, rt.source, station, playout=playout)
+        playout = PlayoutService(
+            rt.engine,
+            outbox,
+            rt.bus,
+            rt.source,
+            command_timeout_s=settings.command_timeout_s,
+            log=station_log,
+        )
+        relay = RelayService(
+            rt.engine, outbox, rt.source, station, playout=playout, log=station_log
+        )
         http = httpx.AsyncClient(
             follow_redirects=False, headers={"User-Agent": f"eas-station/{__version__}"}
         )
@@ -132,8 +145,10 @@ def create_app(settings: AudioControlSettings | None = None) -> FastAPI:
         relay.wake_composer = messages.wake.set
         app.state.relay_service = relay
         app.state.playout_service = playout
+        app.state.output_service = OutputService(rt.engine, outbox, rt.bus)
         app.state.message_service = messages
         app.state.station = station
+        app.state.station_log = station_log
 
         async def apply(doc: SettingsVersion) -> None:
             station.apply(doc.version, doc.settings)
@@ -186,6 +201,7 @@ def create_app(settings: AudioControlSettings | None = None) -> FastAPI:
 
         rt.every(settings.outbox_interval_s, outbox.flush)
         rt.every(settings.sweep_interval_s, relay.sweep_confirmations)
+        rt.every(settings.log_prune_interval_s, station_log.prune)
         rt.heartbeat(figures)
         if settings.follow_station_settings:
             # The station's rules before the first decision where Redis answers quickly;
@@ -196,7 +212,7 @@ def create_app(settings: AudioControlSettings | None = None) -> FastAPI:
         if settings.run_composer:
             rt.spawn(messages.run(rt.stop, settings.composer_interval_s), name="composer")
         await playout.ensure_an_output(settings.aired_dir)
-        scheduler = RequiredTestScheduler(rt.engine, station, messages, playout)
+        scheduler = RequiredTestScheduler(rt.engine, station, messages, playout, station_log)
         app.state.test_scheduler = scheduler
         rt.every(settings.test_schedule_interval_s, scheduler.tick)
         supervisor = WorkerSupervisor(settings) if settings.run_playout else None

@@ -12,7 +12,6 @@ from audio_control.services.decisions import RelayService, UnusableInput
 from eas_schemas.envelope import EventEnvelope
 from eas_schemas.events import AlertEventType
 from eas_schemas.monitor_events import SAME_HEADER_TYPE
-from eas_schemas.playout_events import PLAYOUT_FINISHED_TYPE
 from servicekit.consumer import PermanentError
 
 Handler = Callable[[str, EventEnvelope[dict[str, Any]]], Awaitable[None]]
@@ -45,11 +44,13 @@ def heard_handler(relay: RelayService) -> Handler:
 
 
 def playout_handler(relay: RelayService) -> Handler:
-    """``playout.events``: an aired decision becomes ``aired`` (other types change nothing)."""
+    """``playout.events``: each output's result goes into the station log, and an aired
+    decision becomes ``aired``."""
 
     async def handle(_entry_id: str, envelope: EventEnvelope[dict[str, Any]]) -> None:
-        if envelope.type != PLAYOUT_FINISHED_TYPE:
-            return
-        await relay.mark_aired(envelope)
+        try:
+            await relay.on_playout(envelope)
+        except UnusableInput as exc:
+            raise PermanentError(str(exc)) from exc
 
     return handle

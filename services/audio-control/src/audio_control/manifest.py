@@ -20,6 +20,7 @@ def _test_settings(resources: TestResources) -> dict[str, Any]:
         # The playout worker is a process of its own; tests that need it start it.
         "run_playout": False,
         "aired_dir": resources.tmp_path / "aired",
+        "chain_key_file": resources.tmp_path / "chain.pem",
     }
 
 

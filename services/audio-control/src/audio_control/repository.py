@@ -9,12 +9,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, func, insert, or_, select, text, update
+from sqlalchemy import Row, and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from audio_control.tables import decision_inputs, message_audio, messages, relay_decisions
+from audio_control.tables import (
+    decision_inputs,
+    message_audio,
+    messages,
+    playout_airings,
+    playout_outputs,
+    relay_decisions,
+    station_log,
+)
 
 D = relay_decisions
+OUT = playout_outputs
+AIR = playout_airings
 
 
 # ---- idempotency ---------------------------------------------------------------------------
@@ -250,6 +260,71 @@ async def count_by_state(conn: AsyncConnection) -> dict[str, int]:
     return {str(state): int(n) for state, n in (await conn.execute(stmt)).all()}
 
 
+# ---- the station log -----------------------------------------------------------------------
+
+L = station_log
+
+
+@dataclass(frozen=True, slots=True)
+class LogFilter:
+    since: datetime | None = None
+    until: datetime | None = None
+    kinds: Sequence[str] | None = None
+    event_code: str | None = None
+    originator: str | None = None
+    actor: str | None = None
+    text: str | None = None
+
+
+def _log_where(stmt: Any, f: LogFilter) -> Any:
+    if f.since is not None:
+        stmt = stmt.where(L.c.at >= f.since)
+    if f.until is not None:
+        stmt = stmt.where(L.c.at < f.until)
+    if f.kinds:
+        stmt = stmt.where(L.c.kind.in_(list(f.kinds)))
+    if f.event_code:
+        stmt = stmt.where(L.c.event_code == f.event_code)
+    if f.originator:
+        stmt = stmt.where(L.c.originator == f.originator)
+    if f.actor:
+        stmt = stmt.where(L.c.actor == f.actor)
+    if f.text:
+        stmt = stmt.where(
+            or_(
+                L.c.summary.icontains(f.text, autoescape=True),
+                L.c.header.icontains(f.text, autoescape=True),
+                L.c.reasons.icontains(f.text, autoescape=True),
+            )
+        )
+    return stmt
+
+
+async def list_log(
+    conn: AsyncConnection, f: LogFilter, before_seq: int | None, limit: int
+) -> Sequence[Row[Any, Any]]:
+    """Newest first; ``before_seq`` pages backwards (keyset on the chain order)."""
+    stmt = _log_where(select(L), f).order_by(L.c.seq.desc()).limit(limit)
+    if before_seq is not None:
+        stmt = stmt.where(L.c.seq < before_seq)
+    return (await conn.execute(stmt)).all()
+
+
+async def count_log(conn: AsyncConnection, f: LogFilter) -> int:
+    stmt = _log_where(select(func.count()).select_from(L), f)
+    return int((await conn.execute(stmt)).scalar_one())
+
+
+async def log_in_order(
+    conn: AsyncConnection, f: LogFilter, after_seq: int | None, limit: int
+) -> Sequence[Row[Any, Any]]:
+    """Oldest first (exports and the printed log read in the order things happened)."""
+    stmt = _log_where(select(L), f).order_by(L.c.seq).limit(limit)
+    if after_seq is not None:
+        stmt = stmt.where(L.c.seq > after_seq)
+    return (await conn.execute(stmt)).all()
+
+
 # ---- cursors -------------------------------------------------------------------------------
 
 
@@ -270,3 +345,54 @@ def decode_cursor(cursor: str) -> int:
     if not isinstance(before, int) or isinstance(before, bool) or not 0 < before < 2**62:
         raise ValueError("not a cursor")
     return before
+
+
+# ---- playout outputs -----------------------------------------------------------------------
+
+
+async def list_outputs(conn: AsyncConnection) -> Sequence[Row[Any, Any]]:
+    return (await conn.execute(select(OUT).order_by(OUT.c.id))).all()
+
+
+async def output_named(conn: AsyncConnection, name: str, *, lock: bool = False) -> Any:
+    stmt = select(OUT).where(OUT.c.name == name)
+    if lock and conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    return (await conn.execute(stmt)).one_or_none()
+
+
+async def insert_output(conn: AsyncConnection, values: dict[str, Any]) -> Any:
+    return (await conn.execute(insert(OUT).values(**values).returning(OUT))).one()
+
+
+async def update_output(conn: AsyncConnection, output_id: int, values: dict[str, Any]) -> Any:
+    return (
+        await conn.execute(update(OUT).where(OUT.c.id == output_id).values(**values).returning(OUT))
+    ).one()
+
+
+async def delete_output(conn: AsyncConnection, output_id: int) -> None:
+    await conn.execute(delete(OUT).where(OUT.c.id == output_id))
+
+
+async def output_playing(conn: AsyncConnection, output_id: int) -> int | None:
+    """The item on air on the output now, if any."""
+    playing = (AIR.c.output_id == output_id) & (AIR.c.state == "playing")
+    stmt = select(AIR.c.item_id).where(playing).limit(1)
+    found = (await conn.execute(stmt)).scalar_one_or_none()
+    return int(found) if found is not None else None
+
+
+async def last_airings(conn: AsyncConnection) -> dict[int, Any]:
+    """Each output's latest airing (the last message it played or plays)."""
+    ranked = select(
+        AIR,
+        func.row_number()
+        .over(
+            partition_by=AIR.c.output_id,
+            order_by=(AIR.c.started_at.desc(), AIR.c.item_id.desc()),
+        )
+        .label("n"),
+    ).subquery()
+    rows = (await conn.execute(select(ranked).where(ranked.c.n == 1))).all()
+    return {int(r.output_id): r for r in rows}

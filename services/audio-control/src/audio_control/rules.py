@@ -33,7 +33,14 @@ from eas_schemas.relay_events import (
     RelaySource,
     RuleCheck,
 )
-from eas_schemas.same_codes import NATIONAL_CODE, LocationCode, location_covers
+from eas_schemas.same_codes import (
+    NATIONAL_CODE,
+    NATIONAL_EVENTS,
+    TEST_EVENTS,
+    LocationCode,
+    deviation_text,
+    location_covers,
+)
 from eas_schemas.station_settings import (
     SEVERITY_ORDER,
     URGENCY_ORDER,
@@ -61,11 +68,6 @@ __all__ = [
 #: Bursts that must agree for a heard header to be relayed without a person (47 CFR 11.33
 #: has a decoder act on two of three; a relay on air is held to all three).
 FULL_AGREEMENT = 3
-
-# Precedence classes by event. The shared SAME code table (issue 11) is to carry a class per
-# event; until it does, these are the codes 47 CFR 11.31(e) names national and the tests.
-_NATIONAL_EVENTS = frozenset({"NPT", "NIC", "EAT"})
-_TEST_EVENTS = frozenset({"RWT", "RMT", "DMO", "NMN"})
 
 # Confirmations that exist because the message itself is doubtful: these never become a
 # timed relay, whatever confirmation_timeout_action says; an unanswered one is ignored.
@@ -190,18 +192,10 @@ class Candidate:
             confidence=event.confidence,
             bursts=event.bursts,
             agreed=event.agreed,
-            deviations=tuple(deviations) if deviations is not None else _heard_deviations(event),
+            deviations=tuple(deviations if deviations is not None else event.deviations),
             heard_own_callsign=fields.callsign.rstrip() == own.rstrip(),
             heard_event_id=heard_event_id,
         )
-
-
-def _heard_deviations(event: SameHeaderEvent) -> tuple[str, ...]:
-    # TODO(merge): SameHeaderEvent.deviations is being added (issue 11, another branch); once
-    # it exists read `event.deviations` directly. Until then this yields nothing, and after
-    # it yields the field, with no attribute lookup by name.
-    value = event.model_dump(include={"deviations"}).get("deviations")
-    return tuple(str(v) for v in value) if isinstance(value, list) else ()
 
 
 # ---- precedence -------------------------------------------------------------------------------
@@ -212,15 +206,16 @@ def precedence_of(
 ) -> tuple[int, PrecedenceClass]:
     """Air order of a message: EAN first, then national, state, local, and tests last.
 
-    National: NPT, NIC (and the retired EAT), a PEP originator, or the national code 000000.
-    Tests (RWT, RMT, DMO, NMN) are last even when statewide; NPT is national, not a test, as
-    47 CFR 11.61 treats it. State: any statewide location 0SS000. Local: everything else.
+    National: the events the SAME code table classes national (NPT, NIC and the retired EAT),
+    a PEP originator, or the national code 000000. Tests (the table's test class: RWT, RMT,
+    DMO, NMN, NAT, NST) are last even when statewide; NPT is national, not a test, as 47 CFR
+    11.61 treats it. State: any statewide location 0SS000. Local: everything else.
     """
     if event_code == "EAN":
         cls = PrecedenceClass.EAN
-    elif event_code in _NATIONAL_EVENTS:
+    elif event_code in NATIONAL_EVENTS:
         cls = PrecedenceClass.NATIONAL
-    elif event_code in _TEST_EVENTS:
+    elif event_code in TEST_EVENTS:
         cls = PrecedenceClass.TEST
     elif originator == "PEP" or NATIONAL_CODE in locations:
         cls = PrecedenceClass.NATIONAL
@@ -601,8 +596,9 @@ def _air_checks(candidate: Candidate, rules: RelayRules) -> list[RuleCheck]:
             _fail(
                 "deviation",
                 RelayAction.CONFIRM,
-                f"The header deviates from 47 CFR 11.31 ({', '.join(candidate.deviations)}): "
-                "never relayed without an operator.",
+                f"The header deviates from 47 CFR 11.31 ({', '.join(candidate.deviations)}), "
+                "so it is never relayed without an operator (a relay re-encodes it in the "
+                f"standard form): {' '.join(deviation_text(d) for d in candidate.deviations)}",
                 "47 CFR 11.31",
                 deviations=list(candidate.deviations),
             )

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import re
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -14,47 +13,22 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationInfo,
     field_validator,
 )
 
+from audio_control.playout.keying import KeyingConfig, NoKeyingConfig
+from audio_control.playout.outputs import OutputConfig
 from eas_same import codes
 from eas_same.header import MAX_LOCATIONS, SameHeaderError, validate_duration
+from eas_schemas.playout_events import OutputLevel
 from eas_schemas.relay_events import DecisionState, RelayDecisionEvent, RelaySource
 from eas_schemas.same_codes import EVENT_CODES, LocationCode, SameEventCode, SameLocationCode
 from eas_schemas.station_settings import Originator
+from eas_schemas.text import CleanText, OneLine
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 MAX_TEXT = 1800  # ECIG 3.6: the alert text is at most 1800 characters
-
-
-def _clean_text(value: str) -> str:
-    if _CONTROL.search(value):
-        raise ValueError("must not contain control characters (such as NUL)")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValueError("must be valid Unicode text (no lone surrogates)") from exc
-    return value
-
-
-def _one_line(value: str) -> str:
-    value = _clean_text(value)
-    if "\n" in value or "\r" in value:
-        raise ValueError("must be one line")
-    return value
-
-
-def _utc(value: datetime) -> datetime:
-    try:
-        return value.astimezone(UTC)
-    except (OverflowError, ValueError) as exc:
-        raise ValueError("time is outside the representable range once converted to UTC") from exc
-
-
-CleanText = Annotated[str, AfterValidator(_clean_text)]
-OneLine = Annotated[str, AfterValidator(_one_line)]
-UtcTime = Annotated[AwareDatetime, AfterValidator(_utc)]
 
 
 def known_event(code: str) -> str:
@@ -239,3 +213,95 @@ class TestIn(BaseModel):
         max_length=MAX_TEXT,
         description="RMT only: the test script; default the standard one with the station's name",
     )
+
+
+# ---- outputs -------------------------------------------------------------------------------
+
+OUTPUT_NAME = r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}$"
+
+
+class _OutputBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    config: OutputConfig = Field(description="the output's settings, by kind (no secret)")
+    keying: KeyingConfig = Field(
+        default_factory=NoKeyingConfig, description="transmitter keying around each message"
+    )
+    enabled: bool = True
+    secret: SecretStr | None = Field(
+        default=None,
+        max_length=256,
+        description="write-only credential (a stream's source password); never returned",
+    )
+
+
+class OutputIn(_OutputBody):
+    name: str = Field(pattern=OUTPUT_NAME, description="unique; events and levels use it")
+
+
+class OutputUpdate(_OutputBody):
+    """The whole output again; ``secret`` left out keeps the stored one, null clears it."""
+
+    name: str | None = Field(default=None, pattern=OUTPUT_NAME, description="to rename it")
+
+
+class OutputAiring(BaseModel):
+    item_id: int
+    state: str = Field(description="playing, aired, interrupted or failed")
+    started_at: AwareDatetime
+    finished_at: AwareDatetime | None
+    error: str | None = None
+
+
+class OutputStatus(BaseModel):
+    """What the worker last reported: its lease (Redis, live), its last level (Redis, set by
+    the worker as it plays) and its last airing (the database: what the worker committed)."""
+
+    held_by: str | None = Field(description="the playout worker that holds it, if any")
+    playing: bool
+    level: OutputLevel | None = Field(description="the last level the worker measured")
+    last: OutputAiring | None = Field(description="the last message on this output")
+
+
+class OutputOut(BaseModel):
+    id: int
+    name: str
+    kind: str
+    config: dict[str, Any]
+    keying: dict[str, Any]
+    enabled: bool
+    has_secret: bool = Field(description="a secret is stored (it is never returned)")
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+    status: OutputStatus
+
+
+# ---- the station log -------------------------------------------------------------------------
+
+
+class LogEntryOut(BaseModel):
+    seq: int = Field(description="place in the hash chain")
+    at: datetime
+    kind: str
+    summary: str
+    originator: str | None
+    event_code: str | None
+    locations: list[str]
+    header: str | None
+    decision_state: str | None
+    reasons: str | None
+    output: str | None = Field(description="the output of a per-output playout result")
+    result: dict[str, Any] | None = Field(description="what that output reported")
+    actor: str | None
+    alert_id: int | None
+    decision_id: int | None
+    message_id: int | None
+    item_id: int | None
+    detail: dict[str, Any]
+    hash: str = Field(description="the entry's link hash (SHA-256, hex)")
+
+
+class LogPage(BaseModel):
+    items: list[LogEntryOut]
+    total: int = Field(description="entries matching the filters, on every page")
+    next_cursor: str | None = Field(description="pass as cursor for the next (older) page")

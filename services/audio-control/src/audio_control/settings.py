@@ -36,6 +36,11 @@ class AudioControlSettings(StoreSettings):
         default=20 * 1024 * 1024, gt=0, description="largest narration upload accepted"
     )
     tts_timeout_s: float = Field(default=30.0, gt=0)
+    log_prune_interval_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="how often station log entries past retention.station_log_days are pruned",
+    )
     # ---- playout
     run_playout: bool = Field(
         default=True,

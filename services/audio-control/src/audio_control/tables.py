@@ -1,9 +1,10 @@
 """audio-control's tables: relay decisions, the inputs they were made from, generated
-messages (metadata apart from the audio), and the outbox."""
+messages (metadata apart from the audio), playout, the station log, and the outbox."""
 
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     Text,
 )
 
+from servicekit.hashchain import chain_heads_table
 from servicekit.outbox import outbox_table
 from servicekit.sqltypes import Id, UTCDateTime, new_metadata
 
@@ -175,3 +177,41 @@ scheduled_tests = Table(
     Column("reason", Text, nullable=False),
     Column("at", UTCDateTime(), nullable=False),
 )
+
+# ---- the station log -------------------------------------------------------------------------
+
+# Everything received, decided, originated, tested and aired, hash-chained and signed
+# (``servicekit.hashchain``): each entry is written in the transaction of what it records.
+station_log = Table(
+    "station_log",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False, comment="chain order"),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("kind", String(16), nullable=False, comment="received_cap, decision, playout, ..."),
+    Column("summary", Text, nullable=False, comment="one plain sentence"),
+    Column("originator", String(3)),
+    Column("event_code", String(3)),
+    Column("locations", Text, nullable=False, comment="JSON list of PSSCCC"),
+    Column("header", Text),
+    Column("decision_state", String(24)),
+    Column("reasons", Text, comment="the decision's reason, or why it happened"),
+    Column("output", String(64), comment="the output of a per-output playout result"),
+    Column("result", Text, comment="the playout result on that output (JSON)"),
+    Column("actor", String(128), comment="who acted (an operator, the schedule)"),
+    Column("alert_id", Id),
+    Column("decision_id", Id),
+    Column("message_id", Id),
+    Column("item_id", Id),
+    Column("detail", Text, nullable=False, comment="JSON object"),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("signature", Text, nullable=False, comment="Ed25519 over the hash (key file)"),
+    Index("ix_station_log_at", "at", "seq"),
+    Index("ix_station_log_kind", "kind", "seq"),
+    Index("ix_station_log_event", "event_code", "seq"),
+)
+STATION_LOG_FIELDS = tuple(
+    c.name for c in station_log.columns if c.name not in ("seq", "prev_hash", "hash", "signature")
+)
+
+chain_heads = chain_heads_table(metadata, "audio_control_chain_heads")

@@ -20,13 +20,13 @@ from eas_monitor.schemas import (
     InputOut,
     InputUpdate,
     UploadDecoded,
-    UtcTime,
     known_event_code,
 )
 from eas_monitor.service import MonitorService
 from eas_schemas.monitor_events import (
     MonitorStatus,
 )
+from eas_schemas.text import UtcTime
 from servicekit.auth.dependencies import require
 from servicekit.auth.permissions import Permission
 from servicekit.auth.tokens import Principal

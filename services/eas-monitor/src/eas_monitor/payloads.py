@@ -53,6 +53,8 @@ def header_event(
     data = SameHeaderEvent(
         text=header.raw,
         header=header_fields(header, first.heard_at),
+        deviations=list(header.deviations),
+        deviation_notes=header.deviation_texts,
         description=header.describe(now=first.heard_at),
         confidence=best.confidence,
         bursts=max(h.bursts for h in hearings),

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Any
 
 from pydantic import (
-    AfterValidator,
-    AwareDatetime,
     BaseModel,
     Field,
     field_validator,
@@ -118,16 +116,6 @@ class UploadDecoded(BaseModel):
     duration_s: float
     events: list[dict[str, Any]] = Field(description="header / attention / eom, in order")
     stats: dict[str, Any]
-
-
-def _utc_time(value: datetime) -> datetime:
-    try:
-        return value.astimezone(UTC)
-    except (OverflowError, ValueError) as exc:
-        raise ValueError("time is outside the representable range once converted to UTC") from exc
-
-
-UtcTime = Annotated[AwareDatetime, AfterValidator(_utc_time)]
 
 
 def known_event_code(code: str) -> str:

@@ -443,6 +443,7 @@ class MonitorService:
                 item["description"] = ev.header.describe(now=now)
                 item["location_names"] = [describe_location(c) for c in ev.header.locations]
                 item["parsed"] = ev.header.to_dict(now=now)
+                item["deviation_notes"] = ev.header.deviation_texts
             out.append(item)
         return {
             "format": fmt,

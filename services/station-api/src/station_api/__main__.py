@@ -10,6 +10,7 @@ import sys
 from servicekit.cli import ServiceCli
 from servicekit.db import make_engine
 from servicekit.errors import ServiceError
+from servicekit.hashchain import ChainKey
 from station_api.manifest import MANIFEST
 from station_api.migrate import upgrade_url
 from station_api.passwords import Passwords
@@ -34,7 +35,8 @@ async def _create_admin(settings: StationApiSettings, username: str, password: s
     engine = make_engine(settings.database_url, pool_size=1)
     try:
         passwords = Passwords(settings.password_memory_kib, settings.password_time_cost)
-        users = UserService(AccountStore(engine, passwords, AuditLog(engine)))
+        audit = AuditLog(engine, ChainKey.load_or_create(settings.chain_key_file))
+        users = UserService(AccountStore(engine, passwords, audit))
         user = await users.create_admin(username, password)
         return user.username
     finally:

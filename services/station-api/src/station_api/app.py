@@ -18,11 +18,11 @@ from eas_schemas.system_events import AUDIT_RECORDS, STATION_API_GROUP
 from servicekit.asyncapi import build_asyncapi
 from servicekit.auth.tokens import TokenSigner, TokenVerifier
 from servicekit.consumer import GroupConsumer
+from servicekit.hashchain import ChainKey
 from servicekit.outbox import Outbox
 from servicekit.runtime import ServiceInfo, ServiceRuntime, service_app
 from servicekit.web import check
 from station_api import __version__, tables
-from station_api import repository as repo
 from station_api.consumer import make_handler as make_audit_handler
 from station_api.passwords import Passwords
 from station_api.routes import router
@@ -84,7 +84,10 @@ def create_app(settings: StationApiSettings | None = None) -> FastAPI:
         else:
             log.warning("no signing key (STATION_API_SIGNING_KEY_FILE): logins answer 503")
         engine = rt.engine
-        audit = AuditLog(engine)
+        audit = AuditLog(engine, ChainKey.load_or_create(settings.chain_key_file))
+        sealed = await audit.seal_unchained()
+        if sealed:
+            log.info("audit log: %d entries written before the hash chain are now chained", sealed)
         outbox = Outbox(engine, rt.bus, tables.outbox)
         accounts = AccountStore(
             engine, Passwords(settings.password_memory_kib, settings.password_time_cost), audit
@@ -153,9 +156,7 @@ def create_app(settings: StationApiSettings | None = None) -> FastAPI:
         async def housekeeping() -> None:
             await sessions.housekeeping()
             current = await settings_service.current()
-            cutoff = utcnow() - timedelta(days=current.settings.retention.audit_days)
-            async with engine.begin() as conn:
-                await repo.prune_audit(conn, cutoff)
+            await audit.prune(utcnow() - timedelta(days=current.settings.retention.audit_days))
 
         async def figures() -> dict[str, float]:
             snapshot = fleet.snapshot()

@@ -15,6 +15,7 @@ def _test_settings(resources: TestResources) -> dict[str, Any]:
     key_file.write_text(resources.private_key_pem)
     return {
         "signing_key_file": key_file,
+        "chain_key_file": resources.tmp_path / "station-chain.pem",
         "fleet_check_interval_s": 0.1,
         "outbox_interval_s": 0.2,
         # The production Argon2 cost (64 MiB, ~0.15 s) would dominate every test's time.

@@ -196,13 +196,10 @@ async def prune_versions(conn: AsyncConnection, keep: int) -> None:
 # ---- audit ---------------------------------------------------------------------------------
 
 
-async def insert_audit(conn: AsyncConnection, values: dict[str, Any]) -> bool:
-    """False when an entry with this event id was already recorded (bus redelivery)."""
-    stmt = _insert(conn, audit_log).values(**values)
-    if values.get("event_id") is not None:
-        stmt = stmt.on_conflict_do_nothing(index_elements=["event_id"])
-    result = await conn.execute(stmt)
-    return bool(result.rowcount)
+async def audit_event_recorded(conn: AsyncConnection, event_id: str) -> bool:
+    """True when an entry with this bus event id is already in the log (a redelivery)."""
+    stmt = select(audit_log.c.id).where(audit_log.c.event_id == event_id)
+    return (await conn.execute(stmt)).first() is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,8 +239,3 @@ async def query_audit(
     if before_id is not None:
         stmt = stmt.where(audit_log.c.id < before_id)
     return (await conn.execute(stmt)).all()
-
-
-async def prune_audit(conn: AsyncConnection, before: datetime) -> int:
-    result = await conn.execute(delete(audit_log).where(audit_log.c.at < before))
-    return int(result.rowcount)

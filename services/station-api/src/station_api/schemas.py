@@ -2,46 +2,17 @@
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from datetime import datetime
+from typing import Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from eas_schemas.station_settings import StationSettings
+from eas_schemas.text import CleanText, OneLine
 from servicekit.auth.permissions import Role
 
 # ---- input checks: text PostgreSQL can store and compare (no NUL), times it can hold --------
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_LINE_BREAKS = re.compile(r"[\t\n\r]")
-
-
-def _clean_text(value: str) -> str:
-    if _CONTROL.search(value):
-        raise ValueError("must not contain control characters (such as NUL)")
-    return value
-
-
-def _one_line(value: str) -> str:
-    if _CONTROL.search(value) or _LINE_BREAKS.search(value):
-        raise ValueError("must be one line without control characters (such as NUL)")
-    return value
-
-
-def _utc_time(value: datetime) -> datetime:
-    try:
-        return value.astimezone(UTC)
-    except (OverflowError, ValueError) as exc:
-        raise ValueError("time is outside the representable range once converted to UTC") from exc
-
-
-# Free text (comments): line breaks and tabs allowed, other control characters not.
-CleanText = Annotated[str, AfterValidator(_clean_text)]
-# Names, filters, identifiers: one line.
-OneLine = Annotated[str, AfterValidator(_one_line)]
-# An ISO 8601 time with an offset, converted to UTC (a 422 if that leaves the calendar).
-UtcTime = Annotated[AwareDatetime, AfterValidator(_utc_time)]
 # Version numbers are PostgreSQL integers.
 VERSION_MAX = 2**31 - 1
 

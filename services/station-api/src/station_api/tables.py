@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     ForeignKey,
@@ -13,6 +14,7 @@ from sqlalchemy import (
     Text,
 )
 
+from servicekit.hashchain import chain_heads_table
 from servicekit.outbox import outbox_table
 from servicekit.sqltypes import Id, UTCDateTime, new_metadata
 
@@ -86,10 +88,30 @@ audit_log = Table(
     Column("outcome", String(16), nullable=False),
     Column("detail", Text, nullable=False, comment="JSON object, never a secret"),
     Column("event_id", String(32), unique=True, comment="bus event id, for idempotent intake"),
+    # The hash chain (servicekit.hashchain); null only on rows written before it existed,
+    # which the service chains at its next start.
+    Column("seq", BigInteger, unique=True, comment="place in the hash chain"),
+    Column("prev_hash", String(64)),
+    Column("hash", String(64)),
+    Column("signature", Text, comment="Ed25519 over the hash (key file, not the database)"),
     Index("ix_audit_log_at", "at", "id"),
     Index("ix_audit_log_action", "action", "at"),
     Index("ix_audit_log_actor", "actor", "at"),
 )
+
+AUDIT_FIELDS = (
+    "at",
+    "service",
+    "actor",
+    "actor_role",
+    "client_addr",
+    "action",
+    "target",
+    "outcome",
+    "detail",
+    "event_id",
+)
+chain_heads = chain_heads_table(metadata, "station_chain_heads")
 
 # Named apart from alerts-api's outbox: in one-machine mode the services share one database.
 outbox = outbox_table(metadata, "station_outbox")

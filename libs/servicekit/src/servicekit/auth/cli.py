@@ -7,13 +7,20 @@ import sys
 from pathlib import Path
 
 from servicekit.auth.permissions import Role
-from servicekit.auth.tokens import TokenSigner, write_keypair
+from servicekit.auth.tokens import (
+    TokenSigner,
+    generate_keypair,
+    write_keypair,
+    write_private_key,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="eas-token", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    keygen = sub.add_parser("keygen", help="write signing.pem and signing.pub.pem")
+    keygen = sub.add_parser(
+        "keygen", help="write signing.pem and signing.pub.pem (and chain.pem if absent)"
+    )
     keygen.add_argument("--dir", type=Path, default=Path("var/keys"))
     keygen.add_argument("--force", action="store_true", help="replace existing keys")
     mint = sub.add_parser("mint", help="print a signed access token")
@@ -29,6 +36,11 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         priv, pub = write_keypair(args.dir)
         print(f"wrote {priv} and {pub}")
+        # The log-signing key is never replaced, --force or not: a new one would make every
+        # entry signed so far fail verification. Replicas must share this one file.
+        chain = args.dir / "chain.pem"
+        if write_private_key(chain, generate_keypair()[0]):
+            print(f"wrote {chain} (signs the station log and the audit log)")
         return 0
     if not args.key.exists():
         print(f"signing key {args.key} not found (run `eas-token keygen`)", file=sys.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 import uuid
 from collections import OrderedDict
@@ -61,10 +62,40 @@ def generate_keypair() -> tuple[str, str]:
     return private, public
 
 
+def write_private_key(path: Path, private_pem: str) -> bool:
+    """Write ``private_pem`` to ``path`` (mode 0600) unless a file is already there.
+
+    Written to a temporary file and linked into place, which fails if ``path`` exists: two
+    processes starting at once both end up with the first one's key, and neither ever reads
+    a half-written file. False when a key was already there."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(private_pem)
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
+    return True
+
+
+def load_or_create_private_key(path: Path) -> Ed25519PrivateKey:
+    """The Ed25519 private key in ``path``, generated there (0600) on first use."""
+    if not path.exists():
+        write_private_key(path, generate_keypair()[0])
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError(f"{path} does not hold an Ed25519 private key")
+    return key
+
+
 def write_keypair(directory: Path) -> tuple[Path, Path]:
-    directory.mkdir(parents=True, exist_ok=True)
     private, public = generate_keypair()
     priv_path, pub_path = directory / "signing.pem", directory / "signing.pub.pem"
+    directory.mkdir(parents=True, exist_ok=True)
     priv_path.write_text(private)
     priv_path.chmod(0o600)
     pub_path.write_text(public)

@@ -22,6 +22,35 @@ from audio_control.settings import AudioControlSettings
 log = logging.getLogger(__name__)
 
 
+def make_outputs_safe(settings: AudioControlSettings) -> list[str]:
+    """Every enabled output's keying line driven inactive; what was done, per output."""
+    from sqlalchemy import select
+
+    from audio_control.playout.keying import make_safe
+    from audio_control.playout.store import make_sync_engine
+    from audio_control.tables import playout_outputs
+
+    engine = make_sync_engine(settings.database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(playout_outputs.c.name, playout_outputs.c.keying).where(
+                    playout_outputs.c.enabled.is_(True)
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    notes = []
+    for name, keying in rows:
+        try:
+            done = make_safe(json.loads(keying))
+        except Exception as exc:
+            done = f"could not be unkeyed: {exc}"
+        if done:
+            notes.append(f"{name}: {done}")
+    return notes
+
+
 def worker_env(settings: AudioControlSettings) -> dict[str, str]:
     """The service's settings, as the worker reads them (AUDIO_CONTROL_<FIELD>)."""
     env = dict(os.environ)
@@ -71,6 +100,13 @@ class WorkerSupervisor:
                 return
             code = self.process.returncode
             self.restarts += 1
+            # A GPIO line (or an active-low serial one) is not released to "unkeyed" by the
+            # OS when the worker dies: drive it inactive before anything else.
+            try:
+                for note in await asyncio.to_thread(make_outputs_safe, self.settings):
+                    log.warning("after the playout worker died: %s", note)
+            except Exception:
+                log.exception("keying lines could not be made safe after the worker died")
             log.error("playout worker exited (%s); restarting in %.0f s", code, backoff)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=backoff)

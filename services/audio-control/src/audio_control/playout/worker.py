@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -40,6 +40,7 @@ from eas_schemas.envelope import EventEnvelope, decode_entry
 from eas_schemas.playout_events import (
     AUDIO_OUTPUT_LEVEL_TYPE,
     PLAYOUT_LEASE_KEY,
+    PLAYOUT_LEVEL_KEY,
     PLAYOUT_REPLY_KEY,
     PLAYOUT_WORKER_KEY,
     CommandKind,
@@ -57,6 +58,7 @@ log = logging.getLogger(__name__)
 SERVICE = "audio-control-playout"
 FloatArray = npt.NDArray[np.float32]
 LEVEL_INTERVAL_S = 0.25
+LEVEL_KEY_TTL_S = 24 * 3600
 # Renew when a third of the lease is left; give it up only by letting it lapse.
 _RENEW = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
@@ -71,7 +73,8 @@ def utcnow() -> datetime:
 
 
 class Sink(Protocol):
-    """One message on one output (``audio_control.playout.outputs`` makes them)."""
+    """One message on one output (``audio_control.playout.outputs`` makes them); ``level()``
+    is ``(peak_dbfs, rms_dbfs)`` of the last block written."""
 
     def write(self, block: FloatArray) -> None: ...
     def finish(self) -> Any: ...
@@ -90,7 +93,13 @@ class Keying(Protocol):
     def close(self) -> None: ...
 
 
-SinkFactory = Callable[[OutputSpec, int], Sink]
+class SinkFactory(Protocol):
+    """A sink for one message on ``output`` at ``rate``; ``label`` says what airs (the WAV
+    folder names its files by it)."""
+
+    def __call__(self, output: OutputSpec, rate: int, label: str = ..., /) -> Sink: ...
+
+
 KeyingFactory = Callable[[OutputSpec], Keying]
 
 
@@ -112,6 +121,10 @@ class _Run:
     result: dict[str, Any] = field(default_factory=dict)
     played_s: float = 0.0
     error: str | None = None
+    # When the output got the message's first sample, and when an interruption cut it: the
+    # log's "on air at", and what the playout latency benchmark measures.
+    first_sample_at: datetime | None = None
+    cut_at: datetime | None = None
 
 
 class PlayoutWorker:
@@ -289,7 +302,7 @@ class PlayoutWorker:
         keying: Keying | None = None
         sink: Sink | None = None
         try:
-            sink = self.sinks(run.output, rate)
+            sink = self.sinks(run.output, rate, f"item{item.id}-{item.header}")
             keying = self.keyers(run.output)
             keying.key(max_s=length_s + keying.pre_roll_s + keying.post_roll_s + 5.0)
             if keying.pre_roll_s:
@@ -299,10 +312,13 @@ class PlayoutWorker:
             for start in range(0, len(samples), block):
                 if run.abort.is_set():
                     # Receivers downstream must leave alert mode: the EOM, then stop.
+                    run.cut_at = utcnow()
                     for t in range(0, len(tail), block):
                         sink.write(tail[t : t + block])
                     run.state = ItemState.INTERRUPTED
                     break
+                if run.first_sample_at is None:
+                    run.first_sample_at = utcnow()
                 sink.write(samples[start : start + block])
                 run.played_s = (start + block) / rate
                 if time.monotonic() >= next_level:
@@ -336,6 +352,11 @@ class PlayoutWorker:
     ) -> None:
         now = utcnow()
         for run in runs:
+            times = {
+                "first_sample_at": _iso(run.first_sample_at),
+                "cut_at": _iso(run.cut_at),
+            }
+            run.result = {**run.result, **{k: v for k, v in times.items() if v is not None}}
             if run.state is ItemState.AIRED:
                 reason = f"Aired ({run.played_s:.1f} s)."
             elif run.state is ItemState.INTERRUPTED:
@@ -389,7 +410,7 @@ class PlayoutWorker:
             now = utcnow()
             for output in cut:
                 try:
-                    sink = self.sinks(output, 22_050)
+                    sink = self.sinks(output, 22_050, f"item{item.id}-EOM-after-restart")
                     sink.write(eom_tail(22_050))
                     sink.finish()
                     note = "EOM sent on restart"
@@ -480,7 +501,7 @@ class PlayoutWorker:
         seconds = command.seconds or 2.0
         try:
             if kind is CommandKind.TEST_TONE:
-                sink = self.sinks(output, 22_050)
+                sink = self.sinks(output, 22_050, "test-tone")
                 sink.write(test_tone(seconds, 22_050))
                 result = _as_dict(sink.finish())
                 self.reply(
@@ -529,6 +550,13 @@ class PlayoutWorker:
                     data=level,
                 ),
             )
+            # The last level per output, for GET /api/audio/outputs: one read, where the
+            # metrics stream would have to be scanned (and is trimmed within minutes).
+            self.client.set(
+                self.bus.key(f"{PLAYOUT_LEVEL_KEY}:{output.id}"),
+                level.model_dump_json(),
+                ex=LEVEL_KEY_TTL_S,
+            )
         except Exception as exc:
             log.debug("level of %s not published: %s", output.name, exc)
 
@@ -558,6 +586,10 @@ def _as_dict(result: Any) -> dict[str, Any]:
     return {"result": str(result)}
 
 
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None
+
+
 def _scalar(value: Any) -> bool:
     return value is None or isinstance(value, str | int | float | bool)
 
@@ -571,15 +603,15 @@ def main() -> int:  # pragma: no cover - the process entry point, run by the sup
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    worker = PlayoutWorker(settings, cast(SinkFactory, open_output), keyer_for)
+    worker = PlayoutWorker(settings, open_output, keyer_for)
     worker.run(stop)
     return 0
 
 
-def keyer_for(output: OutputSpec) -> Keying:  # pragma: no cover - wired with the keying library
+def keyer_for(output: OutputSpec) -> Keying:
     from audio_control.playout.keying import keying_for
 
-    return cast(Keying, keying_for(output.keying))
+    return keying_for(output.keying)
 
 
 if __name__ == "__main__":

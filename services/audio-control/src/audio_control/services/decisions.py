@@ -31,11 +31,28 @@ from audio_control.cap_to_eas import AudioResource, Conversion, convert
 from audio_control.rules import Candidate, Evaluation, decision_event, evaluate, match_transmissions
 from audio_control.services.playout import PlayoutService
 from audio_control.services.station import StationView
+from audio_control.services.station_log import (
+    Entry,
+    LogKind,
+    StationLog,
+    decision_entry,
+    entry,
+    playout_entries,
+    playout_entry,
+    received_entry,
+)
 from eas_schemas.cap import CapAlert, CapMsgType
 from eas_schemas.clock import utcnow
 from eas_schemas.envelope import EventEnvelope
 from eas_schemas.events import AlertEventType, AlertLifecycle, AlertState
 from eas_schemas.monitor_events import SameHeaderEvent
+from eas_schemas.playout_events import (
+    PLAYOUT_FAILED_TYPE,
+    PLAYOUT_FINISHED_TYPE,
+    PLAYOUT_INTERRUPTED_TYPE,
+    PLAYOUT_STARTED_TYPE,
+    PlayoutEvent,
+)
 from eas_schemas.relay_events import (
     FORWARDABLE_STATES,
     OPEN_STATES,
@@ -93,8 +110,10 @@ class RelayService:
         station: StationView,
         wake_composer: Callable[[], None] = lambda: None,
         playout: PlayoutService | None = None,
+        log: StationLog | None = None,
     ) -> None:
         self.engine = engine
+        self.log = log
         self.outbox = outbox
         self.source = source
         self.station = station
@@ -166,11 +185,13 @@ class RelayService:
         if cap is None:
             raise UnusableInput("alert.created carries no CAP document (alerts-api too old?)")
         if cap.msg_type in (CapMsgType.ACK, CapMsgType.ERROR):
-            return await self._note(envelope, None, f"CAP {cap.msg_type.value}: not processed")
+            outcome = f"CAP {cap.msg_type.value}: not processed"
+            return await self._note(envelope, None, outcome, [_received_note(life, outcome)])
         if cap.msg_type == CapMsgType.CANCEL:
             # The Cancel itself never airs; alerts-api announces alert.cancelled for what it
             # cancels, which withdraws those decisions.
-            return await self._note(envelope, None, "CAP Cancel: never aired (ECIG 3.8)")
+            outcome = "CAP Cancel: never aired (ECIG 3.8); it withdraws what it cancels"
+            return await self._note(envelope, None, outcome, [_received_note(life, outcome)])
         settings = self.station.settings
         now = utcnow()
         conversion = convert(
@@ -226,9 +247,13 @@ class RelayService:
                         reason=f"Replaced by the Update {candidate.alert_identifier}.",
                     )
                 )
+            log = [decision_entry(e) for e in events]
             merged = await self._merge(conn, candidate, evaluation, compose, now)
             if merged is not None:
                 events.append(merged)
+                log.append(
+                    received_entry(merged, candidate.source.value, candidate.heard_header, True)
+                )
                 outcome = f"merged into decision {merged.decision_id}"
                 decision_id = merged.decision_id
                 self.counts["merged"] += 1
@@ -239,10 +264,13 @@ class RelayService:
                 )
                 await repo.update_decision(conn, decision_id, 0, _columns(event, compose))
                 events.append(event)
+                log.append(
+                    received_entry(event, candidate.source.value, candidate.heard_header, False)
+                )
                 outcome = f"decision {decision_id}: {event.state.value}"
                 self.counts[event.state.value] += 1
             await repo.record_input(conn, envelope.id, envelope.type, decision_id, outcome, now)
-            pending = await self._announce(conn, events)
+            pending = await self._announce(conn, events, log=log)
         await self.outbox.publish(pending)
         self.wake_composer()
         return outcome
@@ -339,13 +367,19 @@ class RelayService:
         return outcome
 
     async def _note(
-        self, envelope: EventEnvelope[dict[str, Any]], decision_id: int | None, outcome: str
+        self,
+        envelope: EventEnvelope[dict[str, Any]],
+        decision_id: int | None,
+        outcome: str,
+        log: Sequence[Entry] = (),
     ) -> str:
         async with self.engine.begin() as conn:
             if await repo.input_outcome(conn, envelope.id) is None:
                 await repo.record_input(
                     conn, envelope.id, envelope.type, decision_id, outcome, utcnow()
                 )
+                if self.log is not None:
+                    await self.log.write(conn, log)
         return outcome
 
     # ---- operators ---------------------------------------------------------------------
@@ -443,7 +477,12 @@ class RelayService:
                     "note": note,
                 },
             )
-            pending = await self._announce(conn, [event], [(AUDIT_RECORDS, audit)])
+            pending = await self._announce(
+                conn,
+                [event],
+                [(AUDIT_RECORDS, audit)],
+                log=[decision_entry(event, LogKind.OPERATOR, actor.subject)],
+            )
         await self.outbox.publish(pending)
         self.wake_composer()
         self.counts[to.value] += 1
@@ -503,32 +542,43 @@ class RelayService:
                     self.wake_composer()
                 return settled
 
-    async def mark_aired(self, envelope: EventEnvelope[dict[str, Any]]) -> str:
-        """A ``playout.finished`` of a decision's item: the decision is ``aired`` (once)."""
-        decision_id = envelope.data.get("decision_id")
-        if not isinstance(decision_id, int):
-            return await self._note(envelope, None, "an origination aired: no decision")
+    async def on_playout(self, envelope: EventEnvelope[dict[str, Any]]) -> str:
+        """A worker's ``playout.*`` per output: logged (the station log's per-output result),
+        and a ``playout.finished`` of a decision's item makes the decision ``aired`` (once).
+        ``playout.queued`` and ``playout.cancelled`` are logged where they are written."""
+        if envelope.type not in _PER_OUTPUT:
+            return f"{envelope.type}: logged where it happened"
+        try:
+            event = PlayoutEvent.model_validate(envelope.data)
+        except ValueError as exc:
+            raise UnusableInput(f"not a playout event: {exc}") from exc
         async with self._gate, self.engine.begin() as conn:
             seen = await repo.input_outcome(conn, envelope.id)
             if seen is not None:
                 return f"duplicate of an input already handled: {seen}"
             now = utcnow()
-            row = await repo.get_decision(conn, decision_id, lock=True)
             events = []
-            if row is not None and DecisionState(row.state) is not DecisionState.AIRED:
-                output = envelope.data.get("output")
-                events.append(
-                    await self._change(
-                        conn,
-                        row,
-                        now,
-                        state=DecisionState.AIRED,
-                        reason=f"Aired on {output} at {now:%H:%M:%S} UTC.",
+            decision_id = event.decision_id
+            if envelope.type == PLAYOUT_FINISHED_TYPE and decision_id is not None:
+                row = await repo.get_decision(conn, decision_id, lock=True)
+                if row is not None and DecisionState(row.state) is not DecisionState.AIRED:
+                    events.append(
+                        await self._change(
+                            conn,
+                            row,
+                            now,
+                            state=DecisionState.AIRED,
+                            reason=f"Aired on {event.output} at {now:%H:%M:%S} UTC.",
+                        )
                     )
-                )
-            outcome = f"aired: decision {decision_id}" if events else "already aired"
+            outcome = (
+                f"aired: decision {decision_id}"
+                if events
+                else f"{envelope.type} of item {event.item_id} on {event.output}"
+            )
             await repo.record_input(conn, envelope.id, envelope.type, decision_id, outcome, now)
-            pending = await self._announce(conn, events)
+            log = [playout_entry(event, envelope.type), *(decision_entry(e) for e in events)]
+            pending = await self._announce(conn, events, log=log)
         await self.outbox.publish(pending)
         return outcome
 
@@ -585,15 +635,22 @@ class RelayService:
         conn: AsyncConnection,
         events: Sequence[RelayDecisionEvent],
         extra: Sequence[tuple[StreamSpec, EventEnvelope[Any]]] = (),
+        log: Sequence[Entry] | None = None,
     ) -> Any:
         """The decisions' events, what they mean for the playout queue, and ``extra``, all
-        into the outbox of the transaction that changed them."""
+        into the outbox of the transaction that changed them; then their station log
+        entries (``log``, else one per decision event), last, so the chain's head is the
+        last lock the transaction takes."""
         items: list[tuple[StreamSpec, EventEnvelope[Any]]] = []
         for event in events:
             items.append((RELAY_DECISIONS, self._envelope(event)))
             if self.playout is not None:
                 items += await self.playout.effects(conn, event)
-        return await self.outbox.add(conn, [*items, *extra])
+        pending = await self.outbox.add(conn, [*items, *extra])
+        if self.log is not None:
+            entries = list(log) if log is not None else [decision_entry(e) for e in events]
+            await self.log.write(conn, [*entries, *playout_entries(items)])
+        return pending
 
     def _envelope(self, event: RelayDecisionEvent) -> EventEnvelope[RelayDecisionEvent]:
         return EventEnvelope[RelayDecisionEvent](
@@ -626,6 +683,28 @@ class RelayService:
         async with self.engine.connect() as conn:
             rows = await repo.pending_confirmations(conn, limit)
         return [RelayDecisionEvent.model_validate_json(r.event) for r in rows]
+
+
+_PER_OUTPUT = frozenset(
+    {PLAYOUT_STARTED_TYPE, PLAYOUT_FINISHED_TYPE, PLAYOUT_INTERRUPTED_TYPE, PLAYOUT_FAILED_TYPE}
+)
+
+
+def _received_note(life: AlertLifecycle, outcome: str) -> Entry:
+    """A CAP message that makes no decision of its own (Cancel, Ack, Error): still logged."""
+    cap = life.cap
+    alert = life.alert
+    return entry(
+        LogKind.RECEIVED_CAP,
+        f"Received by CAP: {cap.msg_type.value if cap else '?'} {alert.identifier}: {outcome}",
+        alert_id=alert.id,
+        reasons=outcome,
+        detail={
+            "sender": cap.sender if cap else None,
+            "identifier": alert.identifier,
+            "references": [r.identifier for r in cap.references] if cap else [],
+        },
+    )
 
 
 # ---- row values ----------------------------------------------------------------------------

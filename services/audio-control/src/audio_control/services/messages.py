@@ -37,6 +37,7 @@ from audio_control.narration import (
 )
 from audio_control.services.decisions import COMPOSED_STATES, SERVICE, RelayService
 from audio_control.services.station import StationView
+from audio_control.services.station_log import LogKind, entry
 from eas_same.header import SameHeader, SameHeaderError
 from eas_schemas.clock import utcnow
 from eas_schemas.streams import AUDIT_RECORDS
@@ -302,6 +303,28 @@ class MessageService:
                 detail={"header": header.text, "narration": composed.narration_source},
             )
             pending = await self.outbox.add(conn, [(AUDIT_RECORDS, audit)])
+            if self.relay.log is not None:
+                await self.relay.log.write(
+                    conn,
+                    [
+                        entry(
+                            LogKind.ORIGINATED,
+                            f"Message {message_id} composed by {actor.subject}: {header.text}",
+                            originator=header.originator,
+                            event_code=header.event,
+                            locations=list(header.locations),
+                            header=header.text,
+                            reasons=f"narration: {composed.narration_source}",
+                            actor=actor.subject,
+                            message_id=message_id,
+                            detail={
+                                "duration_s": f"{composed.duration_s:.3f}",
+                                "client_addr": client_addr,
+                                "text": text,
+                            },
+                        )
+                    ],
+                )
         await self.outbox.publish(pending)
         return message_id
 

@@ -21,6 +21,14 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from audio_control.services.station_log import (
+    Entry,
+    LogKind,
+    StationLog,
+    entry,
+    header_parts,
+    playout_entries,
+)
 from audio_control.tables import messages, playout_items, playout_outputs
 from eas_schemas.clock import utcnow
 from eas_schemas.envelope import EventEnvelope
@@ -73,8 +81,10 @@ class PlayoutService:
         source: str,
         *,
         command_timeout_s: float = 10.0,
+        log: StationLog | None = None,
     ) -> None:
         self.engine = engine
+        self.log = log
         self.outbox = outbox
         self.bus = bus
         self.source = source
@@ -156,6 +166,22 @@ class PlayoutService:
                 actor, client_addr, "audio.send", f"eas-message/{message_id}", row.header
             )
             pending = await self.outbox.add(conn, [*items, audit])
+            originator, _, locations = header_parts(row.header)
+            sent = entry(
+                LogKind.ORIGINATED,
+                f"Message {message_id} sent to air by {actor.subject} (item {item.id}): "
+                f"{row.header}",
+                originator=originator,
+                event_code=row.event_code,
+                locations=locations,
+                header=row.header,
+                reasons=item.reason,
+                actor=actor.subject,
+                message_id=message_id,
+                item_id=item.id,
+                detail={"precedence_class": precedence[1].value, "client_addr": client_addr},
+            )
+            await self._log(conn, [sent])
         return await self._published(pending, items)
 
     async def resend(self, item_id: int, actor: Principal, client_addr: str | None) -> PlayoutEvent:
@@ -184,6 +210,7 @@ class PlayoutService:
                 actor, client_addr, "audio.resend", f"playout-item/{item_id}", row.header
             )
             pending = await self.outbox.add(conn, [*items, audit])
+            await self._log(conn, playout_entries(items))
         return await self._published(pending, items)
 
     async def cancel(self, item_id: int, actor: Principal, client_addr: str | None) -> PlayoutEvent:
@@ -204,7 +231,12 @@ class PlayoutService:
                 actor, client_addr, "audio.cancel", f"playout-item/{item_id}", row.header
             )
             pending = await self.outbox.add(conn, [*items, audit])
+            await self._log(conn, playout_entries(items))
         return await self._published(pending, items)
+
+    async def _log(self, conn: AsyncConnection, entries: list[Entry]) -> None:
+        if self.log is not None:
+            await self.log.write(conn, entries)
 
     async def _published(self, pending: Pending, items: list[Item]) -> PlayoutEvent:
         """After the commit: publish what the transaction wrote; the first item's event."""
@@ -312,11 +344,13 @@ class PlayoutService:
             if (await conn.execute(select(playout_outputs.c.id).limit(1))).first() is not None:
                 return
             now = utcnow()
+            # Absolute: the worker may run from another directory than the API.
+            folder = str(Path.cwd() / aired_dir) if not aired_dir.is_absolute() else str(aired_dir)
             await conn.execute(
                 insert(playout_outputs).values(
                     name="wav-folder",
                     kind="wav_folder",
-                    config=json.dumps({"kind": "wav_folder", "folder": str(aired_dir)}),
+                    config=json.dumps({"kind": "wav_folder", "folder": folder}),
                     keying=json.dumps({"kind": "none"}),
                     enabled=True,
                     created_at=now,

@@ -16,12 +16,13 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from audio_control.rules import precedence_of
 from audio_control.services.messages import MessageService, Origination
 from audio_control.services.playout import PlayoutService
 from audio_control.services.station import StationView
+from audio_control.services.station_log import LogKind, StationLog, entry
 from audio_control.tables import scheduled_tests
 from eas_schemas.clock import utcnow
 from eas_schemas.station_settings import StationSettings, WeeklyTestWindow
@@ -88,8 +89,10 @@ class RequiredTestScheduler:
         station: StationView,
         messages: MessageService,
         playout: PlayoutService,
+        log: StationLog | None = None,
     ) -> None:
         self.engine = engine
+        self.log = log
         self.station = station
         self.messages = messages
         self.playout = playout
@@ -178,6 +181,7 @@ class RequiredTestScheduler:
                         at=utcnow(),
                     )
                 )
+                await self._log(conn, period, event, state, reason, at)
         except IntegrityError:
             return f"{period}: recorded by another replica"
         log.warning("scheduled %s %s: %s", period, state, reason)
@@ -192,11 +196,55 @@ class RequiredTestScheduler:
         item_id: int | None = None,
     ) -> str:
         async with self.engine.begin() as conn:
-            await conn.execute(
-                scheduled_tests.update()
-                .where(scheduled_tests.c.period == period)
-                .values(
-                    state=state, reason=reason, message_id=message_id, item_id=item_id, at=utcnow()
+            row = (
+                await conn.execute(
+                    scheduled_tests.update()
+                    .where(scheduled_tests.c.period == period)
+                    .values(
+                        state=state,
+                        reason=reason,
+                        message_id=message_id,
+                        item_id=item_id,
+                        at=utcnow(),
+                    )
+                    .returning(scheduled_tests.c.event_code, scheduled_tests.c.slot_at)
                 )
+            ).one()
+            await self._log(
+                conn, period, row.event_code, state, reason, row.slot_at, message_id, item_id
             )
         return f"{period}: {state}: {reason}"
+
+    async def _log(
+        self,
+        conn: AsyncConnection,
+        period: str,
+        event: str,
+        state: str,
+        reason: str,
+        slot_at: datetime,
+        message_id: int | None = None,
+        item_id: int | None = None,
+    ) -> None:
+        """The test's outcome in the station log, in the transaction that records it."""
+        if self.log is None:
+            return
+        settings = self.station.settings
+        await self.log.write(
+            conn,
+            [
+                entry(
+                    LogKind.TEST,
+                    f"Scheduled {period} {state}: {reason}",
+                    originator=settings.identity.originator.value,
+                    event_code=event,
+                    locations=[str(c) for c in settings.location.same_codes][:31],
+                    decision_state=state,
+                    reasons=reason,
+                    actor=SCHEDULE.subject,
+                    message_id=message_id,
+                    item_id=item_id,
+                    detail={"period": period, "slot_at": slot_at},
+                )
+            ],
+        )

@@ -1,4 +1,5 @@
-"""/api/audit: the audit log, filtered and paged, and its CSV export (admins)."""
+"""/api/audit: the audit log, filtered and paged, its CSV export, and its hash chain's
+verification (admins)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,18 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from eas_schemas.system_events import AuditOutcome
+from eas_schemas.text import OneLine, UtcTime
 from servicekit.auth.dependencies import require
 from servicekit.auth.permissions import Permission
 from servicekit.auth.tokens import Principal
 from servicekit.errors import COMMON_RESPONSES
+from servicekit.hashchain import VerificationOut
 from station_api.repository import AuditFilters
 from station_api.routes.common import audit_log
-from station_api.schemas import AuditEntryOut, AuditPageOut, OneLine, UtcTime
+from station_api.schemas import (
+    AuditEntryOut,
+    AuditPageOut,
+)
 
 router = APIRouter(prefix="/api/audit", tags=["audit"], responses=COMMON_RESPONSES)
 
@@ -79,3 +85,12 @@ async def export_audit(request: Request, _: Auditor, filters: Filters) -> Stream
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="eas-station-audit-{stamp}.csv"'},
     )
+
+
+@router.get(
+    "/verify",
+    summary="Check the audit log's hash chain: intact, or the first broken link and why",
+    response_model=VerificationOut,
+)
+async def verify_audit(request: Request, _: Auditor) -> VerificationOut:
+    return VerificationOut.of(await audit_log(request).verify())

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from eas_schemas.station_settings import SettingsExport, redacted
+from eas_schemas.text import CleanText
 from servicekit.auth.dependencies import require
 from servicekit.auth.permissions import Permission
 from servicekit.auth.tokens import Principal
@@ -16,7 +17,6 @@ from station_api.locations import location_names
 from station_api.routes.common import client_addr, settings_service
 from station_api.schemas import (
     VERSION_MAX,
-    CleanText,
     RollbackIn,
     SaveOut,
     SettingsOut,

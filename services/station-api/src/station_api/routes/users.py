@@ -6,13 +6,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response, status
 
+from eas_schemas.text import OneLine
 from servicekit.auth.dependencies import require
 from servicekit.auth.permissions import Permission
 from servicekit.auth.tokens import Principal
 from servicekit.errors import COMMON_RESPONSES, error
 from station_api.routes.auth import user_out
 from station_api.routes.common import client_addr, users
-from station_api.schemas import OneLine, UserCreateIn, UserOut, UserUpdateIn
+from station_api.schemas import (
+    UserCreateIn,
+    UserOut,
+    UserUpdateIn,
+)
 
 router = APIRouter(prefix="/api/users", tags=["users"], responses=COMMON_RESPONSES)
 

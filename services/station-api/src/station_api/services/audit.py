@@ -3,6 +3,12 @@
 Entries are written in the same transaction as the change they describe (one commit per
 request), so there is never a change without its entry or an entry for a change that rolled
 back. Failed attempts (a wrong password) have no change and get a transaction of their own.
+
+The log is hash-chained and each link signed (``servicekit.hashchain``, the key in a file
+outside the database): ``verify`` names the first entry edited, deleted, reordered or
+re-signed. Writers take the chain's head for the rest of their transaction, so entries from
+concurrent requests and replicas line up one after another; callers record the audit entry
+last in their transaction, after their other locks.
 """
 
 from __future__ import annotations
@@ -18,9 +24,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from eas_schemas.system_events import AuditOutcome, AuditRecord
 from servicekit.auth.tokens import Principal
+from servicekit.hashchain import ChainKey, HashChain, Verification
 from station_api import repository as repo
+from station_api.tables import AUDIT_FIELDS, audit_log, chain_heads
 
 SERVICE = "station-api"
+CHAIN = "audit-log"
 
 CSV_COLUMNS = (
     "id",
@@ -77,14 +86,34 @@ def _row_values(record: AuditRecord, event_id: str | None) -> dict[str, Any]:
 
 
 class AuditLog:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, key: ChainKey) -> None:
         self.engine = engine
+        self.chain = HashChain(CHAIN, audit_log, chain_heads, key, AUDIT_FIELDS)
 
     async def record(
         self, conn: AsyncConnection, record: AuditRecord, event_id: str | None = None
     ) -> bool:
         """Write inside the caller's transaction; False for an already recorded event id."""
-        return await repo.insert_audit(conn, _row_values(record, event_id))
+        # The head first: with it held, no other writer can record the same event id
+        # between the check and the insert (and no seq is spent on a duplicate).
+        await self.chain.lock(conn)
+        if event_id is not None and await repo.audit_event_recorded(conn, event_id):
+            return False
+        await self.chain.append(conn, _row_values(record, event_id))
+        return True
+
+    async def seal_unchained(self) -> int:
+        """Chain the entries written before the log was chained (in id order), once."""
+        async with self.engine.begin() as conn:
+            return await self.chain.seal_unchained(conn, audit_log.c.id)
+
+    async def prune(self, before: datetime) -> int:
+        """Entries older than ``before`` deleted behind a signed anchor (verify still holds)."""
+        async with self.engine.begin() as conn:
+            return await self.chain.prune(conn, audit_log.c.at < before)
+
+    async def verify(self) -> Verification:
+        return await self.chain.verify(self.engine)
 
     async def record_alone(self, record: AuditRecord, event_id: str | None = None) -> bool:
         async with self.engine.begin() as conn:

@@ -418,6 +418,14 @@ function sameText(data) {
   return data.text || "(undecoded)";
 }
 
+// Each way a heard header breaks 47 CFR 11.31, in the plain language eas-monitor sends
+// (the one table is eas_schemas.same_codes.DEVIATIONS); the names when an older event has none.
+function deviationNotes(data) {
+  const notes = Array.isArray(data.deviation_notes) ? data.deviation_notes : [];
+  if (notes.length) return notes.map(String);
+  return (Array.isArray(data.deviations) ? data.deviations : []).map((d) => `Deviation from 47 CFR 11.31: ${d}`);
+}
+
 function hearingText(data) {
   const inputs = (data.inputs || []).map((i) => i.input_name || i.input_id).filter(Boolean);
   return inputs.length ? `heard on ${inputs.join(", ")}` : "";
@@ -445,6 +453,7 @@ function renderSame() {
     const conf = typeof d.confidence === "number" ? `confidence ${Math.round(d.confidence * 100)}%` : "";
     const bursts = typeof d.bursts === "number" ? `${d.agreed ?? d.bursts}/${d.bursts} bursts` : "";
     const purge = d.header && typeof d.header === "object" && d.header.purge_at;
+    const notes = kind === "header" ? deviationNotes(d) : [];
     list.appendChild(
       h("li", { class: `same-item same-${kind}` },
         h("p", { class: "same-desc" }, title),
@@ -454,7 +463,11 @@ function renderSame() {
           conf ? h("span", {}, conf) : null,
           bursts ? h("span", {}, bursts) : null,
           purge ? countdown(purge, { prefix: "purges in ", past: "purged" }) : null),
-        kind === "header" && d.text ? h("code", { class: "raw" }, d.text) : null));
+        kind === "header" && d.text ? h("code", { class: "raw" }, d.text) : null,
+        notes.length
+          ? h("div", { class: "deviations", role: "note", "aria-label": "Non-standard header" },
+            ...notes.map((n) => h("p", {}, n)))
+          : null));
   }
 }
 
