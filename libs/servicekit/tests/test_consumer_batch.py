@@ -294,3 +294,38 @@ async def test_a_single_entry_takes_the_one_by_one_path(
     await c.poll_once()
     assert (store.batches, singles.done) == ([], [9])
     assert await pending_ids(aredis, bus_namespace) == []
+
+
+async def test_dead_letter_reasons_are_counted_and_bounded(
+    aredis: aioredis.Redis, bus_namespace: str
+) -> None:
+    store = Store(aredis, bus_namespace)
+    long_reason = "x" * 3000
+    store.reject = {2: long_reason, 3: "bad area: no geocode", 4: "bad area: empty polygon"}
+    c = consumer(aredis, bus_namespace, Singles(), store)
+    await c.ensure_group()
+    await add(aredis, bus_namespace, 1, 2, 3, 4)
+    await aredis.xadd(stream_key(STREAM, bus_namespace), {"garbage": "x"})
+
+    await c.poll_once()
+    letters = await dead_letters(aredis, bus_namespace)
+    assert max(len(d["reason"]) for d in letters) == 2000  # kept bounded, not dropped
+    # Counted by the reason's first part: what an operator's metric groups by.
+    assert c.stats.by_reason == {"x" * 60: 1, "bad area": 2, "not an event envelope": 1}
+    assert c.stats.dead_lettered == 4
+
+
+async def test_lag_and_pending_are_what_redis_holds(
+    aredis: aioredis.Redis, bus_namespace: str
+) -> None:
+    store = Store(aredis, bus_namespace)
+    store.kill_batch = True
+    c = consumer(aredis, bus_namespace, Singles(), store)
+    # No stream and no group yet: nothing behind, nothing pending (not an error).
+    assert (await c.lag(), await c.pending_count()) == (0, 0)
+    await c.ensure_group()
+    await add(aredis, bus_namespace, 1, 2, 3)
+    assert (await c.lag(), await c.pending_count()) == (3, 0)
+    with pytest.raises(Killed):
+        await c.poll_once()  # read, never acknowledged
+    assert (await c.lag(), await c.pending_count()) == (0, 3)
