@@ -7,6 +7,7 @@ from pathlib import Path
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from servicekit.auth.permissions import Role
 from servicekit.auth.tokens import (
@@ -20,7 +21,9 @@ from servicekit.auth.tokens import (
     TokenVerifier,
     csrf_hash,
     generate_keypair,
+    load_or_create_private_key,
     write_keypair,
+    write_private_key,
 )
 
 
@@ -182,3 +185,38 @@ def test_keygen_writes_the_chain_key_once_and_never_replaces_it(tmp_path, capsys
     assert (tmp_path / "signing.pem").read_bytes() != signing  # --force replaces that one
     assert chain.read_bytes() == first  # but never the key earlier log entries are signed by
     assert "chain.pem" in capsys.readouterr().out
+
+
+def test_write_private_key_never_replaces_a_key(tmp_path: Path):
+    path = tmp_path / "deep" / "chain.pem"  # its folders are made
+    first, second = generate_keypair()[0], generate_keypair()[0]
+    assert write_private_key(path, first) is True
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert write_private_key(path, second) is False  # a key is there: kept as it was
+    assert path.read_text() == first
+    assert [p.name for p in path.parent.iterdir()] == ["chain.pem"]  # no temporary left over
+
+
+def test_load_or_create_private_key(tmp_path: Path):
+    path = tmp_path / "keys" / "chain.pem"
+    made = load_or_create_private_key(path)
+    assert path.exists()
+    again = load_or_create_private_key(path)  # read back, not made anew
+    raw = serialization.Encoding.Raw
+    fmt = serialization.PublicFormat.Raw
+    assert made.public_key().public_bytes(raw, fmt) == again.public_key().public_bytes(raw, fmt)
+    rsa_path = tmp_path / "rsa.pem"
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    rsa_path.write_bytes(
+        rsa_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    with pytest.raises(ValueError, match="does not hold an Ed25519 private key"):
+        load_or_create_private_key(rsa_path)
+    public_only = tmp_path / "public.pem"
+    public_only.write_text(generate_keypair()[1])
+    with pytest.raises(ValueError):  # a public key is no private key: load_pem refuses it
+        load_or_create_private_key(public_only)
