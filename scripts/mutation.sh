@@ -65,6 +65,18 @@ for name in "${names[@]}"; do
   fi
   cr cosmic-ray exec "$cfg" "$session"
   cr cr-report "$session" --surviving-only --show-diff >"$WORK/$name.txt"
-  cr cr-report "$session" | tail -n 3
+  # cosmic-ray's own percentage counts skipped (filtered) mutants as run; this one does not.
+  cr python - "$session" "$name" <<'PY'
+import sqlite3, sys
+rows = sqlite3.connect(sys.argv[1]).execute(
+    "select worker_outcome, test_outcome, count(*) from work_results group by 1, 2"
+).fetchall()
+run = sum(n for w, _, n in rows if w != "SKIPPED")
+survived = sum(n for w, t, n in rows if w != "SKIPPED" and t == "SURVIVED")
+skipped = sum(n for w, _, n in rows if w == "SKIPPED")
+score = 100 * (run - survived) / max(run, 1)
+print(f"{sys.argv[2]}: {run} mutants run, {run - survived} killed, {survived} survived "
+      f"({score:.1f}% killed); {skipped} skipped")
+PY
 done
 exit $status
