@@ -9,14 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import shutil
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
 import soundfile as sf
 from asgi_lifespan import LifespanManager
@@ -26,6 +23,7 @@ from eas_schemas.envelope import decode_entry, encode_entry
 from eas_schemas.relay_events import RELAY_DECISION_TYPE, RelayDecisionEvent
 from eas_schemas.station_settings import CURRENT_SETTINGS_KEY, StationSettings
 from eas_schemas.streams import ALERTS_INGESTED, RELAY_DECISIONS
+from eas_testkit.decoders import multimon_eas
 from eas_testkit.factories import current_settings_body, ingested_envelope, make_alert
 from eas_testkit.services import Resources, build_app
 from servicekit.auth.permissions import Role
@@ -40,41 +38,6 @@ STATION = StationSettings.model_validate(
         "relay": {"enabled": True, "events": ["TOR"]},
     }
 )
-
-
-def multimon(samples: np.ndarray, rate: int) -> list[str]:
-    exe = shutil.which("multimon-ng")
-    assert exe, "multimon-ng is required (Debian package multimon-ng)"
-    sox = shutil.which("sox")
-    assert sox, "sox is required"
-    wav = io.BytesIO()
-    sf.write(wav, samples, rate, format="WAV", subtype="PCM_16")
-    raw = subprocess.run(
-        [
-            sox,
-            "-t",
-            "wav",
-            "-",
-            "-t",
-            "raw",
-            "-e",
-            "signed",
-            "-b",
-            "16",
-            "-c",
-            "1",
-            "-r",
-            "22050",
-            "-",
-        ],
-        input=wav.getvalue(),
-        capture_output=True,
-        check=True,
-    ).stdout
-    out = subprocess.run(
-        [exe, "-q", "-t", "raw", "-a", "EAS", "-"], input=raw, capture_output=True, check=True
-    ).stdout.decode("ascii", "replace")
-    return [line[5:].strip() for line in out.splitlines() if line.startswith("EAS: ")]
 
 
 async def test_cap_tornado_warning_from_ingest_to_a_decoded_message(
@@ -130,4 +93,4 @@ async def test_cap_tornado_warning_from_ingest_to_a_decoded_message(
     events, _ = decode_samples(samples, rate)
     assert [e.type for e in events] == ["header", "attention", "eom"]
     assert next(e for e in events if e.type == "header").text == header
-    assert multimon(samples, rate) == [header, "NNNN", "NNNN", "NNNN"]
+    assert multimon_eas(samples, rate) == [header, "NNNN", "NNNN", "NNNN"]

@@ -1,12 +1,10 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy.signal import resample_poly
 
 from eas_same.decoder import Event, SameDecoder
 
@@ -39,23 +37,6 @@ def headers(events: list[Event]) -> list[str]:
 
 def eoms(events: list[Event]) -> list[Event]:
     return [e for e in events if e.type == "eom"]
-
-
-def multimon_decode(x: np.ndarray, rate: int) -> list[str]:
-    """Lines multimon-ng -a EAS prints for float samples at any rate."""
-    exe = shutil.which("multimon-ng")
-    if exe is None:
-        pytest.fail("multimon-ng is not installed (Debian package multimon-ng is required)")
-    if rate != 22050:
-        from math import gcd
-
-        g = gcd(22050, rate)
-        x = resample_poly(x, 22050 // g, rate // g)
-    pcm = (np.clip(x, -1, 1) * 32767).astype("<i2").tobytes()
-    out = subprocess.run(
-        [exe, "-q", "-t", "raw", "-a", "EAS", "-"], input=pcm, capture_output=True, check=True
-    ).stdout.decode("ascii", "replace")
-    return [line[5:].strip() for line in out.splitlines() if line.startswith("EAS: ")]
 
 
 @pytest.fixture

@@ -13,8 +13,9 @@ import pytest
 
 from eas_same.encoder import generate
 from eas_same.simulate import DEVIATION_KINDS, deviating_header, impair, transmission
+from eas_testkit.decoders import multimon_eas
 
-from .conftest import decode_all, multimon_decode
+from .conftest import decode_all
 
 RATES = (8000, 22050, 44100)
 SNRS_DB = (10.0, 20.0)
@@ -43,7 +44,7 @@ def test_multimon_ng_agrees_where_it_decodes(kind: str) -> None:
     ours = [e.text for e in decode_all(x, 22050)[0] if e.type == "header"]
     assert ours == [header.text]
     try:
-        theirs = {t for t in multimon_decode(x, 22050) if t.startswith("ZCZC")}
+        theirs = {t for t in multimon_eas(x, 22050) if t.startswith("ZCZC")}
     except subprocess.CalledProcessError as exc:
         # multimon-ng 1.x overflows its buffer on more than 31 locations and dies (SIGSEGV)
         assert kind == "location_count" and exc.returncode < 0

@@ -9,8 +9,9 @@ import pytest
 import soundfile as sf
 
 from eas_same.encoder import COMMON_RATES, generate
+from eas_testkit.decoders import multimon_eas
 
-from .conftest import decode_all, eoms, headers, multimon_decode
+from .conftest import decode_all, eoms, headers
 
 HEADER = "ZCZC-WXR-TOR-039035-039055-039085+0130-3181518-KXYZ/FM -"
 
@@ -33,7 +34,7 @@ def test_roundtrip_own_decoder(rate: int) -> None:
 @pytest.mark.parametrize("rate", COMMON_RATES)
 def test_roundtrip_multimon(rate: int) -> None:
     x = generate(HEADER, rate, attention=1.0)
-    lines = multimon_decode(x, rate)
+    lines = multimon_eas(x, rate)
     # multimon-ng prints a header once when its repetitions agree
     assert [line for line in lines if line.startswith("ZCZC")] == [HEADER]
     assert "NNNN" in lines

@@ -4,7 +4,6 @@ encoding of test files."""
 from __future__ import annotations
 
 import contextlib
-import math
 import shutil
 import subprocess
 import threading
@@ -15,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy.signal import resample_poly
 
 from audio_control.audio_files import wav_bytes
 from eas_same.decoder import Event, decode_samples
@@ -24,21 +22,6 @@ from eas_same.decoder import Event, decode_samples
 def own_decode(x: np.ndarray, rate: int) -> list[Event]:
     events, _ = decode_samples(x, rate)
     return events
-
-
-def multimon_lines(x: np.ndarray, rate: int) -> list[str]:
-    """What multimon-ng -a EAS prints, fed raw 16-bit at 22050 Hz (the rate it wants)."""
-    exe = shutil.which("multimon-ng")
-    if exe is None:
-        pytest.fail("multimon-ng is not installed (Debian package multimon-ng is required)")
-    if rate != 22050:
-        g = math.gcd(22050, rate)
-        x = resample_poly(x, 22050 // g, rate // g)
-    pcm = (np.clip(x, -1, 1) * 32767).astype("<i2").tobytes()
-    out = subprocess.run(
-        [exe, "-q", "-t", "raw", "-a", "EAS", "-"], input=pcm, capture_output=True, check=True
-    ).stdout.decode("ascii", "replace")
-    return [line[5:].strip() for line in out.splitlines() if line.startswith("EAS: ")]
 
 
 def ffmpeg_encode(samples: np.ndarray, rate: int, fmt: str, *extra: str) -> bytes:

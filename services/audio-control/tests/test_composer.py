@@ -22,8 +22,9 @@ from audio_control.narration import (
 )
 from eas_same.encoder import COMMON_RATES, MARK_HZ, SPACE_HZ, generate
 from eas_same.header import SameHeader, parse_header
+from eas_testkit.decoders import multimon_eas
 
-from .media_helpers import band_power, multimon_lines, own_decode, speechlike
+from .media_helpers import band_power, own_decode, speechlike
 
 HEADER = "ZCZC-WXR-TOR-039035-039055-039085+0030-3181518-KCLE/NWS-"
 TEXT = (
@@ -40,7 +41,7 @@ def check_decodes(msg: ComposedMessage) -> None:
     assert header_event.bursts == 3 and header_event.agreed == 3
     eoms = [e for e in events if e.type == "eom"]
     assert len(eoms) == 1 and eoms[0].bursts == 3
-    lines = multimon_lines(x, rate)
+    lines = multimon_eas(x, rate)
     assert [ln for ln in lines if ln.startswith("ZCZC")] == [msg.header.text]
     assert [ln for ln in lines if ln.startswith("NNNN")] == ["NNNN"] * 3
     assert all(ln.startswith(("ZCZC", "NNNN")) for ln in lines), lines

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from eas_testkit.decoders import multimon_eas
 from servicekit.auth.permissions import Role
 
-from .media_helpers import multimon_lines, own_decode, speechlike
+from .media_helpers import own_decode, speechlike
 from .service_helpers import CALLSIGN
 
 pytestmark = pytest.mark.integration
@@ -71,7 +72,7 @@ async def test_an_origination_is_composed_and_decodes_exactly(service: httpx.Asy
     wav = await service.get(message["audio_url"])
     samples, rate = sf.read(io.BytesIO(wav.content), dtype="float64")
     assert [e.type for e in own_decode(samples, rate)] == ["header", "attention", "eom"]
-    assert multimon_lines(samples, rate) == [message["header"]] + ["NNNN"] * 3
+    assert multimon_eas(samples, rate) == [message["header"]] + ["NNNN"] * 3
     listed = (await service.get("/api/audio/messages", params={"kind": "origination"})).json()
     assert [m["id"] for m in listed["items"]] == [message["id"]]
 

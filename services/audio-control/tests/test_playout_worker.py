@@ -366,6 +366,53 @@ def test_stop_command_ends_the_message_with_eom_and_answers_after_it_acted(
     assert not [i for i in items(rig).values() if i.requeue_of == item]  # stopped: not again
 
 
+def test_an_ean_decision_cuts_a_local_message_before_its_own_message_is_queued(
+    rig: Rig, redis_url: str, bus_namespace: str
+) -> None:
+    add_output(rig, "fm")
+    local = queue(rig, "TOR", 3, seconds=60.0)
+    worker = rig.worker()
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+    thread.start()
+    bus = SyncBus(sync_redis(redis_url), bus_namespace)
+
+    def preempt(precedence: int) -> None:
+        command = PlayoutCommand(
+            command_id=f"preempt-{precedence}-test",
+            kind=CommandKind.PREEMPT,
+            precedence=precedence,
+            decision_id=41,
+            actor="audio-control/test",
+            at=datetime.now(UTC),
+        )
+        bus.publish(
+            PLAYOUT_COMMANDS,
+            EventEnvelope[PlayoutCommand](type=PLAYOUT_COMMAND_TYPE, source="t", data=command),
+        )
+
+    try:
+        deadline = time.monotonic() + 30
+        while items(rig)[local].state != "playing" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        preempt(3)  # the same precedence cuts nothing
+        time.sleep(0.5)
+        assert items(rig)[local].state == "playing"
+        preempt(0)
+        while items(rig)[local].state == "playing" and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        thread.join(30)
+    row = items(rig)[local]
+    assert row.state == "interrupted" and "decision 41" in row.reason
+    (again,) = [i for i in items(rig).values() if i.requeue_of == local]
+    assert again.state in ("queued", "playing", "aired")
+    cut = rig.sinks["fm"][0].audio
+    assert [e.type for e in decode_samples(cut, RATE)[0]][-1] == "eom"
+    assert np.allclose(cut[-len(eom_tail(RATE)) :], eom_tail(RATE))
+
+
 def test_two_workers_one_output_one_plays(rig: Rig) -> None:
     add_output(rig, "fm")
     ids = [queue(rig, "TOR", 3, 0.3) for _ in range(3)]

@@ -24,11 +24,12 @@ from eas_schemas.events import AlertEventType, AlertLifecycle, AlertState, Alert
 from eas_schemas.monitor_events import SAME_HEADER_TYPE, SameHeaderEvent
 from eas_schemas.relay_events import RELAY_DECISION_TYPE, RelayDecisionEvent
 from eas_schemas.streams import ALERT_EVENTS, AUDIT_RECORDS, RELAY_DECISIONS, SAME_EVENTS
+from eas_testkit.decoders import multimon_eas
 from servicekit.auth.permissions import Role
 from servicekit.bus import stream_key
 
 from .conftest import cap_alert, heard_event
-from .media_helpers import multimon_lines, own_decode
+from .media_helpers import own_decode
 from .service_helpers import CALLSIGN, set_station, station
 
 pytestmark = pytest.mark.integration
@@ -157,7 +158,7 @@ async def test_cap_tornado_warning_is_decided_announced_and_composed(
     events_heard = own_decode(x, rate)
     assert [e.type for e in events_heard] == ["header", "attention", "eom"]
     assert events_heard[0].text == first.header
-    assert multimon_lines(x, rate) == [first.header, "NNNN", "NNNN", "NNNN"]
+    assert multimon_eas(x, rate) == [first.header, "NNNN", "NNNN", "NNNN"]
 
 
 async def test_the_same_event_delivered_twice_makes_one_decision(

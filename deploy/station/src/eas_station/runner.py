@@ -176,8 +176,30 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--role", choices=[r.value for r in Role], default=Role.VIEWER.value)
     token.add_argument("--ttl", type=int, default=3600)
     token.add_argument("--data-dir", type=Path, default=Path(os.environ.get("EAS_DATA_DIR", "var")))
+    flask = sub.add_parser(
+        "import-flask",
+        help="import a Flask EAS Station's alerts, area, users, received headers and inputs",
+    )
+    flask.add_argument("--from", dest="source", required=True, help="postgresql://user@host/db")
+    flask.add_argument(
+        "--to", dest="target", default=None, help="this station's database (EAS_DATABASE_URL)"
+    )
+    flask.add_argument("--data-dir", type=Path, default=Path(os.environ.get("EAS_DATA_DIR", "var")))
+    flask.add_argument(
+        "--flask-secret-key-file",
+        type=Path,
+        default=None,
+        help="file holding the Flask station's SECRET_KEY (its passwords are peppered with it)",
+    )
+    flask.add_argument("--dry-run", action="store_true", help="print what would be imported")
     args = parser.parse_args(argv)
     configure_logging("INFO", as_json=False)
+    if args.command == "import-flask":
+        from eas_station.flask_import import main as import_flask
+
+        return import_flask(
+            args.source, args.target, args.data_dir, args.flask_secret_key_file, args.dry_run
+        )
     if args.command == "token":
         key = args.data_dir / "keys" / "signing.pem"
         if not key.exists():

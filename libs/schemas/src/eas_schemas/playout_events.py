@@ -98,6 +98,10 @@ class CommandKind(StrEnum):
     KEY = "key"  # key one output's transmitter for a test (nothing on air)
     UNKEY = "unkey"
     STATUS = "status"  # what the worker holds and plays
+    # From audio-control itself, published with the commit of an EAN's decision: cut what is on
+    # air below ``precedence`` now (EOM, requeued by setting) instead of once the EAN's message
+    # is composed; the worker does not answer it.
+    PREEMPT = "preempt"
 
 
 class PlayoutCommand(BaseModel):
@@ -108,6 +112,10 @@ class PlayoutCommand(BaseModel):
     output: str | None = Field(default=None, description="the output it is for, if one")
     item_id: int | None = Field(default=None, description="stop/skip only this item")
     seconds: float | None = Field(default=None, gt=0, le=60)
+    precedence: int | None = Field(
+        default=None, ge=0, description="preempt: cut what airs with a higher number than this"
+    )
+    decision_id: int | None = Field(default=None, description="preempt: the decision that cuts")
     actor: str
     at: AwareDatetime
 

@@ -100,8 +100,8 @@ PLAYOUT_EVENTS = StreamSpec(
 
 PLAYOUT_COMMANDS = StreamSpec(
     "playout.commands",
-    "Operators' commands to the playout worker (stop, skip, test tone, key); the worker "
-    "answers each on its reply key.",
+    "Commands to the playout worker: operators' (stop, skip, test tone, key, status), each "
+    "answered on its reply key, and audio-control's preempt for an EAN's decision.",
     Retention.STATUS,
     public=False,
 )

@@ -90,12 +90,22 @@ class AlertService:
     async def ingest(self, ingested: AlertIngested) -> IngestResult:
         return (await self.ingest_batch([ingested]))[0]
 
-    async def ingest_batch(self, batch: list[AlertIngested]) -> list[IngestResult]:
+    async def ingest_batch(
+        self,
+        batch: list[AlertIngested],
+        announce: bool = True,
+        notes: list[str | None] | None = None,
+    ) -> list[IngestResult]:
         """Store a batch of fetched alerts in ONE transaction, then announce them.
 
         A handful of statements per batch instead of per alert: this is what lets one
         consumer keep up with hundreds of alerts per second. Within the batch, alerts are
         handled in the order given (stream order), so an Update after its Alert works.
+        ``announce=False`` is for history brought in from another station: it is stored
+        by the same rules but no lifecycle event is sent, so nothing downstream (relay,
+        dashboards) acts on alerts that station already handled; ``notes`` (one per alert,
+        or None) go into each newly stored alert's history in the same transaction, e.g.
+        what that station decided about it.
         """
         now = utcnow()
         tx = _Tx()
@@ -103,6 +113,14 @@ class AlertService:
         async with self.engine.begin() as conn:
             await repo.lock_identities(conn, _identity_keys(batch))
             results = await self._store(conn, tx, batch, now)
+            for result, note in zip(results, notes or [], strict=False):
+                if note and not result.duplicate and result.alert_id is not None:
+                    for row in await repo.lock_alerts(conn, [result.alert_id]):
+                        await repo.add_history(
+                            conn, result.alert_id, now, row.state, row.state, note
+                        )
+            if not announce:
+                tx.envelopes.clear()
             pending = await self._to_outbox(conn, tx)
         await self.outbox.publish(pending)
         new = sum(1 for r in results if not r.duplicate)

@@ -325,6 +325,12 @@ async def log_in_order(
     return (await conn.execute(stmt)).all()
 
 
+async def log_details_by_actor(conn: AsyncConnection, actor: str) -> list[str]:
+    """The detail JSON of every entry one actor wrote (an importer finds what it logged)."""
+    stmt = select(L.c.detail).where(L.c.actor == actor).order_by(L.c.seq)
+    return [str(d) for d in (await conn.execute(stmt)).scalars()]
+
+
 # ---- cursors -------------------------------------------------------------------------------
 
 

@@ -273,7 +273,15 @@ class PlayoutWorker:
                 if ean is not None:
                     interrupted_by = (f"Interrupted by the EAN (item {ean.id}).", None, True)
             for command in self.read_commands(block_ms=0):
-                if command.kind is CommandKind.STOP and interrupted_by is None:
+                if command.kind is CommandKind.PREEMPT:
+                    if (
+                        interrupted_by is None
+                        and command.precedence is not None
+                        and item.precedence > command.precedence
+                    ):
+                        why = f"Interrupted by the EAN (decision {command.decision_id})."
+                        interrupted_by = (why, None, True)
+                elif command.kind is CommandKind.STOP and interrupted_by is None:
                     interrupted_by = (f"Stopped by {command.actor}.", command.actor, False)
                     self.reply(command, True, f"stopping item {item.id}: EOM on every output")
                 else:
@@ -483,6 +491,8 @@ class PlayoutWorker:
 
     def answer_idle(self, command: PlayoutCommand) -> None:
         kind = command.kind
+        if kind is CommandKind.PREEMPT:
+            return  # nothing on air to cut; the EAN is taken first when it is queued
         if kind is CommandKind.STATUS:
             self.reply(command, True, "idle", **self.status())
             return

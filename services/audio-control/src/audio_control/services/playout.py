@@ -64,6 +64,7 @@ CLOSED = frozenset(
         DecisionState.EXPIRED,
     }
 )
+EAN_PRECEDENCE = 0
 LIVE_ITEM_STATES = (ItemState.QUEUED.value, ItemState.PLAYING.value, ItemState.AIRED.value)
 
 Item = tuple[StreamSpec, EventEnvelope[Any]]
@@ -95,6 +96,15 @@ class PlayoutService:
     async def effects(self, conn: AsyncConnection, event: RelayDecisionEvent) -> list[Item]:
         """What a decision's new state means for the queue: queue its message once it may
         air, or take it off the queue when the decision closed before it played."""
+        if (
+            event.state in AIRABLE
+            and event.message_id is None
+            and event.precedence == EAN_PRECEDENCE
+            and (event.relay_at is None or event.relay_at <= utcnow())
+        ):
+            # Composing the EAN's message takes a moment (text-to-speech); what is on air
+            # gives way now, and the EAN airs as soon as its message is ready.
+            return [self._preempt(event)]
         if event.state in AIRABLE and event.message_id is not None and event.header:
             live = await conn.execute(
                 select(playout_items.c.id).where(
@@ -403,6 +413,25 @@ class PlayoutService:
             at=at or utcnow(),
             reason=reason,
             actor=row.actor,
+        )
+
+    def _preempt(self, event: RelayDecisionEvent) -> Item:
+        command = PlayoutCommand(
+            command_id=uuid.uuid4().hex,
+            kind=CommandKind.PREEMPT,
+            precedence=event.precedence,
+            decision_id=event.decision_id,
+            actor=self.source,
+            at=utcnow(),
+        )
+        return (
+            PLAYOUT_COMMANDS,
+            EventEnvelope[PlayoutCommand](
+                type=PLAYOUT_COMMAND_TYPE,
+                source=self.source,
+                subject=f"relay-decision/{event.decision_id}",
+                data=command,
+            ),
         )
 
     def _envelope(self, etype: str, row: Any) -> Item:
