@@ -193,7 +193,13 @@ async def test_refreshing_the_token_keeps_the_socket(start: Any, transport: str)
         assert (await recv(ws))["type"] == "welcome"
         await send(ws, {"type": "auth", "token": "bad"})
         assert (await recv(ws))["code"] == "bad_token"
-        await asyncio.sleep(2.5)  # past the first token's expiry
+        # Instead of sleeping past the first token's expiry: the only close now scheduled is
+        # the new token's, ten minutes out (the bad token changed nothing).
+        (client,) = srv.hub.clients
+        assert client.expiry is not None and not client.expiry.cancelled()
+        assert client.expiry.when() - asyncio.get_running_loop().time() > 500
+        assert client.principal is not None and client.principal.expires_at is not None
+        assert client.principal.expires_at > time.time() + 500
         await send(ws, {"type": "ping"})
         assert (await recv(ws))["type"] == "pong"
 

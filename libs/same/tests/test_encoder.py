@@ -15,6 +15,7 @@ from eas_same.encoder import (
     modulate_bits,
     write_wav,
 )
+from eas_same.header import SameHeaderError
 
 
 def test_constants() -> None:
@@ -106,7 +107,7 @@ def test_generate_structure_and_wav(tmp_path) -> None:  # type: ignore[no-untype
     write_wav(p, x, rate)
     info = sf.info(str(p))
     assert info.samplerate == rate and info.subtype == "PCM_16" and info.channels == 1
-    with pytest.raises(Exception, match="event"):
+    with pytest.raises(SameHeaderError, match="event"):
         generate("ZCZC-WXR-XXX-039035+0100-3181518-KXYZ/FM -", rate)
 
 

@@ -10,11 +10,13 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 import redis.asyncio as aioredis
 
+from eas_schemas.envelope import EventEnvelope
 from eas_schemas.station_settings import (
     CURRENT_SETTINGS_KEY,
     StationSettings,
@@ -46,8 +48,8 @@ async def write_doc(client: aioredis.Redis, ns: str, version: int, settings: Sta
     await client.set(stream_key(CURRENT_SETTINGS_KEY, ns), body)
 
 
-async def announce(client: aioredis.Redis, ns: str, version: int) -> None:
-    await AsyncBus(client, ns).publish(SETTINGS_CHANGED, settings_changed_envelope(version))
+async def announce(client: aioredis.Redis, ns: str, version: int) -> str:
+    return await AsyncBus(client, ns).publish(SETTINGS_CHANGED, settings_changed_envelope(version))
 
 
 async def save(
@@ -63,6 +65,18 @@ async def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
     while not check():
         assert time.monotonic() < deadline, "condition not reached in time"
         await asyncio.sleep(0.02)
+
+
+async def settled(follower: SettingsFollower, client: aioredis.Redis, ns: str) -> None:
+    """Return once everything published so far has been fully handled: instead of sleeping
+    and hoping, two entries that announce no version go after it, and the follower reading
+    the second means its work on all before the first is done (one loop turn at a time:
+    read, then refresh, then read again)."""
+    bus = AsyncBus(client, ns)
+    marker = EventEnvelope[dict[str, Any]](type="test.marker", source="test", data={})
+    await bus.publish(SETTINGS_CHANGED, marker)
+    last = await bus.publish(SETTINGS_CHANGED, marker)
+    await eventually(lambda: follower.last_id == last)
 
 
 class Recorder:
@@ -93,7 +107,7 @@ def test_parse_and_configured() -> None:
     parsed = parse_current(json.dumps({"version": 3, "settings": redacted(doc(3))}))
     assert parsed is not None and parsed.version == 3
     assert parsed.settings.location.same_codes == ["039003"]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"is not \{version, settings\}"):
         parse_current("[]")
     assert not configured(StationSettings().location)
     assert configured(doc(1).location)
@@ -122,12 +136,13 @@ async def test_no_document_means_nothing_applied(aredis, bus_namespace) -> None:
     follower = SettingsFollower(aredis, bus_namespace, rec, block_ms=100)
     stop, task = running(follower)
     try:
-        await asyncio.sleep(0.3)
+        await eventually(lambda: follower.last_id is not None)  # pinned: events are read now
+        await settled(follower, aredis, bus_namespace)
         assert rec.versions == [] and follower.applied_version == 0
         # station-api with nothing saved publishes version 0: still "no document".
         await write_doc(aredis, bus_namespace, 0, StationSettings())
         await announce(aredis, bus_namespace, 1)  # an event without its document yet
-        await asyncio.sleep(0.3)
+        await settled(follower, aredis, bus_namespace)
         assert rec.versions == []
         await write_doc(aredis, bus_namespace, 1, doc(1))  # the late document is picked up
         await eventually(lambda: rec.versions == [1])
@@ -148,7 +163,7 @@ async def test_older_and_repeated_versions_are_ignored(aredis, bus_namespace) ->
         await announce(aredis, bus_namespace, 5)
         await save(aredis, bus_namespace, 6)
         await eventually(lambda: rec.reached(6))
-        await asyncio.sleep(0.2)
+        await settled(follower, aredis, bus_namespace)
         assert rec.versions == [5, 6]
     finally:
         stop.set()
@@ -161,7 +176,7 @@ async def test_failed_callback_is_retried(aredis, bus_namespace) -> None:
     follower = SettingsFollower(aredis, bus_namespace, rec, block_ms=100, retry_min_s=0.05)
     stop, task = running(follower)
     try:
-        await asyncio.sleep(0.2)
+        await eventually(lambda: follower.last_id is not None)
         await save(aredis, bus_namespace, 1)
         await eventually(lambda: rec.versions == [1])
         assert follower.stats.callback_failures == 2
@@ -201,7 +216,7 @@ async def test_redis_restart_is_survived(bus_namespace, persist: bool) -> None:
             await save(client, bus_namespace, version)
         await eventually(lambda: rec.reached(3))
         server.stop()
-        await asyncio.sleep(0.5)  # the follower sees the outage and backs off
+        await eventually(lambda: follower.stats.redis_errors >= 1)  # it saw the outage
         server.start()
         writer = aioredis.Redis.from_url(url, decode_responses=True)
         try:

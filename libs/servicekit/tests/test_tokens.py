@@ -1,26 +1,113 @@
 from __future__ import annotations
 
 import time
+from dataclasses import FrozenInstanceError
+from pathlib import Path
 
+import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from servicekit.auth.permissions import Role
-from servicekit.auth.tokens import TokenError, TokenSigner, TokenVerifier, generate_keypair
+from servicekit.auth.tokens import (
+    ALGORITHM,
+    AUDIENCE,
+    ISSUER,
+    LEEWAY_S,
+    Principal,
+    TokenError,
+    TokenSigner,
+    TokenVerifier,
+    csrf_hash,
+    generate_keypair,
+    load_or_create_private_key,
+    write_keypair,
+    write_private_key,
+)
+
+
+class Clock:
+    """Wall-clock seconds that move only when the test says so."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# A fixed past instant whose expiry (+60 s) has all five low bits set, so an expiry check
+# that combined the numbers any other way than "exp + 30" would land on another second.
+ISSUED = 1_700_000_003
+assert (ISSUED + 60) % 32 == 31
 
 
 def test_cached_token_still_expires_and_tampering_is_caught():
     private, public = generate_keypair()
-    signer, verifier = TokenSigner(private), TokenVerifier(public)
-    # Issued long enough ago that it expires 1 s from now, past the leeway.
-    token = signer.mint("alice", Role.OPERATOR, ttl_s=60, now=time.time() - 60 - 29)
+    clock = Clock(ISSUED)
+    signer, verifier = TokenSigner(private), TokenVerifier(public, clock=clock)
+    token = signer.mint("alice", Role.OPERATOR, ttl_s=60, now=ISSUED)
     assert verifier.verify(token).subject == "alice"
     assert verifier.verify(token).role is Role.OPERATOR  # from the cache
     tampered = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
     with pytest.raises(TokenError):
         verifier.verify(tampered)
-    time.sleep(1.2)
+    # The policy: a token is honoured up to 30 s after its expiry (clock skew), not longer.
+    assert LEEWAY_S == 30
+    clock.now = ISSUED + 60 + 30  # the last second of its leeway: still good
+    assert verifier.verify(token).subject == "alice"
+    assert TokenVerifier(public, clock=clock).verify(token).subject == "alice"  # fresh too
+    clock.now += 1
+    with pytest.raises(TokenError, match="expired"):
+        verifier.verify(token)  # cached, yet refused
+    with pytest.raises(TokenError, match="expired"):
+        TokenVerifier(public, clock=clock).verify(token)  # and refused when verified afresh
+
+
+def test_the_cache_keeps_the_most_recently_used_tokens_only():
+    class Small(TokenVerifier):
+        CACHE_SIZE = 2
+
+    private, public = generate_keypair()
+    signer, verifier = TokenSigner(private), Small(public)
+    a, b, c = (signer.mint(name, Role.VIEWER) for name in ("a", "b", "c"))
+    verifier.verify(a)
+    verifier.verify(b)
+    verifier.verify(a)  # a is now the most recent
+    verifier.verify(c)  # over the bound: b, the least recently used, goes
+    assert list(verifier._verified) == [a, c]
+
+
+def test_write_keypair_files(tmp_path: Path):
+    private_path, public_path = write_keypair(tmp_path / "keys")
+    assert (private_path.name, public_path.name) == ("signing.pem", "signing.pub.pem")
+    assert private_path.parent == public_path.parent == tmp_path / "keys"
+    assert private_path.stat().st_mode & 0o777 == 0o600  # the signing key is the station's
+    token = TokenSigner(private_path.read_text()).mint("k", Role.ADMIN)
+    assert TokenVerifier(public_path.read_text()).verify(token).role is Role.ADMIN
+
+
+def test_an_expired_token_is_refused_even_before_it_is_cached():
+    private, public = generate_keypair()
+    signer, verifier = TokenSigner(private), TokenVerifier(public)
+    token = signer.mint("bob", Role.VIEWER, ttl_s=60, now=time.time() - 60 - LEEWAY_S - 5)
     with pytest.raises(TokenError, match="expired"):
         verifier.verify(token)
+
+
+def test_a_token_without_a_numeric_expiry_is_refused():
+    private, public = generate_keypair()
+    key = serialization.load_pem_private_key(private.encode(), password=None)
+    now = int(time.time())
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "eve", "role": "admin", "iat": now}
+    verifier = TokenVerifier(public)
+    with pytest.raises(TokenError, match="exp"):
+        verifier.verify(jwt.encode(claims, key, algorithm=ALGORITHM))  # type: ignore[arg-type]
+    with pytest.raises(TokenError, match="exp"):
+        verifier.verify(
+            jwt.encode({**claims, "exp": "later"}, key, algorithm=ALGORITHM)  # type: ignore[arg-type]
+        )
 
 
 def test_token_from_another_key_is_refused():
@@ -28,6 +115,60 @@ def test_token_from_another_key_is_refused():
     verifier = TokenVerifier(generate_keypair()[1])
     with pytest.raises(TokenError):
         verifier.verify(signer.mint("mallory", Role.ADMIN))
+
+
+def test_minted_claims():
+    private, public = generate_keypair()
+    signer = TokenSigner(private)
+    now = 1_700_000_004  # "+" and "|" give different expiries from here
+    token = signer.mint("carol", Role.ADMIN, ttl_s=60, now=now, csrf_token="c-1")
+    claims = jwt.decode(token, options={"verify_signature": False})
+    jti = claims.pop("jti")
+    assert len(jti) == 32 and int(jti, 16) >= 0
+    assert claims == {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": "carol",
+        "role": "admin",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 60,
+        "csrf": csrf_hash("c-1"),
+    }
+    principal = TokenVerifier(public, clock=Clock(now)).verify(token)
+    assert (principal.expires_at, principal.csrf_hash) == (now + 60.0, csrf_hash("c-1"))
+    assert principal.token_id == jti
+    # Access tokens live 15 minutes unless asked otherwise.
+    default = jwt.decode(
+        signer.mint("d", Role.VIEWER, now=now), options={"verify_signature": False}
+    )
+    assert default["exp"] - default["iat"] == 900
+
+
+def test_principals_are_frozen_and_know_anonymity():
+    private, public = generate_keypair()
+    principal = TokenVerifier(public).verify(TokenSigner(private).mint("e", Role.VIEWER))
+    assert principal.anonymous is False
+    anonymous = Principal.anonymous_reader()
+    assert anonymous.anonymous is True and anonymous.role is None
+    with pytest.raises(FrozenInstanceError):
+        principal.role = Role.ADMIN  # type: ignore[misc]
+
+
+def test_a_token_with_an_unknown_role_is_refused():
+    private, public = generate_keypair()
+    key = serialization.load_pem_private_key(private.encode(), password=None)
+    now = int(time.time())
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "f", "role": "root", "iat": now}
+    token = jwt.encode({**claims, "exp": now + 60}, key, algorithm=ALGORITHM)  # type: ignore[arg-type]
+    with pytest.raises(TokenError, match="unknown role 'root'"):
+        TokenVerifier(public).verify(token)
+
+
+def test_write_keypair_makes_its_folders_and_may_run_again(tmp_path: Path):
+    first, _ = write_keypair(tmp_path / "a" / "b")
+    again, _ = write_keypair(tmp_path / "a" / "b")  # a new pair in the same place
+    assert first == again and first.exists()
 
 
 def test_keygen_writes_the_chain_key_once_and_never_replaces_it(tmp_path, capsys):
@@ -44,3 +185,38 @@ def test_keygen_writes_the_chain_key_once_and_never_replaces_it(tmp_path, capsys
     assert (tmp_path / "signing.pem").read_bytes() != signing  # --force replaces that one
     assert chain.read_bytes() == first  # but never the key earlier log entries are signed by
     assert "chain.pem" in capsys.readouterr().out
+
+
+def test_write_private_key_never_replaces_a_key(tmp_path: Path):
+    path = tmp_path / "deep" / "chain.pem"  # its folders are made
+    first, second = generate_keypair()[0], generate_keypair()[0]
+    assert write_private_key(path, first) is True
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert write_private_key(path, second) is False  # a key is there: kept as it was
+    assert path.read_text() == first
+    assert [p.name for p in path.parent.iterdir()] == ["chain.pem"]  # no temporary left over
+
+
+def test_load_or_create_private_key(tmp_path: Path):
+    path = tmp_path / "keys" / "chain.pem"
+    made = load_or_create_private_key(path)
+    assert path.exists()
+    again = load_or_create_private_key(path)  # read back, not made anew
+    raw = serialization.Encoding.Raw
+    fmt = serialization.PublicFormat.Raw
+    assert made.public_key().public_bytes(raw, fmt) == again.public_key().public_bytes(raw, fmt)
+    rsa_path = tmp_path / "rsa.pem"
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    rsa_path.write_bytes(
+        rsa_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    with pytest.raises(ValueError, match="does not hold an Ed25519 private key"):
+        load_or_create_private_key(rsa_path)
+    public_only = tmp_path / "public.pem"
+    public_only.write_text(generate_keypair()[1])
+    with pytest.raises(ValueError):  # a public key is no private key: load_pem refuses it
+        load_or_create_private_key(public_only)

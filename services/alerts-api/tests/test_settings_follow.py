@@ -90,7 +90,13 @@ async def test_new_station_codes_make_an_active_alert_relevant(client, aredis, b
     assert event["alert"]["relevant"] is True and event["alert"]["state"] == "active"
     assert event["previous_state"] == "active"
     assert event["reason"].startswith("relevance changed: station codes now SAME 039095")
-    assert follower.applied_version == 1
+
+    # The event leaves from inside the settings callback; the follower records the version
+    # when the callback returns, a moment later: wait for it rather than race it.
+    async def at_one() -> bool:
+        return follower.applied_version == 1
+
+    await eventually(at_one)
     assert service.station_same == ["039095"] and service.station_ugc == []
 
     detail = (await client.get(f"/api/alerts/{active.alert_id}", headers=auth(client))).json()
@@ -123,7 +129,9 @@ async def test_repeated_or_unrelated_versions_announce_nothing(client, aredis, b
         return follower.applied_version == 2
 
     await eventually(at_two)
-    await asyncio.sleep(0.3)
+    # Version 2 was applied after its callback returned, and its events left with its commit;
+    # a flush with no grace publishes anything still waiting, so the count below is final.
+    await service.outbox.flush(grace_s=0)
     assert await _count(aredis, bus_namespace, "alert.updated", 1)
     # Recomputing again by hand under the same codes changes nothing either.
     assert await service.recompute_relevance() == 0

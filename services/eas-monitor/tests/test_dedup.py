@@ -116,7 +116,13 @@ def test_different_text_is_a_different_transmission_and_window_expiry_allows_rep
     for p in a.due():
         a.publish(p, 0.5)
     assert len(events(client, bus_namespace)) == 2
-    time.sleep(0.6)  # the duplicate window (Redis TTL) has passed: a new transmission
+    # The duplicate window is a Redis TTL: once Redis has dropped every dedup key of it (not
+    # after a guessed sleep), the same text is a new transmission.
+    pattern = f"{bus_namespace}:eas-monitor:dedup:*"
+    deadline = time.monotonic() + 30
+    while list(client.scan_iter(match=pattern)):
+        assert time.monotonic() < deadline, "the duplicate window never closed"
+        time.sleep(0.02)
     assert a.hear("header", RWT, hearing(1), 0.5, build)
     for p in a.due():
         a.publish(p, 0.5)

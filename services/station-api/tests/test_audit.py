@@ -191,9 +191,16 @@ async def test_other_services_record_through_the_bus_once(client, admin, aredis,
     twice = audit_envelope("audio-control", "relay.confirm", "oper-9", target="relay/7")
     await bus.publish(AUDIT_RECORDS, twice)
     await bus.publish(AUDIT_RECORDS, twice)
-    await aredis.xadd(
-        stream_key(AUDIT_RECORDS, bus_namespace), {"type": "x", "id": "1", "envelope": "{}"}
-    )
+    key = stream_key(AUDIT_RECORDS, bus_namespace)
+    last = await aredis.xadd(key, {"type": "x", "id": "1", "envelope": "{}"})
+
+    async def all_handled() -> bool:
+        # Every entry read and acknowledged (or dead-lettered) by every group: only then is
+        # "recorded once" a fact rather than "not yet twice".
+        groups = await aredis.xinfo_groups(key)
+        return bool(groups) and all(
+            g["pending"] == 0 and g["last-delivered-id"] == last for g in groups
+        )
 
     for _ in range(100):
         entries = await _entries(client, admin, service="alerts-api")
@@ -205,7 +212,11 @@ async def test_other_services_record_through_the_bus_once(client, admin, aredis,
         ("alert.manual", "oper-9", "operator", "alert/42")
     ]
     assert entries[0]["client_addr"] == "10.0.0.7" and entries[0]["detail"] == {"event": "TOR"}
-    await asyncio.sleep(0.3)
+    for _ in range(200):
+        if await all_handled():
+            break
+        await asyncio.sleep(0.05)
+    assert await all_handled()
     assert len(await _entries(client, admin, action="relay.confirm")) == 1
     dead = await read_all(aredis, stream_key("bus.deadletter", bus_namespace))
     assert len(dead) == 1

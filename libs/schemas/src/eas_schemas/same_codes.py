@@ -239,7 +239,7 @@ class LocationCode:
 
 def validate_location_code(code: str) -> str:
     """Return the code if it is a valid PSSCCC location code, else raise ValueError."""
-    if not _LOCATION_RE.match(code):
+    if not _LOCATION_RE.fullmatch(code):
         raise ValueError(f"SAME location code must be 6 digits PSSCCC, got {code!r}")
     if code[1:3] == "00":
         if code != NATIONAL_CODE:
@@ -252,7 +252,7 @@ def validate_location_code(code: str) -> str:
 
 def validate_ugc_code(code: str) -> str:
     upper = code.strip().upper()
-    if not _UGC_RE.match(upper):
+    if not _UGC_RE.fullmatch(upper):
         raise ValueError(f"UGC code must look like OHC035, OHZ014 or OHZALL, got {code!r}")
     return upper
 
@@ -275,6 +275,10 @@ def location_covers(alert_code: str, station_code: str) -> str | None:
     The reason is one of ``national``, ``statewide``, ``exact``, ``county`` (whole county vs a
     subdivision, either way round) and is what gets recorded with the relevance decision.
     """
+    # Alert codes come from CAP geocodes as sent: one that is not six digits (a seventh digit,
+    # a stray sign) covers nothing, rather than matching on the digits that happen to fit.
+    if not (_LOCATION_RE.fullmatch(alert_code) and _LOCATION_RE.fullmatch(station_code)):
+        return None
     alert = LocationCode.parse(alert_code)
     station = LocationCode.parse(station_code)
     if alert.is_national:
@@ -293,7 +297,11 @@ def location_covers(alert_code: str, station_code: str) -> str | None:
 
 
 def ugc_covers(alert_code: str, station_code: str) -> bool:
+    if not (_UGC_RE.fullmatch(alert_code) and _UGC_RE.fullmatch(station_code)):
+        return False  # as for SAME: a malformed code covers nothing
     if alert_code == station_code:
         return True
-    # Station wildcard "OHZALL": every zone (or county, with C) of that state.
-    return station_code.endswith("ALL") and alert_code[:3] == station_code[:3]
+    # "OHZALL": every zone (or county, with C) of that state, on either side, as a statewide
+    # SAME code is: an alert for all of Ohio's zones covers a station in any one of them.
+    wildcard = station_code.endswith("ALL") or alert_code.endswith("ALL")
+    return wildcard and alert_code[:3] == station_code[:3]

@@ -1,0 +1,331 @@
+"""The consumer's batch path on real Redis, driven one poll at a time (no timing involved).
+
+Rules under test (servicekit.consumer): a batch is acknowledged only after the batch handler
+returned, i.e. after its commit; a failing batch falls back to one entry at a time; entries
+the batch handler rejects, entries that are not envelopes and entries out of retries are
+dead-lettered with their reason, and nothing else is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from eas_schemas.envelope import EventEnvelope, decode_entry, encode_entry
+from eas_schemas.streams import DEAD_LETTER
+from servicekit.bus import stream_key
+from servicekit.consumer import GroupConsumer
+
+STREAM = "alerts.ingested"
+Entries = list[tuple[str, EventEnvelope[dict[str, Any]]]]
+
+
+class Killed(BaseException):
+    """The process dying in the middle of a commit (not an Exception: nothing catches it)."""
+
+
+def envelope(n: int) -> dict[str, str]:
+    return encode_entry(EventEnvelope[dict[str, Any]](type="test.item", source="t", data={"n": n}))
+
+
+def numbers(entries: Entries) -> list[int]:
+    return [int(env.data["n"]) for _, env in entries]
+
+
+async def add(client: aioredis.Redis, ns: str, *ns_: int) -> list[str]:
+    key = stream_key(STREAM, ns)
+    out = []
+    for n in ns_:
+        fields: Any = envelope(n)
+        out.append(str(await client.xadd(key, fields)))
+    return out
+
+
+async def pending_ids(client: aioredis.Redis, ns: str) -> list[str]:
+    rows = await client.xpending_range(stream_key(STREAM, ns), "g", min="-", max="+", count=100)
+    return [str(r["message_id"]) for r in rows]
+
+
+async def dead_letters(client: aioredis.Redis, ns: str) -> list[dict[str, Any]]:
+    rows: Any = await client.xrange(stream_key(DEAD_LETTER, ns))
+    return [decode_entry(fields).data for _, fields in rows]
+
+
+class Store:
+    """A batch handler with a commit: ``committed`` is what a database would hold."""
+
+    def __init__(self, client: aioredis.Redis, ns: str) -> None:
+        self.client = client
+        self.ns = ns
+        self.committed: list[int] = []
+        self.batches: list[list[int]] = []
+        self.pending_during_commit: list[list[str]] = []
+        self.fail_batch = False
+        self.kill_batch = False
+        self.reject: dict[int, str] = {}
+
+    async def batch(self, entries: Entries) -> dict[str, str]:
+        self.batches.append(numbers(entries))
+        # What Redis holds while the commit is under way: every entry must still be pending.
+        self.pending_during_commit.append(await pending_ids(self.client, self.ns))
+        if self.kill_batch:
+            raise Killed
+        if self.fail_batch:
+            raise RuntimeError("deadlock detected")
+        rejected = {
+            eid: self.reject[int(e.data["n"])] for eid, e in entries if e.data["n"] in self.reject
+        }
+        self.committed += [n for n in numbers(entries) if n not in self.reject]
+        return rejected
+
+
+class Singles:
+    """The one-by-one handler the consumer falls back to; ``broken`` entries always fail."""
+
+    def __init__(self, broken: set[int] | None = None) -> None:
+        self.broken = broken or set()
+        self.done: list[int] = []
+        self.attempts: dict[int, int] = {}
+
+    async def __call__(self, entry_id: str, env: EventEnvelope[dict[str, Any]]) -> None:
+        n = int(env.data["n"])
+        self.attempts[n] = self.attempts.get(n, 0) + 1
+        if n in self.broken:
+            raise RuntimeError(f"item {n} is broken")
+        self.done.append(n)
+
+
+def consumer(
+    client: aioredis.Redis, ns: str, handler: Any, store: Store, **kw: Any
+) -> GroupConsumer:
+    kw.setdefault("min_idle_ms", 60_000)  # nothing is reclaimed unless a test asks for it
+    kw.setdefault("block_ms", 100)
+    return GroupConsumer(
+        client, STREAM, "g", "c1", handler, namespace=ns, batch_handler=store.batch, **kw
+    )
+
+
+async def test_batch_is_acknowledged_only_after_it_commits(
+    aredis: aioredis.Redis, bus_namespace: str
+) -> None:
+    store = Store(aredis, bus_namespace)
+    singles = Singles()
+    c = consumer(aredis, bus_namespace, singles, store)
+    await c.ensure_group()
+    ids = await add(aredis, bus_namespace, 1, 2, 3, 4)
+
+    assert await c.poll_once() == 4
+    assert store.batches == [[1, 2, 3, 4]]  # one batch, in stream order
+    assert store.pending_during_commit == [ids]
+    assert store.committed == [1, 2, 3, 4]
+    assert singles.done == []  # the batch path handled them, not the fallback
+    assert await pending_ids(aredis, bus_namespace) == []
+    assert (c.stats.handled, c.stats.last_entry_id, c.stats.dead_lettered) == (4, ids[-1], 0)
+
+
+async def test_a_consumer_killed_during_the_commit_leaves_the_batch_pending(
+    aredis: aioredis.Redis, bus_namespace: str
+) -> None:
+    store = Store(aredis, bus_namespace)
+    store.kill_batch = True
+    c = consumer(aredis, bus_namespace, Singles(), store)
+    await c.ensure_group()
+    ids = await add(aredis, bus_namespace, 1, 2, 3)
+
+    with pytest.raises(Killed):
+        await c.poll_once()
+    # Nothing was committed, so nothing may be acknowledged: another consumer reclaims these.
+    assert await pending_ids(aredis, bus_namespace) == ids
+    assert c.stats.handled == 0
+
+    survivor_store = Store(aredis, bus_namespace)
+    survivor = GroupConsumer(
+        aredis,
+        STREAM,
+        "g",
+        "c2",
+        Singles(),
+        namespace=bus_namespace,
+        batch_handler=survivor_store.batch,
+        min_idle_ms=0,
+        block_ms=100,
+    )
+    assert await survivor.poll_once() == 3
+    assert survivor_store.committed == [1, 2, 3]
+    assert survivor.stats.reclaimed == 3
+    assert await pending_ids(aredis, bus_namespace) == []
+
+
+async def test_a_failed_batch_falls_back_to_one_by_one(
+    aredis: aioredis.Redis, bus_namespace: str
+) -> None:
+    store = Store(aredis, bus_namespace)
+    store.fail_batch = True
+    singles = Singles(broken={3})
+    c = consumer(aredis, bus_namespace, singles, store, max_deliveries=3)
+    await c.ensure_group()
+    ids = await add(aredis, bus_namespace, 1, 2, 3, 4, 5)
+
+    await c.poll_once()
+    assert store.batches == [[1, 2, 3, 4, 5]]
+    assert store.committed == []
+    assert sorted(singles.done) == [1, 2, 4, 5]
+    assert singles.attempts == {1: 1, 2: 1, 3: 1, 4: 1, 5: 1}
+    # Only the entry that failed on its own stays pending, for a retry; the others are acked.
+    assert await pending_ids(aredis, bus_namespace) == [ids[2]]
+    assert (c.stats.handled, c.stats.failed, c.stats.dead_lettered) == (4, 1, 0)
+    assert await dead_letters(aredis, bus_namespace) == []
+
+
+async def test_the_fallback_dead_letters_an_entry_on_its_last_delivery(
+    aredis: aioredis.Redis, bus_namespace: str
+) -> None:
+    store = Store(aredis, bus_namespace)
+    store.fail_batch = True
+    singles = Singles(broken={2})
+    c = consumer(aredis, bus_namespace, singles, store, max_deliveries=1)
+    await c.ensure_group()
+    ids = await add(aredis, bus_namespace, 1, 2, 3)
+
+    await c.poll_once()
+    assert sorted(singles.done) == [1, 3]
+    letters = await dead_letters(aredis, bus_namespace)
+    assert [(d["entry_id"], d["reason"], d["deliveries"]) for d in letters] == [
+        (ids[1], "RuntimeError: item 2 is broken", 1)
+    ]
+    assert await pending_ids(aredis, bus_namespace) == []
+
+
+async def test_entries_the_batch_rejects_are_dead_lettered_and_the_rest_acked(
+    aredis: aioredis.Redis, bus_namespace: str
+) -> None:
+    store = Store(aredis, bus_namespace)
+    store.reject = {2: "alert has no info block", 4: "sent is in the future"}
+    singles = Singles()
+    c = consumer(aredis, bus_namespace, singles, store)
+    await c.ensure_group()
+    ids = await add(aredis, bus_namespace, 1, 2, 3, 4)
+
+    await c.poll_once()
+    assert store.committed == [1, 3]
+    assert singles.attempts == {}  # rejected is final: no retry one by one
+    letters = await dead_letters(aredis, bus_namespace)
+    assert [(d["entry_id"], d["reason"], d["group"]) for d in letters] == [
+        (ids[1], "alert has no info block", "g"),
+        (ids[3], "sent is in the future", "g"),
+    ]
+    assert decode_entry(letters[0]["fields"]).data == {"n": 2}  # the entry as it was, to redo
+    assert await pending_ids(aredis, bus_namespace) == []
+    assert (c.stats.handled, c.stats.dead_lettered, c.stats.last_entry_id) == (2, 2, ids[2])
+
+
+async def test_an_entry_that_is_no_envelope_never_reaches_the_batch(
+    aredis: aioredis.Redis, bus_namespace: str
+) -> None:
+    store = Store(aredis, bus_namespace)
+    c = consumer(aredis, bus_namespace, Singles(), store)
+    await c.ensure_group()
+    key = stream_key(STREAM, bus_namespace)
+    first = await add(aredis, bus_namespace, 1)
+    garbage = str(await aredis.xadd(key, {"garbage": "x"}))
+    last = await add(aredis, bus_namespace, 3)
+
+    await c.poll_once()
+    assert store.batches == [[1, 3]]
+    letters = await dead_letters(aredis, bus_namespace)
+    assert [d["entry_id"] for d in letters] == [garbage]
+    assert letters[0]["reason"].startswith("not an event envelope")
+    assert letters[0]["fields"] == {"garbage": "x"}
+    assert await pending_ids(aredis, bus_namespace) == []
+    assert c.stats.last_entry_id == last[0] != first[0]
+
+
+async def test_a_batch_of_nothing_but_bad_entries_calls_no_handler(
+    aredis: aioredis.Redis, bus_namespace: str
+) -> None:
+    store = Store(aredis, bus_namespace)
+    c = consumer(aredis, bus_namespace, Singles(), store)
+    await c.ensure_group()
+    key = stream_key(STREAM, bus_namespace)
+    for i in range(2):
+        await aredis.xadd(key, {"garbage": str(i)})
+
+    await c.poll_once()
+    assert store.batches == []
+    assert len(await dead_letters(aredis, bus_namespace)) == 2
+    assert await pending_ids(aredis, bus_namespace) == []
+
+
+async def test_reclaimed_entries_out_of_retries_are_dead_lettered_in_the_batch_path(
+    aredis: aioredis.Redis, bus_namespace: str
+) -> None:
+    store = Store(aredis, bus_namespace)
+    c = consumer(aredis, bus_namespace, Singles(), store, min_idle_ms=0, max_deliveries=1)
+    await c.ensure_group()
+    ids = await add(aredis, bus_namespace, 1, 2)
+    # A consumer that died after reading them: delivery 1 spent, nothing acknowledged.
+    await aredis.xreadgroup("g", "dead", {stream_key(STREAM, bus_namespace): ">"}, count=10)
+    fresh = await add(aredis, bus_namespace, 3, 4)
+
+    await c.poll_once()  # reclaims 1 and 2 (delivery 2 > 1), then reads 3 and 4
+    letters = await dead_letters(aredis, bus_namespace)
+    assert [(d["entry_id"], d["reason"], d["deliveries"]) for d in letters] == [
+        (ids[0], "retries exhausted", 2),
+        (ids[1], "retries exhausted", 2),
+    ]
+    assert store.batches == [[3, 4]]
+    assert store.committed == [3, 4]
+    assert c.stats.last_entry_id == fresh[-1]
+    assert await pending_ids(aredis, bus_namespace) == []
+
+
+async def test_a_single_entry_takes_the_one_by_one_path(
+    aredis: aioredis.Redis, bus_namespace: str
+) -> None:
+    # One entry is not worth a batch transaction; the plain handler's rules apply to it.
+    store = Store(aredis, bus_namespace)
+    singles = Singles()
+    c = consumer(aredis, bus_namespace, singles, store)
+    await c.ensure_group()
+    await add(aredis, bus_namespace, 9)
+
+    await c.poll_once()
+    assert (store.batches, singles.done) == ([], [9])
+    assert await pending_ids(aredis, bus_namespace) == []
+
+
+async def test_dead_letter_reasons_are_counted_and_bounded(
+    aredis: aioredis.Redis, bus_namespace: str
+) -> None:
+    store = Store(aredis, bus_namespace)
+    long_reason = "x" * 3000
+    store.reject = {2: long_reason, 3: "bad area: no geocode", 4: "bad area: empty polygon"}
+    c = consumer(aredis, bus_namespace, Singles(), store)
+    await c.ensure_group()
+    await add(aredis, bus_namespace, 1, 2, 3, 4)
+    await aredis.xadd(stream_key(STREAM, bus_namespace), {"garbage": "x"})
+
+    await c.poll_once()
+    letters = await dead_letters(aredis, bus_namespace)
+    assert max(len(d["reason"]) for d in letters) == 2000  # kept bounded, not dropped
+    # Counted by the reason's first part: what an operator's metric groups by.
+    assert c.stats.by_reason == {"x" * 60: 1, "bad area": 2, "not an event envelope": 1}
+    assert c.stats.dead_lettered == 4
+
+
+async def test_lag_and_pending_are_what_redis_holds(
+    aredis: aioredis.Redis, bus_namespace: str
+) -> None:
+    store = Store(aredis, bus_namespace)
+    store.kill_batch = True
+    c = consumer(aredis, bus_namespace, Singles(), store)
+    # No stream and no group yet: nothing behind, nothing pending (not an error).
+    assert (await c.lag(), await c.pending_count()) == (0, 0)
+    await c.ensure_group()
+    await add(aredis, bus_namespace, 1, 2, 3)
+    assert (await c.lag(), await c.pending_count()) == (3, 0)
+    with pytest.raises(Killed):
+        await c.poll_once()  # read, never acknowledged
+    assert (await c.lag(), await c.pending_count()) == (0, 3)
