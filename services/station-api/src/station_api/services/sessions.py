@@ -112,13 +112,12 @@ class SessionService:
         self._require_signer()
         name = normalize_username(username)[:64]
         async with self.accounts.audit_failure("auth.login", name or "(empty)", client_addr, name):
-            await self.throttle.check(name, client_addr)
+            await self.throttle.attempt(name, client_addr)
             async with self.engine.connect() as conn:
                 user = await repo.user_by_name(conn, name)
             stored = user.password_hash if user is not None and not user.disabled else None
             ok, rehash = await self.accounts.verify(password, stored)
             if not ok or user is None:
-                await self.throttle.failed(name, client_addr)
                 raise Unauthorized(BAD_CREDENTIALS)
         await self.throttle.succeeded(name, client_addr)
         async with self.engine.begin() as conn:
@@ -201,15 +200,15 @@ class SessionService:
         async with self.accounts.audit_failure(
             "auth.password_change", principal, client_addr, name
         ):
-            await self.throttle.check(name, client_addr)
+            await self.throttle.attempt(name, client_addr)
             async with self.engine.connect() as conn:
                 user = await repo.user_by_name(conn, name)
             if user is None or user.disabled:
                 raise Unauthorized("account not found or disabled")
             ok, _ = await self.accounts.verify(current, user.password_hash)
             if not ok:
-                await self.throttle.failed(name, client_addr)
                 raise Forbidden("current password is wrong")
+            await self.throttle.succeeded(name, client_addr)
             check_password(new, name, "new_password")
             if new == current:
                 raise field_error("new_password", "new password must differ from the current")
@@ -248,11 +247,21 @@ class SessionService:
     async def setup(
         self, setup_token: str, username: str, password: str, client_addr: str
     ) -> UserView:
+        # Cheap refusals first and unaudited: once setup is closed, or while an address is
+        # throttled, a request costs one query and writes nothing (it is a public endpoint).
+        async with self.engine.connect() as conn:
+            if await repo.count_users(conn) > 0 or not await repo.has_setup_token(conn):
+                raise Forbidden("setup is closed: the first admin exists")
+        await self.throttle.attempt_setup(client_addr)
         async with self.accounts.audit_failure(
             "auth.setup", username[:64] or "(empty)", client_addr
         ):
+            async with self.engine.connect() as conn:
+                if not await repo.setup_token_matches(conn, token_hash(setup_token)):
+                    raise Forbidden("invalid or already used setup token")
             name = check_username(username)
             check_password(password, name)
+            # Only a holder of the token gets here, so only they can make the server hash.
             password_hash = await self.accounts.hash(password)
             async with self.engine.begin() as conn:
                 consumed = await repo.consume_setup_token(conn, token_hash(setup_token))

@@ -1,0 +1,104 @@
+"""Issue 12, throttling: setup refuses before it hashes; parallel guesses are counted."""
+
+from __future__ import annotations
+
+import asyncio
+
+ADMIN = "root-admin"
+ADMIN_PASSWORD = "correct horse battery staple"
+
+
+def _count_hashes(client) -> list[str]:
+    calls: list[str] = []
+    passwords = client.app.state.sessions.accounts.passwords
+    real = passwords.hash
+
+    def counting(password: str) -> str:
+        calls.append(password)
+        return real(password)
+
+    passwords.hash = counting
+    return calls
+
+
+async def _setup(client, token: str, username: str = "first"):
+    return await client.post(
+        "/api/auth/setup",
+        json={"setup_token": token, "username": username, "password": "first-admin-pw"},
+    )
+
+
+async def _audit_count(client, admin, action: str) -> int:
+    answer = await client.get(
+        "/api/audit", params={"limit": 500, "action": action}, headers=admin.headers
+    )
+    assert answer.status_code == 200, answer.text
+    return len(answer.json()["items"])
+
+
+async def test_setup_with_a_wrong_token_never_hashes(client):
+    hashes = _count_hashes(client)
+    assert (await _setup(client, "guess")).status_code == 403
+    assert hashes == []
+
+
+async def test_setup_after_setup_is_closed_cheap_and_unaudited(client, admin):
+    hashes = _count_hashes(client)
+    before = await _audit_count(client, admin, "auth.setup")
+    for _ in range(3):
+        answer = await _setup(client, "guess", "second")
+        assert answer.status_code == 403 and "closed" in answer.json()["detail"]
+    assert hashes == []
+    assert await _audit_count(client, admin, "auth.setup") == before
+
+
+async def test_setup_is_throttled_per_address(client, settings):
+    for _ in range(settings.login_max_failures_addr):
+        assert (await _setup(client, "guess")).status_code == 403
+    locked = await _setup(client, client.app.state.setup_token)
+    assert locked.status_code == 429 and "retry-after" in locked.headers
+
+
+async def test_parallel_guesses_are_counted_before_the_password_check(client, admin, settings):
+    limit = settings.login_max_failures_user
+    answers = await asyncio.gather(
+        *(
+            client.post("/api/auth/token", data={"username": ADMIN, "password": f"wrong-{i}"})
+            for i in range(limit * 3)
+        )
+    )
+    codes = sorted(a.status_code for a in answers)
+    assert codes.count(401) == limit, codes
+    assert codes.count(429) == limit * 2
+
+
+async def test_parallel_password_change_guesses_are_counted(client, admin, settings):
+    limit = settings.login_max_failures_user
+    answers = await asyncio.gather(
+        *(
+            client.post(
+                "/api/auth/password",
+                json={"current_password": f"wrong-{i}-guess", "new_password": "x" * 12},
+                headers=admin.headers,
+            )
+            for i in range(limit * 3)
+        )
+    )
+    codes = [a.status_code for a in answers]
+    assert codes.count(403) == limit, codes
+    assert codes.count(429) == limit * 2
+
+
+async def test_a_success_does_not_reset_the_address_count(client, admin, settings):
+    for i in range(settings.login_max_failures_addr - 1):
+        bad = await client.post(
+            "/api/auth/token", data={"username": f"spray-{i}", "password": "wrong-pw"}
+        )
+        assert bad.status_code == 401
+    await client.login(ADMIN, ADMIN_PASSWORD)
+    last = await client.post("/api/auth/token", data={"username": "spray-x", "password": "nope"})
+    assert last.status_code == 401
+    locked = await client.post(
+        "/api/auth/token", data={"username": ADMIN, "password": ADMIN_PASSWORD}
+    )
+    assert locked.status_code == 429
