@@ -349,3 +349,19 @@ def test_runner_starts_the_gateway_and_the_pollers(tmp_path: Any) -> None:
         "--port",
         "8099",
     ]
+
+
+def test_the_gateway_server_does_not_trust_loopback_forwarded_headers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Uvicorn's default trusts X-Forwarded-For from 127.0.0.1: on the one-machine station,
+    # any local process could then choose the address the throttle and the audit log see.
+    import uvicorn
+
+    from eas_station import gateway
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(kwargs))
+    monkeypatch.setattr(gateway, "create_gateway", lambda settings: object())
+    assert gateway.main(["serve", "--no-migrate"]) == 0
+    assert seen["proxy_headers"] is False

@@ -102,3 +102,87 @@ async def test_a_success_does_not_reset_the_address_count(client, admin, setting
         "/api/auth/token", data={"username": ADMIN, "password": ADMIN_PASSWORD}
     )
     assert locked.status_code == 429
+
+
+async def _client_behind(settings, proxies: list[str], peer: str):
+    import httpx
+    from asgi_lifespan import LifespanManager
+
+    from station_api.app import create_app
+
+    app = create_app(settings.model_copy(update={"trusted_proxies": proxies}))
+    manager = LifespanManager(app)
+    await manager.__aenter__()
+    transport = httpx.ASGITransport(app=manager.app, client=(peer, 4000))
+    return manager, httpx.AsyncClient(transport=transport, base_url="http://station")
+
+
+async def test_behind_the_proxy_one_address_does_not_lock_out_another(settings):
+    manager, http = await _client_behind(settings, ["10.9.0.2"], "10.9.0.2")
+    try:
+        for i in range(settings.login_max_failures_addr):
+            bad = await http.post(
+                "/api/auth/token",
+                data={"username": f"spray-{i}", "password": "wrong-pw"},
+                headers={"x-forwarded-for": "198.51.100.7"},
+            )
+            assert bad.status_code == 401
+        locked = await http.post(
+            "/api/auth/token",
+            data={"username": "someone", "password": "wrong-pw"},
+            headers={"x-forwarded-for": "198.51.100.7"},
+        )
+        assert locked.status_code == 429
+        # Someone else behind the same proxy is not locked out...
+        other = await http.post(
+            "/api/auth/token",
+            data={"username": "someone", "password": "wrong-pw"},
+            headers={"x-forwarded-for": "198.51.100.8"},
+        )
+        assert other.status_code == 401
+        # ...and the locked one cannot escape by prepending an address of its choosing.
+        spoof = await http.post(
+            "/api/auth/token",
+            data={"username": "someone", "password": "wrong-pw"},
+            headers={"x-forwarded-for": "1.1.1.1, 198.51.100.7"},
+        )
+        assert spoof.status_code == 429
+    finally:
+        await http.aclose()
+        await manager.__aexit__(None, None, None)
+
+
+async def test_a_local_process_cannot_choose_its_address(settings):
+    manager, http = await _client_behind(settings, [], "127.0.0.1")
+    try:
+        for i in range(settings.login_max_failures_addr):
+            await http.post(
+                "/api/auth/token",
+                data={"username": f"spray-{i}", "password": "wrong-pw"},
+                headers={"x-forwarded-for": f"198.51.100.{i}"},
+            )
+        locked = await http.post(
+            "/api/auth/token",
+            data={"username": "someone", "password": "wrong-pw"},
+            headers={"x-forwarded-for": "203.0.113.1"},
+        )
+        assert locked.status_code == 429
+    finally:
+        await http.aclose()
+        await manager.__aexit__(None, None, None)
+
+
+async def test_cookies_are_secure_behind_a_tls_proxy(settings, admin):
+    manager, http = await _client_behind(settings, ["10.9.0.2"], "10.9.0.2")
+    try:
+        answer = await http.post(
+            "/api/auth/token",
+            data={"username": ADMIN, "password": ADMIN_PASSWORD},
+            headers={"x-forwarded-for": "198.51.100.7", "x-forwarded-proto": "https"},
+        )
+        assert answer.status_code == 200, answer.text
+        cookies = answer.headers.get_list("set-cookie")
+        assert cookies and all("Secure" in c for c in cookies)
+    finally:
+        await http.aclose()
+        await manager.__aexit__(None, None, None)

@@ -450,6 +450,9 @@ def main(argv: list[str] | None = None) -> int:
         ws_per_message_deflate=False,
         timeout_graceful_shutdown=5,
         server_header=False,
+        # Uvicorn would trust X-Forwarded-For from loopback, i.e. from any local process;
+        # each hosted service believes only EAS_TRUSTED_PROXIES (servicekit.proxy).
+        proxy_headers=False,
     )
     return 0
 

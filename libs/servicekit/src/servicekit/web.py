@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from servicekit.errors import install_error_handlers
+from servicekit.proxy import ProxyHeadersMiddleware, parse_networks
 from servicekit.settings import ServiceSettings
 
 ReadinessCheck = Callable[[], Awaitable[None]]
@@ -187,6 +188,8 @@ def install_common(
             allow_headers=["*"],
         )
     app.add_middleware(EdgeMiddleware, max_body=settings.max_request_bytes, metrics=metrics)
+    # Outermost, so every layer below sees the real client and scheme.
+    app.add_middleware(ProxyHeadersMiddleware, trusted=parse_networks(settings.trusted_proxies))
 
 
 async def database_and_redis(engine: AsyncEngine, redis_client: Any) -> dict[str, str]:
