@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import soundfile as sf
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -25,6 +24,7 @@ from eas_monitor.inputs import InputConfig, InputConfigError, check_machine, con
 from eas_monitor.settings import EasMonitorSettings
 from eas_monitor.supervisor import InputRecord, Supervisor
 from eas_same import HeaderDecoded, SameDecoder
+from eas_same.audiofile import TooMuchAudio, mono_blocks
 from eas_same.header import describe_location
 from eas_schemas.envelope import EventEnvelope
 from eas_schemas.monitor_events import (
@@ -44,6 +44,7 @@ from servicekit.errors import (
     Invalid,
     NotConfirmed,
     NotFound,
+    TooLarge,
     Unavailable,
     Unsupported,
 )
@@ -413,27 +414,36 @@ class MonitorService:
 
     # ------------------------------------------------------------------ uploads
     def decode_upload(self, data: bytes) -> dict[str, Any]:
-        """Decode a whole WAV/FLAC file; raises Unsupported/Invalid on anything else."""
+        """Decode a WAV/FLAC file in bounded blocks; raises Unsupported/Invalid/TooLarge."""
         if not data:
             raise Invalid("the uploaded file is empty", loc=_UPLOAD)
+        limit = self.settings.upload_max_samples
+        frames = 0
         try:
             with sf.SoundFile(io.BytesIO(data)) as f:
                 fmt, rate, channels = f.format, int(f.samplerate), int(f.channels)
-                samples = f.read(dtype="float32", always_2d=True)
+                if fmt not in UPLOAD_FORMATS:
+                    raise Unsupported(f"the upload is {fmt} audio; send WAV or FLAC")
+                if rate < 6000:
+                    raise Invalid(
+                        f"the audio is sampled at {rate} Hz; SAME decoding needs 6000 Hz or more",
+                        loc=_UPLOAD,
+                    )
+                decoder = SameDecoder(rate)
+                events = []
+                # Streaming into the decoder: memory stays one block whatever the length.
+                for block in mono_blocks(f, limit):
+                    frames += len(block)
+                    events.extend(decoder.feed(block))
+        except TooMuchAudio as exc:
+            raise TooLarge(
+                f"the upload holds {exc.samples} samples (frames x channels); the limit is "
+                f"{limit} (EAS_MONITOR_UPLOAD_MAX_SAMPLES)"
+            ) from exc
         except (RuntimeError, sf.LibsndfileError) as exc:
             raise Unsupported("the upload is not a readable WAV or FLAC audio file") from exc
-        if fmt not in UPLOAD_FORMATS:
-            raise Unsupported(f"the upload is {fmt} audio; send WAV or FLAC")
-        if rate < 6000:
-            raise Invalid(
-                f"the audio is sampled at {rate} Hz; SAME decoding needs 6000 Hz or more",
-                loc=_UPLOAD,
-            )
-        if len(samples) == 0:
+        if frames == 0:
             raise Invalid("the file holds no audio", loc=_UPLOAD)
-        mono = samples.mean(axis=1) if channels > 1 else samples[:, 0]
-        decoder = SameDecoder(rate)
-        events = decoder.feed(np.asarray(mono, dtype=np.float64))
         events.extend(decoder.flush())
         now = datetime.now(UTC)
         out: list[dict[str, Any]] = []
@@ -449,7 +459,7 @@ class MonitorService:
             "format": fmt,
             "rate": rate,
             "channels": channels,
-            "duration_s": round(len(mono) / rate, 3),
+            "duration_s": round(frames / rate, 3),
             "events": out,
             "stats": decoder.stats.as_dict(),
         }
