@@ -20,7 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from eas_monitor import repository as repo
 from eas_monitor.clips import clip_file_name
-from eas_monitor.inputs import InputConfig, InputConfigError, check_machine, config_adapter
+from eas_monitor.inputs import (
+    InputConfig,
+    InputConfigError,
+    StreamConfig,
+    check_machine,
+    config_adapter,
+)
 from eas_monitor.settings import EasMonitorSettings
 from eas_monitor.supervisor import InputRecord, Supervisor
 from eas_same import HeaderDecoded, SameDecoder
@@ -77,6 +83,12 @@ def _record(row: dict[str, Any]) -> InputRecord:
     )
 
 
+def _stored(config: InputConfig) -> str:
+    if isinstance(config, StreamConfig):
+        config = config.model_copy(update={"credentials": False})  # a view-only field
+    return config.model_dump_json()
+
+
 def encode_cursor(at: datetime, decode_id: int) -> str:
     return base64.urlsafe_b64encode(f"{at.isoformat()}|{decode_id}".encode()).decode()
 
@@ -129,11 +141,14 @@ class MonitorService:
 
     def _view(self, row: dict[str, Any]) -> InputView:
         rec = _record(row)
+        config = rec.config
+        if isinstance(config, StreamConfig):
+            config = config.public()  # credentials are write-only
         return InputView(
             id=rec.id,
             name=rec.name,
             kind=rec.kind,
-            config=rec.config,
+            config=config,
             wanted_running=rec.wanted_running,
             created_at=row["created_at"],
             updated_at=row["updated_at"],
@@ -174,7 +189,7 @@ class MonitorService:
         values = {
             "name": name,
             "kind": config.kind.value,
-            "config": config.model_dump_json(),
+            "config": _stored(config),
             "wanted_running": False,
             "created_at": now,
             "updated_at": now,
@@ -204,8 +219,11 @@ class MonitorService:
                     "its kind",
                     loc=("body", "config", "kind"),
                 )
+            old = _record(row).config
+            if isinstance(config, StreamConfig) and isinstance(old, StreamConfig):
+                config = config.keeping_credentials_of(old)
             await self._check(config)
-            values["config"] = config.model_dump_json()
+            values["config"] = _stored(config)
         async with self._lock():
             try:
                 async with self.engine.begin() as conn:

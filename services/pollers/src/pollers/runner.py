@@ -87,6 +87,7 @@ def feed_specs(
         "read_timeout_s": settings.http_read_timeout_s,
         "policy": policy,
         "max_response_bytes": settings.max_response_bytes,
+        "allow_private_hosts": tuple(settings.allow_private_hosts),
     }
     enabled = settings.enabled_feeds() if kinds is None else kinds
     if not enabled:
