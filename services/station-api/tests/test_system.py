@@ -105,3 +105,19 @@ async def test_own_heartbeat_appears_in_the_fleet(client, viewer):
         await asyncio.sleep(0.1)
     mine = next(i for i in view["instances"] if i["service"] == "station-api")
     assert mine["instance"] == "test-1" and "fleet_instances" in mine["figures"]
+
+
+async def test_readyz_names_the_failed_dependency_not_the_drivers_message(client):
+    runtime = client.app.state.runtime
+
+    async def broken() -> None:
+        raise ConnectionError("Error connecting to redis://:hunter2@10.1.2.3:6379 (v7.2.4)")
+
+    real, runtime.redis.ping = runtime.redis.ping, broken
+    try:
+        answer = await client.get("/readyz")
+    finally:
+        runtime.redis.ping = real
+    assert answer.status_code == 503
+    assert answer.json()["checks"]["redis"] == "error: unavailable"
+    assert "hunter2" not in answer.text and "10.1.2.3" not in answer.text
