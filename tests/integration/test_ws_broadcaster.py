@@ -506,3 +506,30 @@ async def test_a_lesser_role_on_reauth_loses_its_forbidden_subscriptions(
         await publish(bus, ALERT_EVENTS, "alert.created", alert(5))
         got = await recv_until(ws, lambda m: m.get("type") == "event" and m["topic"] == "alerts")
         assert not any(m.get("topic") == "settings" for m in got)
+
+
+async def test_a_revoked_token_closes_its_socket_and_cannot_reconnect(
+    server: StandaloneServer, bus: AsyncBus
+) -> None:
+    import jwt
+
+    from eas_schemas.system_events import AUTH_REVOCATIONS
+    from servicekit.auth.revocation import revocation_envelope
+
+    revoked, kept = token(Role.OPERATOR), token(Role.OPERATOR)
+    jti = jwt.decode(revoked, options={"verify_signature": False})["jti"]
+    async with (
+        connect(url(server, f"?token={revoked}")) as ws,
+        connect(url(server, f"?token={kept}")) as other,
+    ):
+        await recv(ws)
+        await recv(other)
+        await bus.publish(
+            AUTH_REVOCATIONS,
+            revocation_envelope("tester", "logout", valid_for_s=600, token_id=jti),
+        )
+        assert await close_code(ws) == 4401
+        await send(other, {"type": "ping"})
+        assert (await recv_until(other, lambda m: m.get("type") == "pong"))[-1]["type"] == "pong"
+    async with connect(url(server, f"?token={revoked}")) as again:
+        assert await close_code(again) == 4401

@@ -19,11 +19,11 @@ async def test_login_issues_a_verifiable_short_lived_token_and_cookies(client, a
     assert answer.status_code == 200
     body = answer.json()
     assert body["token_type"] == "bearer" and body["role"] == "admin"
-    assert body["expires_in"] == 900
+    assert body["expires_in"] == 300
     # Any service verifies it locally with the public key alone.
     principal = TokenVerifier(keypair[1]).verify(body["access_token"])
     assert principal.subject == ADMIN and principal.role == Role.ADMIN
-    assert principal.expires_at is not None and principal.expires_at - time.time() <= 900
+    assert principal.expires_at is not None and principal.expires_at - time.time() <= 300
     cookies = answer.headers.get_list("set-cookie")
     access = next(c for c in cookies if c.startswith("eas_access="))
     csrf = next(c for c in cookies if c.startswith("eas_csrf="))

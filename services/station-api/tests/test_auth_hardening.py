@@ -186,3 +186,60 @@ async def test_cookies_are_secure_behind_a_tls_proxy(settings, admin):
     finally:
         await http.aclose()
         await manager.__aexit__(None, None, None)
+
+
+async def _refused_soon(client, headers) -> int:
+    """Poll /me until the revocation has come round the bus (deadline, not timing)."""
+    import time
+
+    deadline = time.monotonic() + 10
+    while True:
+        answer = await client.get("/api/auth/me", headers=headers)
+        if answer.status_code != 200 or time.monotonic() > deadline:
+            return answer.status_code
+        await asyncio.sleep(0.05)
+
+
+async def test_logout_revokes_the_access_token_itself(client, admin):
+    session = await client.login(ADMIN, ADMIN_PASSWORD)
+    other = await client.login(ADMIN, ADMIN_PASSWORD)
+    assert (await client.get("/api/auth/me", headers=session.headers)).status_code == 200
+    out = await client.post(
+        "/api/auth/logout", json={"refresh_token": session.refresh_token}, headers=session.headers
+    )
+    assert out.status_code == 204
+    assert await _refused_soon(client, session.headers) == 401
+    # The user's other session is untouched.
+    assert (await client.get("/api/auth/me", headers=other.headers)).status_code == 200
+
+
+async def test_demote_disable_and_delete_revoke_access_tokens(client, admin):
+    for change in ({"role": "viewer"}, {"disabled": True}, None):
+        name = f"oper-{'x' if change is None else next(iter(change))}"
+        session = await client.make_user(admin, name, "operator")
+        assert (await client.get("/api/auth/me", headers=session.headers)).status_code == 200
+        if change is None:
+            answer = await client.delete(f"/api/users/{name}", headers=admin.headers)
+        else:
+            answer = await client.patch(f"/api/users/{name}", json=change, headers=admin.headers)
+        assert answer.status_code in (200, 204), answer.text
+        assert await _refused_soon(client, session.headers) == 401, change
+
+
+async def test_password_change_revokes_older_access_tokens_not_the_new_one(client, admin):
+    old = await client.login(ADMIN, ADMIN_PASSWORD)
+    changed = await client.post(
+        "/api/auth/password",
+        json={"current_password": ADMIN_PASSWORD, "new_password": "a brand new password"},
+        headers=old.headers,
+    )
+    assert changed.status_code == 200
+    assert await _refused_soon(client, old.headers) == 401
+    new = {"Authorization": f"Bearer {changed.json()['access_token']}"}
+    assert (await client.get("/api/auth/me", headers=new)).status_code == 200
+
+
+async def test_access_tokens_are_short_by_default():
+    from station_api.settings import StationApiSettings
+
+    assert StationApiSettings().access_ttl_s <= 300

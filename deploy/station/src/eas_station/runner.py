@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from eas_station.demo import DemoSetup, demo_dir
+from servicekit.auth.cli import MintRefused, mint_audited
 from servicekit.auth.permissions import Role
 from servicekit.auth.tokens import TokenSigner, write_keypair
 from servicekit.embedded import EmbeddedRedis
@@ -183,7 +184,18 @@ def main(argv: list[str] | None = None) -> int:
         if not key.exists():
             print(f"no signing key at {key}: run the station once first", file=sys.stderr)
             return 2
-        print(TokenSigner(key.read_text()).mint("station-cli", Role(args.role), ttl_s=args.ttl))
+        try:
+            minted = mint_audited(
+                TokenSigner(key.read_text()),
+                "station-cli",
+                Role(args.role),
+                args.ttl,
+                "eas-station",
+            )
+        except MintRefused as exc:
+            print(str(exc), file=sys.stderr)
+            return 2
+        print(minted)
         return 0
     args.data_dir.mkdir(parents=True, exist_ok=True)
     data_dir = args.data_dir

@@ -42,8 +42,10 @@ from eas_schemas.streams import StreamSpec
 from eas_schemas.system_events import (
     AUDIT_RECORD_TYPE,
     SYSTEM_ALARM_TYPE,
+    TOKEN_REVOKED_TYPE,
     AuditRecord,
     SystemAlarm,
+    TokenRevoked,
 )
 
 
@@ -191,6 +193,7 @@ EVENT_TYPES: tuple[EventTypeSpec, ...] = (
     _spec(SETTINGS_CHANGED_TYPE, streams.SETTINGS_CHANGED, SettingsChanged, "Settings saved"),
     _spec(SYSTEM_ALARM_TYPE, streams.SYSTEM_ALARMS, SystemAlarm, "Instance down or back up"),
     _spec(AUDIT_RECORD_TYPE, streams.AUDIT_RECORDS, AuditRecord, "Privileged action to audit"),
+    _spec(TOKEN_REVOKED_TYPE, streams.AUTH_REVOCATIONS, TokenRevoked, "Access tokens revoked"),
     _spec(SAME_HEADER_TYPE, streams.SAME_EVENTS, SameHeaderEvent, "SAME header heard"),
     _spec(SAME_EOM_TYPE, streams.SAME_EVENTS, SameEomEvent, "SAME end of message heard"),
     _spec(SAME_ATTENTION_TONE_TYPE, streams.SAME_EVENTS, SameAttentionToneEvent, "Attention tone"),

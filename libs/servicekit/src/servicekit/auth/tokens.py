@@ -9,6 +9,7 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -16,10 +17,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from servicekit.auth.permissions import ANONYMOUS_PERMISSIONS, ROLE_PERMISSIONS, Permission, Role
 
+if TYPE_CHECKING:
+    from servicekit.auth.revocation import RevocationList
+
 ISSUER = "eas-station"
 AUDIENCE = "eas-station"
 ALGORITHM = "EdDSA"
 LEEWAY_S = 30
+# The longest access token anyone mints (eas-token mint included): revocations are kept, and
+# read back at start, for this long.
+MAX_TTL_S = 86_400
 
 
 class TokenError(Exception):
@@ -35,6 +42,8 @@ class Principal:
     expires_at: float | None = None
     # SHA-256 (hex) of the CSRF token issued with this access token, when bound to one.
     csrf_hash: str | None = None
+    # Epoch seconds (ms resolution) the token was minted: revocations cut by it.
+    issued_at: float | None = None
 
     @property
     def anonymous(self) -> bool:
@@ -124,10 +133,14 @@ class TokenSigner:
         ttl_s: int = 900,
         now: float | None = None,
         csrf_token: str | None = None,
+        token_id: str | None = None,
     ) -> str:
         """A signed access token; ``csrf_token`` binds the token to that double-submit value
         (only its hash is carried), so a cookie planted by a sibling origin cannot pass."""
-        issued = int(time.time() if now is None else now)
+        if not 0 < ttl_s <= MAX_TTL_S:
+            raise ValueError(f"ttl_s must be 1-{MAX_TTL_S} seconds")
+        at = time.time() if now is None else now
+        issued = int(at)
         claims: dict[str, str | int] = {
             "iss": ISSUER,
             "aud": AUDIENCE,
@@ -136,7 +149,9 @@ class TokenSigner:
             "iat": issued,
             "nbf": issued,
             "exp": issued + ttl_s,
-            "jti": uuid.uuid4().hex,
+            "jti": token_id or uuid.uuid4().hex,
+            # iat is whole seconds; a revocation and the next login can share one.
+            "ims": int(at * 1000),
         }
         if csrf_token is not None:
             claims["csrf"] = csrf_hash(csrf_token)
@@ -153,9 +168,10 @@ class TokenVerifier:
 
     CACHE_SIZE = 4096
 
-    def __init__(self, public_pem: str) -> None:
+    def __init__(self, public_pem: str, revocations: RevocationList | None = None) -> None:
         self._key = serialization.load_pem_public_key(public_pem.encode())
         self._verified: OrderedDict[str, Principal] = OrderedDict()
+        self.revocations = revocations
 
     def verify(self, token: str) -> Principal:
         cached = self._verified.get(token)
@@ -163,9 +179,14 @@ class TokenVerifier:
             if cached.expires_at is not None and time.time() > cached.expires_at + LEEWAY_S:
                 del self._verified[token]
                 raise TokenError("token expired")
+            # A cached token is still checked: it may have been revoked since.
+            if self.revocations is not None and self.revocations.revoked(cached):
+                raise TokenError("token revoked")
             self._verified.move_to_end(token)
             return cached
         principal = self._verify(token)
+        if self.revocations is not None and self.revocations.revoked(principal):
+            raise TokenError("token revoked")
         self._verified[token] = principal
         if len(self._verified) > self.CACHE_SIZE:
             self._verified.popitem(last=False)
@@ -197,6 +218,7 @@ class TokenVerifier:
             token_id=claims.get("jti"),
             expires_at=float(claims["exp"]),
             csrf_hash=str(claims["csrf"]) if "csrf" in claims else None,
+            issued_at=float(claims["ims"]) / 1000 if "ims" in claims else float(claims["iat"]),
         )
 
 

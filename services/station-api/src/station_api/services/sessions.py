@@ -54,7 +54,7 @@ class SessionService:
         accounts: AccountStore,
         signer: TokenSigner | None,
         throttle: LoginThrottle,
-        access_ttl_s: int = 900,
+        access_ttl_s: int = 300,
         refresh_ttl_s: int = 14 * 86_400,
     ) -> None:
         self.accounts = accounts
@@ -176,9 +176,16 @@ class SessionService:
     ) -> None:
         """Revoke the session of ``refresh_token``; idempotent (an unknown token is fine)."""
         now = utcnow()
+        pending = None
         async with self.engine.begin() as conn:
             actor: str | None = principal.subject if principal else None
             revoked = 0
+            if principal is not None and principal.token_id is not None:
+                # The access token itself, not only the refresh token: it would otherwise
+                # keep working (and keep its sockets open) until it expires.
+                pending = await self.accounts.revoke(
+                    conn, principal.subject, "logout", token_id=principal.token_id
+                )
             if refresh_token:
                 row = await repo.refresh_by_hash(conn, token_hash(refresh_token))
                 if row is not None:
@@ -192,6 +199,7 @@ class SessionService:
                         "auth.logout", actor, client_addr, actor, detail={"revoked": revoked}
                     ),
                 )
+        await self.accounts.published(pending)
 
     async def change_password(
         self, principal: Principal, current: str, new: str, client_addr: str
@@ -219,6 +227,8 @@ class SessionService:
                 conn, user.id, {"password_hash": new_hash, "password_changed_at": now}
             )
             revoked = await repo.revoke_user_tokens(conn, user.id, "password-change", now)
+            # Every access token issued before now; the new one, minted after, stays good.
+            pending = await self.accounts.revoke(conn, name, "password-change")
             bundle = await self._issue(conn, user, client_addr)
             await self.audit.record(
                 conn,
@@ -230,6 +240,7 @@ class SessionService:
                     detail={"revoked": revoked},
                 ),
             )
+        await self.accounts.published(pending)
         return bundle
 
     # ---- first admin ---------------------------------------------------------------------
