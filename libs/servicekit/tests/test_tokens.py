@@ -103,3 +103,24 @@ def test_a_revoked_token_is_refused_even_from_the_cache():
         verifier.verify(other)
     # A token minted after the cut (the next login) is good.
     assert verifier.verify(signer.mint("alice", Role.VIEWER)).role == Role.VIEWER
+
+
+def test_signing_keys_are_created_0600_in_a_0700_folder(tmp_path, monkeypatch):
+    import os
+    import stat
+    from pathlib import Path
+
+    from servicekit.auth.tokens import write_keypair
+
+    # With no umask and no chmod afterwards, only the mode a file is created with protects it.
+    monkeypatch.setattr(Path, "chmod", lambda self, mode: None)
+    old = os.umask(0)
+    try:
+        priv, _pub = write_keypair(tmp_path / "keys")
+        again, _ = write_keypair(tmp_path / "keys")  # --force: replaced, still 0600
+    finally:
+        os.umask(old)
+    assert again == priv
+    assert stat.S_IMODE(priv.stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "keys").stat().st_mode) == 0o700
+    assert [p.name for p in (tmp_path / "keys").iterdir() if p.name.startswith(".")] == []

@@ -70,18 +70,32 @@ def generate_keypair() -> tuple[str, str]:
     return private, public
 
 
+def private_dir(directory: Path) -> None:
+    """Make ``directory`` (0700) for keys, or tighten one we own that others can enter."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = directory.stat()
+    if st.st_uid == os.getuid() and st.st_mode & 0o077:
+        directory.chmod(0o700)
+
+
+def _write_secret(path: Path, text: str) -> Path:
+    """``text`` in a new 0600 file beside ``path`` (never readable by others, even briefly)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return tmp
+
+
 def write_private_key(path: Path, private_pem: str) -> bool:
     """Write ``private_pem`` to ``path`` (mode 0600) unless a file is already there.
 
     Written to a temporary file and linked into place, which fails if ``path`` exists: two
     processes starting at once both end up with the first one's key, and neither ever reads
     a half-written file. False when a key was already there."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    private_dir(path.parent)
+    tmp = _write_secret(path, private_pem)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(private_pem)
         os.link(tmp, path)
     except FileExistsError:
         return False
@@ -103,9 +117,10 @@ def load_or_create_private_key(path: Path) -> Ed25519PrivateKey:
 def write_keypair(directory: Path) -> tuple[Path, Path]:
     private, public = generate_keypair()
     priv_path, pub_path = directory / "signing.pem", directory / "signing.pub.pem"
-    directory.mkdir(parents=True, exist_ok=True)
-    priv_path.write_text(private)
-    priv_path.chmod(0o600)
+    private_dir(directory)
+    # Created 0600 and renamed into place (replacing an old key atomically): a key written
+    # with the default mode and chmod-ed afterwards is readable by others in between.
+    os.replace(_write_secret(priv_path, private), priv_path)
     pub_path.write_text(public)
     return priv_path, pub_path
 
