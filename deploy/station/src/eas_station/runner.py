@@ -14,6 +14,7 @@ import argparse
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -90,6 +91,16 @@ def station_env(
         env["EAS_ANONYMOUS_READ"] = (
             "true" if args.host in ("127.0.0.1", "localhost", "::1") else "false"
         )
+    # The names the station answers to (DNS rebinding): loopback, plus the bound address and
+    # this machine's name when it listens beyond loopback. Other names: EAS_GATEWAY_ALLOWED_HOSTS.
+    if "EAS_GATEWAY_ALLOWED_HOSTS" not in env:
+        hosts = ["localhost", "127.0.0.1", "::1"]
+        if args.host not in hosts:
+            name = socket.gethostname()
+            hosts += [name, f"{name}.local", socket.getfqdn()]
+            if args.host not in ("0.0.0.0", "::"):
+                hosts.append(args.host)
+        env["EAS_GATEWAY_ALLOWED_HOSTS"] = ",".join(dict.fromkeys(hosts))
     env.setdefault("EAS_MONITOR_DATA_DIR", str((data_dir / "eas-monitor").resolve()))
     env.setdefault("AUDIO_CONTROL_AIRED_DIR", str((data_dir / "aired").resolve()))
     if not env.get("POLLERS_CAP_FOLDER") and env.get("EAS_CAP_FOLDER"):

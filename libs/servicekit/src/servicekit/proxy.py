@@ -98,3 +98,49 @@ class ProxyHeadersMiddleware:
                         else:
                             scope["scheme"] = last
         await self.app(scope, receive, send)
+
+
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def _hostname(value: str) -> str:
+    value = value.strip().lower()
+    if value.startswith("["):  # [v6]:port
+        return value[1 : value.find("]")] if "]" in value else value
+    if value.count(":") == 1:
+        value = value.split(":", 1)[0]
+    return value.rstrip(".")
+
+
+class HostPolicy:
+    """Which ``Host`` names a station answers to, and which page origins may open ``/ws``.
+
+    Without a Host allow-list, a page the operator visits can rebind its own name to
+    127.0.0.1 and read a loopback station (anonymous read on) as same-origin. Without an
+    Origin check, any page can open the WebSocket, and a same-site one with the operator's
+    cookie. Entries are names or addresses; ``.example.org`` also allows its subdomains;
+    ``*`` allows any (behind a proxy that checks the Host itself).
+    """
+
+    def __init__(self, allowed: Sequence[str]) -> None:
+        self.any = "*" in allowed
+        names = [a.strip().lower() for a in allowed if a.strip() and a.strip() != "*"]
+        self.exact = {_hostname(a) for a in names if not a.startswith(".")}
+        self.suffixes = tuple(a for a in names if a.startswith("."))
+
+    def host_allowed(self, host: str | None) -> bool:
+        if self.any:
+            return True
+        if not host:
+            return False
+        name = _hostname(host)
+        return name in self.exact or any(name.endswith(s) or name == s[1:] for s in self.suffixes)
+
+    def origin_allowed(self, origin: str | None) -> bool:
+        """A missing Origin is a non-browser client (it carries no victim's cookie)."""
+        if origin is None:
+            return True
+        scheme, _, rest = origin.strip().partition("://")
+        if scheme.lower() not in ("http", "https") or not rest:
+            return False  # "null" (sandboxed frames, file:) included
+        return self.host_allowed(rest.split("/", 1)[0])
