@@ -121,3 +121,26 @@ async def test_readyz_names_the_failed_dependency_not_the_drivers_message(client
     assert answer.status_code == 503
     assert answer.json()["checks"]["redis"] == "error: unavailable"
     assert "hunter2" not in answer.text and "10.1.2.3" not in answer.text
+
+
+async def test_docs_are_served_from_the_station_under_a_strict_csp(client):
+    import re
+
+    page = await client.get("/docs")
+    assert page.status_code == 200 and "swagger-ui" in page.text
+    # Nothing from another origin, and no inline script.
+    assert not re.search(r"(src|href)=\"(https?:)?//", page.text), page.text
+    assert "<script>" not in page.text
+    csp = page.headers["content-security-policy"]
+    assert (
+        "script-src 'self';" in csp
+        and "unsafe-inline" not in csp.split("script-src")[1].split(";")[0]
+    )
+    assert "cdn" not in csp
+    for asset in re.findall(r"(?:src|href)=\"([^\"]+)\"", page.text):
+        answer = await client.get(asset)
+        assert answer.status_code == 200 and answer.content, asset
+    assert (await client.get("/docs/../settings.py")).status_code == 404
+    assert (await client.get("/docs/index.html")).status_code == 404
+    spec = await client.get(re.search(r'data-openapi="([^"]+)"', page.text).group(1))
+    assert spec.status_code == 200 and spec.json()["openapi"].startswith("3.")

@@ -35,6 +35,7 @@ from servicekit.auth.revocation import RevocationList, follow_revocations
 from servicekit.auth.tokens import TokenVerifier
 from servicekit.bus import AsyncBus, async_redis
 from servicekit.db import make_engine
+from servicekit.docs import install_docs
 from servicekit.heartbeat import Figures, run_heartbeat
 from servicekit.settings import ServiceSettings, StoreSettings
 from servicekit.tasks import every
@@ -195,8 +196,15 @@ def service_app(
             await runtime.aclose()
 
     app = FastAPI(
-        title=info.title, version=info.version, description=info.description, lifespan=lifespan
+        title=info.title,
+        version=info.version,
+        description=info.description,
+        lifespan=lifespan,
+        # Served from the station (servicekit.docs), not from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
+    install_docs(app, info.title)
     for router in routers:
         app.include_router(router)
 
