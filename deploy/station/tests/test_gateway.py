@@ -395,3 +395,30 @@ async def test_unknown_hosts_and_foreign_websocket_origins_are_refused(
             gateway, "/ws", headers=[(b"origin", b"http://localhost:8080")]
         ) as ws:
             assert await ws.receive_json() == {"app": "socket", "path": "/ws"}
+
+
+def test_the_embedded_bus_gets_a_password_kept_out_of_sight(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import argparse
+    import stat
+
+    import redis
+
+    from eas_station.runner import station_env
+
+    for name in ("EAS_REDIS_URL", "EAS_GATEWAY_ALLOWED_HOSTS"):
+        monkeypatch.delenv(name, raising=False)
+    env, embedded = station_env(argparse.Namespace(host="127.0.0.1"), tmp_path)
+    assert embedded is not None
+    try:
+        url = env["EAS_REDIS_URL"]
+        assert redis.Redis.from_url(url).ping() is True
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=embedded.port).ping()
+        url_file = tmp_path / "redis" / "url"
+        assert url_file.read_text() == url
+        assert stat.S_IMODE(url_file.stat().st_mode) == 0o600
+        assert env["EAS_GATEWAY_ALLOWED_HOSTS"] == "localhost,127.0.0.1,::1"
+    finally:
+        embedded.stop()

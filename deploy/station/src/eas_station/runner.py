@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -66,9 +67,23 @@ def station_env(
     env = dict(os.environ)
     embedded: EmbeddedRedis | None = None
     if not env.get("EAS_REDIS_URL"):
-        embedded = EmbeddedRedis(data_dir / "redis", persist=True)
+        # A fresh password each start: only the station's own processes (its environment)
+        # and its owner (the 0600 url file, for `eas-station token`) can use the bus.
+        embedded = EmbeddedRedis(
+            data_dir / "redis", persist=True, password=secrets.token_urlsafe(24)
+        )
         env["EAS_REDIS_URL"] = embedded.start()
-        log.info("no EAS_REDIS_URL: embedded Redis-compatible server at %s", env["EAS_REDIS_URL"])
+        url_file = data_dir / "redis" / "url"
+        url_file.unlink(missing_ok=True)
+        fd = os.open(url_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(env["EAS_REDIS_URL"])
+        log.info(
+            "no EAS_REDIS_URL: embedded Redis-compatible server on 127.0.0.1:%d (password "
+            "required; the URL is in %s)",
+            embedded.port,
+            url_file,
+        )
     if not env.get("EAS_DATABASE_URL"):
         env["EAS_DATABASE_URL"] = f"sqlite+aiosqlite:///{(data_dir / 'eas-station.db').resolve()}"
         log.info("no EAS_DATABASE_URL: SQLite at %s", data_dir / "eas-station.db")
@@ -191,6 +206,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging("INFO", as_json=False)
     if args.command == "token":
+        # The mint is audited on the station's bus: the embedded one, while the station runs.
+        url_file = args.data_dir / "redis" / "url"
+        if not os.environ.get("EAS_REDIS_URL") and url_file.exists():
+            os.environ["EAS_REDIS_URL"] = url_file.read_text().strip()
         key = args.data_dir / "keys" / "signing.pem"
         if not key.exists():
             print(f"no signing key at {key}: run the station once first", file=sys.stderr)
