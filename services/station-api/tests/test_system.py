@@ -76,6 +76,8 @@ async def test_health_metrics_asyncapi_and_headers(client):
         "send_system_alarm",
         "send_service_heartbeat",
         "receive_service_heartbeat",
+        "send_auth_revocations",
+        "receive_auth_revocations",
     }
     assert ready.headers["x-frame-options"] == "DENY"
     assert "default-src 'self'" in ready.headers["content-security-policy"]
