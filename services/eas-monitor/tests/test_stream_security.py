@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pydantic
 import pytest
 
 from eas_monitor.httpstream import StreamOpenError, open_stream
@@ -106,8 +105,10 @@ def test_credentials_reach_the_server_but_not_ffmpegs_command_line(servers):
 
 
 def test_private_addresses_are_refused_unless_allowed(servers):
-    with pytest.raises(pydantic.ValidationError, match="allow_private"):
-        StreamConfig(url=f"http://127.0.0.1:{servers['auth'].port}/live")
+    literal = StreamConfig(url=f"http://127.0.0.1:{servers['auth'].port}/live")
+    assert "allow_private" in (literal.literal_address_problem() or "")
+    with pytest.raises(SourceError, match="private or local"):
+        make_source(literal, ffmpeg="ffmpeg", stream_rate=22050, chunk_s=0.1).open()
     # A name is checked when connecting: localhost is loopback.
     config = StreamConfig(url=f"http://user:{SECRET}@localhost:{servers['auth'].port}/live")
     source = make_source(config, ffmpeg="ffmpeg", stream_rate=22050, chunk_s=0.1)
@@ -172,6 +173,12 @@ async def test_views_never_show_stream_credentials(client: httpx.AsyncClient, to
     stored = (await svc.records())[0].config
     assert SECRET in str(stored.url) and stored.credentials is False
     # ...and another origin does not inherit them.
+    # A literal private address is refused when saved (422), unless allowed.
+    private = await client.post(
+        "/api/eas-monitor/inputs",
+        json={"name": "lan", "config": {"kind": "stream", "url": "http://192.168.1.9/a.mp3"}},
+    )
+    assert private.status_code == 422 and "allow_private" in private.text
     moved = await client.patch(
         f"/api/eas-monitor/inputs/{input_id}",
         json={"config": {"kind": "stream", "url": "https://other.example.org/live.mp3"}},

@@ -20,7 +20,6 @@ from pydantic import (
     Field,
     TypeAdapter,
     field_validator,
-    model_validator,
 )
 
 from eas_schemas.monitor_events import InputKind
@@ -76,19 +75,18 @@ class StreamConfig(_Config):
             raise ValueError("URL has no host")
         return url
 
-    @model_validator(mode="after")
-    def _literal_address(self) -> StreamConfig:
-        # A literal address is checked now (a name is checked at each connection).
+    def literal_address_problem(self) -> str | None:
+        """A literal private address without ``allow_private`` (a name is checked at each
+        connection). Checked on what the API receives, not on stored rows: a configuration
+        saved before this rule existed still loads, and is refused when it connects."""
         host = (self.url.host or "").strip("[]")
         try:
             address = ipaddress.ip_address(host)
         except ValueError:
-            return self
+            return None
         if not self.allow_private and not is_public(address):
-            raise ValueError(
-                f"{host} is a private or local address: set allow_private to monitor it"
-            )
-        return self
+            return f"{host} is a private or local address: set allow_private to monitor it"
+        return None
 
     credentials: bool = Field(
         default=False,
