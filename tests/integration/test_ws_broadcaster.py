@@ -470,3 +470,80 @@ async def test_health_ready_and_metrics(server: StandaloneServer) -> None:
         assert 'ws_clients{transport="websockets"} 1.0' in text
         for name in ("ws_messages_out_total", "ws_slow_disconnects_total", "ws_stream_lag_ms"):
             assert name in text
+
+
+# --- per-topic permissions --------------------------------------------------------------------
+
+
+async def test_every_topic_with_every_role(
+    settings_for: Callable[..., WsBroadcasterSettings],
+) -> None:
+    from eas_schemas.ws_protocol import Topic
+    from servicekit.auth.permissions import ANONYMOUS_PERMISSIONS, ROLE_PERMISSIONS
+    from ws_broadcaster.session import TOPIC_PERMISSIONS
+
+    async with StandaloneServer(settings_for(anonymous_read=True)) as s:
+        for who in [None, Role.VIEWER, Role.OPERATOR, Role.ADMIN]:
+            granted = ANONYMOUS_PERMISSIONS if who is None else ROLE_PERMISSIONS[who]
+            query = "" if who is None else f"?token={token(who)}"
+            async with connect(url(s, query)) as ws:
+                welcome = await recv(ws)
+                allowed = {t.value for t in Topic if TOPIC_PERMISSIONS[t] in granted}
+                assert set(welcome["topics"]) == allowed, who
+                for topic in Topic:
+                    await send(ws, {"type": "subscribe", "ref": topic.value, "topics": [topic]})
+                    ref = topic.value
+                    answer = await recv_until(ws, lambda m, ref=ref: m.get("ref") == ref)
+                    if topic.value in allowed:
+                        assert answer[-1]["type"] == "subscribed", (who, topic, answer)
+                    else:
+                        assert answer[-1]["type"] == "error", (who, topic, answer)
+                        assert answer[-1]["code"] == "forbidden_topic"
+    # The one that matters: viewers and anonymous readers never see settings changes.
+    assert Topic.SETTINGS.value not in {
+        t.value for t in Topic if TOPIC_PERMISSIONS[t] in ROLE_PERMISSIONS[Role.VIEWER]
+    }
+
+
+async def test_a_lesser_role_on_reauth_loses_its_forbidden_subscriptions(
+    server: StandaloneServer, bus: AsyncBus
+) -> None:
+    from eas_schemas.streams import SETTINGS_CHANGED
+
+    async with connect(url(server, f"?token={token(Role.OPERATOR)}")) as ws:
+        await recv(ws)
+        await subscribe(ws, ["settings", "alerts"])
+        await send(ws, {"type": "auth", "token": token(Role.VIEWER)})
+        welcome = await recv_until(ws, lambda m: m.get("type") == "welcome")
+        assert "settings" not in welcome[-1]["topics"]
+        await publish(bus, SETTINGS_CHANGED, "settings.changed", {"version": 2})
+        await publish(bus, ALERT_EVENTS, "alert.created", alert(5))
+        got = await recv_until(ws, lambda m: m.get("type") == "event" and m["topic"] == "alerts")
+        assert not any(m.get("topic") == "settings" for m in got)
+
+
+async def test_a_revoked_token_closes_its_socket_and_cannot_reconnect(
+    server: StandaloneServer, bus: AsyncBus
+) -> None:
+    import jwt
+
+    from eas_schemas.system_events import AUTH_REVOCATIONS
+    from servicekit.auth.revocation import revocation_envelope
+
+    revoked, kept = token(Role.OPERATOR), token(Role.OPERATOR)
+    jti = jwt.decode(revoked, options={"verify_signature": False})["jti"]
+    async with (
+        connect(url(server, f"?token={revoked}")) as ws,
+        connect(url(server, f"?token={kept}")) as other,
+    ):
+        await recv(ws)
+        await recv(other)
+        await bus.publish(
+            AUTH_REVOCATIONS,
+            revocation_envelope("tester", "logout", valid_for_s=600, token_id=jti),
+        )
+        assert await close_code(ws) == 4401
+        await send(other, {"type": "ping"})
+        assert (await recv_until(other, lambda m: m.get("type") == "pong"))[-1]["type"] == "pong"
+    async with connect(url(server, f"?token={revoked}")) as again:
+        assert await close_code(again) == 4401

@@ -36,7 +36,7 @@ class AsgiWebSocket:
             "raw_path": path.encode(),
             "root_path": "",
             "query_string": b"",
-            "headers": [(b"host", b"station.test"), *(headers or [])],
+            "headers": [(b"host", b"localhost"), *(headers or [])],
             "client": ("127.0.0.1", 5000),
             "server": ("station.test", 80),
             "subprotocols": [],

@@ -98,7 +98,7 @@ def three(log: list[str], **kw: Any) -> list[Hosted]:
 async def serve(gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
     async with LifespanManager(gateway) as manager:
         transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://station") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             yield client
 
 
@@ -351,3 +351,76 @@ def test_runner_starts_the_gateway_and_the_pollers(tmp_path: Any) -> None:
         "--port",
         "8099",
     ]
+
+
+def test_the_gateway_server_does_not_trust_loopback_forwarded_headers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Uvicorn's default trusts X-Forwarded-For from 127.0.0.1: on the one-machine station,
+    # any local process could then choose the address the throttle and the audit log see.
+    import uvicorn
+
+    from eas_station import gateway
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(kwargs))
+    monkeypatch.setattr(gateway, "create_gateway", lambda settings: object())
+    assert gateway.main(["serve", "--no-migrate"]) == 0
+    assert seen["proxy_headers"] is False
+
+
+async def test_unknown_hosts_and_foreign_websocket_origins_are_refused(
+    asgi_websocket: Any,
+) -> None:
+    # DNS rebinding: a page whose name now points at 127.0.0.1 arrives with its own Host.
+    gateway = create_gateway(GatewaySettings(), hosted=[], dashboard=False)
+    transport = httpx.ASGITransport(app=gateway)
+    async with httpx.AsyncClient(transport=transport, base_url="http://evil.example") as http:
+        answer = await http.get("/healthz")
+        assert answer.status_code == 421 and "EAS_GATEWAY_ALLOWED_HOSTS" in answer.text
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8080") as http:
+        assert (await http.get("/healthz")).status_code == 200
+    wide = create_gateway(GatewaySettings(allowed_hosts=".example.org"), hosted=[], dashboard=False)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=wide), base_url="http://eas.example.org"
+    ) as http:
+        assert (await http.get("/healthz")).status_code == 200
+    log: list[str] = []
+    gateway = create_gateway(GatewaySettings(), hosted=three(log))
+    async with LifespanManager(gateway):
+        for origin in (b"https://evil.example", b"null"):
+            with pytest.raises(asgi_websocket.Closed) as closed:
+                async with asgi_websocket(gateway, "/ws", headers=[(b"origin", origin)]):
+                    pass
+            assert closed.value.code == 1008 and "Origin" in closed.value.reason
+        async with asgi_websocket(
+            gateway, "/ws", headers=[(b"origin", b"http://localhost:8080")]
+        ) as ws:
+            assert await ws.receive_json() == {"app": "socket", "path": "/ws"}
+
+
+def test_the_embedded_bus_gets_a_password_kept_out_of_sight(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import argparse
+    import stat
+
+    import redis
+
+    from eas_station.runner import station_env
+
+    for name in ("EAS_REDIS_URL", "EAS_GATEWAY_ALLOWED_HOSTS"):
+        monkeypatch.delenv(name, raising=False)
+    env, embedded = station_env(argparse.Namespace(host="127.0.0.1"), tmp_path)
+    assert embedded is not None
+    try:
+        url = env["EAS_REDIS_URL"]
+        assert redis.Redis.from_url(url).ping() is True
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=embedded.port).ping()
+        url_file = tmp_path / "redis" / "url"
+        assert url_file.read_text() == url
+        assert stat.S_IMODE(url_file.stat().st_mode) == 0o600
+        assert env["EAS_GATEWAY_ALLOWED_HOSTS"] == "localhost,127.0.0.1,::1"
+    finally:
+        embedded.stop()

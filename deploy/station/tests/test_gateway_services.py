@@ -74,7 +74,7 @@ async def gateway(
 @pytest.fixture
 async def http(gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=gateway)
-    async with httpx.AsyncClient(transport=transport, base_url="http://station.test") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost:8080") as client:
         yield client
 
 

@@ -232,3 +232,24 @@ async def test_redis_restart_mid_stream_is_survived(bus_namespace):
     finally:
         await client.aclose()
         server.stop()
+
+
+def test_the_embedded_server_with_a_password_refuses_anonymous_clients(tmp_path):
+    import stat
+
+    import redis as sync_redis_lib
+
+    from servicekit.embedded import EmbeddedRedis
+
+    server = EmbeddedRedis(tmp_path / "redis", persist=False, password="pw-not-on-the-cmdline")
+    url = server.start()
+    try:
+        assert server.process is not None
+        cmdline = Path(f"/proc/{server.process.pid}/cmdline").read_bytes()
+        assert b"pw-not-on-the-cmdline" not in cmdline
+        assert stat.S_IMODE((tmp_path / "redis" / "auth.conf").stat().st_mode) == 0o600
+        with pytest.raises(sync_redis_lib.AuthenticationError):
+            sync_redis_lib.Redis(port=server.port).ping()
+        assert sync_redis_lib.Redis.from_url(url).ping() is True
+    finally:
+        server.stop()

@@ -156,3 +156,63 @@ async def test_openapi_and_health(client: httpx.AsyncClient):
     ready = await client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["ready"] is True
     assert "http_requests_total" in (await client.get("/metrics")).text
+
+
+def _silent_flac(seconds: float, rate: int = 48_000, channels: int = 2) -> bytes:
+    buf = io.BytesIO()
+    sf.write(
+        buf,
+        np.zeros((int(seconds * rate), channels), dtype=np.int16),
+        rate,
+        format="FLAC",
+        subtype="PCM_16",
+    )
+    return buf.getvalue()
+
+
+async def test_upload_declaring_too_much_audio_is_413_before_decoding(client: httpx.AsyncClient):
+    svc = client.app.state.monitor_service  # type: ignore[attr-defined]
+    svc.settings = svc.settings.model_copy(update={"upload_max_samples": 48_000 * 2 * 5})
+    data = _silent_flac(6.0)
+    assert len(data) < 100_000  # compressed silence: a tiny file, a lot of audio
+    answer = await client.post(f"{BASE}/decode", files={"file": ("x.flac", data)})
+    assert answer.status_code == 413, answer.text
+    assert "frames x channels" in answer.json()["detail"]
+    # Just under the bound decodes.
+    ok = await client.post(f"{BASE}/decode", files={"file": ("x.flac", _silent_flac(4.0))})
+    assert ok.status_code == 200 and ok.json()["duration_s"] == 4.0
+
+
+def test_upload_decode_memory_is_a_block_not_the_file(client: httpx.AsyncClient):
+    import tracemalloc
+
+    svc = client.app.state.monitor_service  # type: ignore[attr-defined]
+    data = _silent_flac(30.0)  # 2.88 M samples: 11 MiB as float32, 23 MiB as float64
+    tracemalloc.start()
+    try:
+        body = svc.decode_upload(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert body["duration_s"] == 30.0 and body["events"] == []
+    assert peak < 8 * 1024 * 1024, peak
+
+
+def test_a_lying_header_is_caught_while_reading(tmp_path: Path):
+    from eas_same.audiofile import TooMuchAudio, mono_blocks
+
+    class Lying:
+        channels = 2
+        frames = 0  # "unknown length", as a streamed FLAC may say
+
+        def __init__(self) -> None:
+            self.left = 10
+
+        def read(self, frames: int, dtype: str, always_2d: bool) -> np.ndarray:
+            self.left -= 1
+            return np.zeros((frames if self.left >= 0 else 0, 2), dtype=np.float32)
+
+    blocks = mono_blocks(Lying(), max_samples=3 * 1024, block_samples=1024)  # type: ignore[arg-type]
+    assert [len(b) for b in (next(blocks), next(blocks), next(blocks))] == [512, 512, 512]
+    with pytest.raises(TooMuchAudio):
+        next(blocks)

@@ -18,7 +18,6 @@ from eas_monitor.sources import (
     PcmPipeSource,
     PcmTcpSource,
     SourceError,
-    ffmpeg_stream_args,
     make_source,
 )
 from eas_same import SameDecoder, generate, write_wav
@@ -55,7 +54,10 @@ def http_wav(tmp_path: Path) -> Iterator[str]:
 
 def test_http_stream_through_ffmpeg_is_resampled_and_decoded(http_wav: str):
     source = make_source(
-        StreamConfig(url=http_wav), ffmpeg="ffmpeg", stream_rate=22050, chunk_s=0.1
+        StreamConfig(url=http_wav, allow_private=True),
+        ffmpeg="ffmpeg",
+        stream_rate=22050,
+        chunk_s=0.1,
     )
     assert isinstance(source, FfmpegSource) and source.rate == 22050
     source.open()
@@ -66,8 +68,18 @@ def test_http_stream_through_ffmpeg_is_resampled_and_decoded(http_wav: str):
 
 
 def test_ffmpeg_failure_is_a_retryable_error_with_its_message():
-    args = ffmpeg_stream_args("ffmpeg", "http://127.0.0.1:9/nothing", 22050)
-    source = FfmpegSource(args, 22050, 0.1, "stream test")
+    args = [
+        "ffmpeg",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-i",
+        "/nonexistent.wav",
+        "-f",
+        "s16le",
+        "-",
+    ]
+    source = FfmpegSource(args, 22050, 0.1, "file test")
     source.open()
     with pytest.raises(SourceError, match="ffmpeg exited"):
         while True:

@@ -29,6 +29,7 @@ def _feed(url: str, sleeper) -> CapUrlFeed:
         sleep=sleeper,
         rng=random.Random(3),
         policy=RetryPolicy(max_attempts=2, base_s=0.1, cap_s=0.2),
+        allow_private_hosts=("127.0.0.1",),
     )
 
 

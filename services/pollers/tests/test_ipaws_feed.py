@@ -45,6 +45,8 @@ def _feed(base: str, client: redis.Redis, ns: str, clock: Clock, sleeper) -> Ipa
         sleep=sleeper,
         rng=random.Random(1),
         clock=clock,
+        allow_private_hosts=("127.0.0.1",),
+        pin_origins=(base,),
     )
 
 

@@ -23,6 +23,7 @@ def _feed(base: str, sleeper, **kwargs) -> NwsApiFeed:
         sleep=sleeper,
         rng=random.Random(7),
         policy=kwargs.pop("policy", RetryPolicy(max_attempts=3, base_s=1.0, cap_s=8.0)),
+        allow_private_hosts=("127.0.0.1",),
         **kwargs,
     )
 

@@ -158,6 +158,7 @@ def test_changed_nws_zones_are_asked_for_by_the_next_cycle(
         redis_url=redis_url,
         bus_namespace=bus_namespace,
         nws_base_url=fake_server.url,
+        allow_private_hosts=["127.0.0.1"],
         heartbeat_interval_s=0.2,
         instance="test-follow-nws",
     )

@@ -76,6 +76,8 @@ async def test_health_metrics_asyncapi_and_headers(client):
         "send_system_alarm",
         "send_service_heartbeat",
         "receive_service_heartbeat",
+        "send_auth_revocations",
+        "receive_auth_revocations",
     }
     assert ready.headers["x-frame-options"] == "DENY"
     assert "default-src 'self'" in ready.headers["content-security-policy"]
@@ -105,3 +107,42 @@ async def test_own_heartbeat_appears_in_the_fleet(client, viewer):
         await asyncio.sleep(0.1)
     mine = next(i for i in view["instances"] if i["service"] == "station-api")
     assert mine["instance"] == "test-1" and "fleet_instances" in mine["figures"]
+
+
+async def test_readyz_names_the_failed_dependency_not_the_drivers_message(client):
+    runtime = client.app.state.runtime
+
+    async def broken() -> None:
+        raise ConnectionError("Error connecting to redis://:hunter2@10.1.2.3:6379 (v7.2.4)")
+
+    real, runtime.redis.ping = runtime.redis.ping, broken
+    try:
+        answer = await client.get("/readyz")
+    finally:
+        runtime.redis.ping = real
+    assert answer.status_code == 503
+    assert answer.json()["checks"]["redis"] == "error: unavailable"
+    assert "hunter2" not in answer.text and "10.1.2.3" not in answer.text
+
+
+async def test_docs_are_served_from_the_station_under_a_strict_csp(client):
+    import re
+
+    page = await client.get("/docs")
+    assert page.status_code == 200 and "swagger-ui" in page.text
+    # Nothing from another origin, and no inline script.
+    assert not re.search(r"(src|href)=\"(https?:)?//", page.text), page.text
+    assert "<script>" not in page.text
+    csp = page.headers["content-security-policy"]
+    assert (
+        "script-src 'self';" in csp
+        and "unsafe-inline" not in csp.split("script-src")[1].split(";")[0]
+    )
+    assert "cdn" not in csp
+    for asset in re.findall(r"(?:src|href)=\"([^\"]+)\"", page.text):
+        answer = await client.get(asset)
+        assert answer.status_code == 200 and answer.content, asset
+    assert (await client.get("/docs/../settings.py")).status_code == 404
+    assert (await client.get("/docs/index.html")).status_code == 404
+    spec = await client.get(re.search(r'data-openapi="([^"]+)"', page.text).group(1))
+    assert spec.status_code == 200 and spec.json()["openapi"].startswith("3.")

@@ -8,6 +8,7 @@ from servicekit.auth.permissions import Role
 from servicekit.auth.tokens import TokenSigner
 
 ADMIN = "root-admin"
+ADMIN_PASSWORD = "correct horse battery staple"
 
 
 async def test_crud_and_no_password_hash_in_any_answer(client, admin):
@@ -141,7 +142,13 @@ async def test_concurrent_demotions_leave_one_admin(client, admin):
         client.patch("/api/users/admin-two", json={"role": "viewer"}, headers=admin.headers),
     )
     assert sorted(r.status_code for r in results) == [200, 409]
-    users = (await client.get("/api/users", headers=admin.headers)).json()
+    # The demoted one's token is revoked; ask as whoever is still admin.
+    sessions = [
+        await client.login(ADMIN, ADMIN_PASSWORD),
+        await client.login("admin-two", "admin-two-password"),
+    ]
+    still = next(s for s in sessions if s.role == "admin")
+    users = (await client.get("/api/users", headers=still.headers)).json()
     assert sum(1 for u in users if u["role"] == "admin") == 1
 
 

@@ -43,6 +43,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from servicekit.logs import configure_logging
 from servicekit.manifest import ManifestError, ServiceManifest, installed
+from servicekit.proxy import LOOPBACK_HOSTS, HostPolicy
 from servicekit.settings import ServiceSettings, StoreSettings
 from servicekit.web import SECURITY_HEADERS
 
@@ -70,6 +71,16 @@ class GatewaySettings(ServiceSettings):
     )
     readiness_timeout_s: float = Field(default=5.0, gt=0)
     station_name: str = Field(default="EAS Station", max_length=120)
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(LOOPBACK_HOSTS),
+        description="Host names the station answers to, comma-separated (.example.org: and "
+        "its subdomains; *: any). Page origins opening /ws must be one of them too",
+    )
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        return _split(value)
 
     @field_validator("disable", mode="before")
     @classmethod
@@ -183,7 +194,7 @@ async def call_get(
         "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
-        "headers": [(b"host", b"gateway"), (b"accept", b"application/json")],
+        "headers": [(b"host", b"localhost"), (b"accept", b"application/json")],
         "client": ("127.0.0.1", 0),
         "server": ("gateway", 80),
         "state": dict(state or {}),
@@ -242,6 +253,7 @@ class Gateway:
             seen[prefix] = h.name
         self.routes = sorted(routes, key=lambda r: len(r[0]), reverse=True)
         self.started = False
+        self.hosts = HostPolicy(self.settings.allowed_hosts)
 
     # -- lifespan ---------------------------------------------------------------------------
 
@@ -303,10 +315,35 @@ class Gateway:
 
     # -- dispatch ---------------------------------------------------------------------------
 
+    async def _admitted(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        """Refuse a Host the station does not answer to, and a WebSocket from a page origin
+        it does not know (DNS rebinding; cross-site WebSocket hijacking)."""
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        host = headers.get("host")
+        if not self.hosts.host_allowed(host):
+            detail = f"Host {host!r} is not one this station answers to (EAS_GATEWAY_ALLOWED_HOSTS)"
+            await self._refuse(scope, receive, send, 421, detail)
+            return False
+        if scope["type"] == "websocket" and not self.hosts.origin_allowed(headers.get("origin")):
+            detail = f"Origin {headers.get('origin')!r} may not open this socket"
+            await self._refuse(scope, receive, send, 403, detail)
+            return False
+        return True
+
+    @staticmethod
+    async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, detail: str) -> None:
+        if scope["type"] == "websocket":
+            await receive()  # websocket.connect
+            await send({"type": "websocket.close", "code": 1008, "reason": detail[:120]})
+            return
+        await _json(send, status, {"detail": detail})
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "lifespan":
             await self._lifespan(scope, receive, send)
+            return
+        if not await self._admitted(scope, receive, send):
             return
         path: str = scope["path"]
         if kind == "http" and path == "/healthz":
@@ -450,6 +487,9 @@ def main(argv: list[str] | None = None) -> int:
         ws_per_message_deflate=False,
         timeout_graceful_shutdown=5,
         server_header=False,
+        # Uvicorn would trust X-Forwarded-For from loopback, i.e. from any local process;
+        # each hosted service believes only EAS_TRUSTED_PROXIES (servicekit.proxy).
+        proxy_headers=False,
     )
     return 0
 

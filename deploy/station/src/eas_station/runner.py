@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from eas_station.demo import DemoSetup, demo_dir
+from servicekit.auth.cli import MintRefused, mint_audited
 from servicekit.auth.permissions import Role
 from servicekit.auth.tokens import TokenSigner, write_keypair
 from servicekit.embedded import EmbeddedRedis
@@ -64,9 +67,23 @@ def station_env(
     env = dict(os.environ)
     embedded: EmbeddedRedis | None = None
     if not env.get("EAS_REDIS_URL"):
-        embedded = EmbeddedRedis(data_dir / "redis", persist=True)
+        # A fresh password each start: only the station's own processes (its environment)
+        # and its owner (the 0600 url file, for `eas-station token`) can use the bus.
+        embedded = EmbeddedRedis(
+            data_dir / "redis", persist=True, password=secrets.token_urlsafe(24)
+        )
         env["EAS_REDIS_URL"] = embedded.start()
-        log.info("no EAS_REDIS_URL: embedded Redis-compatible server at %s", env["EAS_REDIS_URL"])
+        url_file = data_dir / "redis" / "url"
+        url_file.unlink(missing_ok=True)
+        fd = os.open(url_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(env["EAS_REDIS_URL"])
+        log.info(
+            "no EAS_REDIS_URL: embedded Redis-compatible server on 127.0.0.1:%d (password "
+            "required; the URL is in %s)",
+            embedded.port,
+            url_file,
+        )
     if not env.get("EAS_DATABASE_URL"):
         env["EAS_DATABASE_URL"] = f"sqlite+aiosqlite:///{(data_dir / 'eas-station.db').resolve()}"
         log.info("no EAS_DATABASE_URL: SQLite at %s", data_dir / "eas-station.db")
@@ -89,6 +106,16 @@ def station_env(
         env["EAS_ANONYMOUS_READ"] = (
             "true" if args.host in ("127.0.0.1", "localhost", "::1") else "false"
         )
+    # The names the station answers to (DNS rebinding): loopback, plus the bound address and
+    # this machine's name when it listens beyond loopback. Other names: EAS_GATEWAY_ALLOWED_HOSTS.
+    if "EAS_GATEWAY_ALLOWED_HOSTS" not in env:
+        hosts = ["localhost", "127.0.0.1", "::1"]
+        if args.host not in hosts:
+            name = socket.gethostname()
+            hosts += [name, f"{name}.local", socket.getfqdn()]
+            if args.host not in ("0.0.0.0", "::"):
+                hosts.append(args.host)
+        env["EAS_GATEWAY_ALLOWED_HOSTS"] = ",".join(dict.fromkeys(hosts))
     env.setdefault("EAS_MONITOR_DATA_DIR", str((data_dir / "eas-monitor").resolve()))
     env.setdefault("AUDIO_CONTROL_AIRED_DIR", str((data_dir / "aired").resolve()))
     if not env.get("POLLERS_CAP_FOLDER") and env.get("EAS_CAP_FOLDER"):
@@ -201,11 +228,26 @@ def main(argv: list[str] | None = None) -> int:
             args.source, args.target, args.data_dir, args.flask_secret_key_file, args.dry_run
         )
     if args.command == "token":
+        # The mint is audited on the station's bus: the embedded one, while the station runs.
+        url_file = args.data_dir / "redis" / "url"
+        if not os.environ.get("EAS_REDIS_URL") and url_file.exists():
+            os.environ["EAS_REDIS_URL"] = url_file.read_text().strip()
         key = args.data_dir / "keys" / "signing.pem"
         if not key.exists():
             print(f"no signing key at {key}: run the station once first", file=sys.stderr)
             return 2
-        print(TokenSigner(key.read_text()).mint("station-cli", Role(args.role), ttl_s=args.ttl))
+        try:
+            minted = mint_audited(
+                TokenSigner(key.read_text()),
+                "station-cli",
+                Role(args.role),
+                args.ttl,
+                "eas-station",
+            )
+        except MintRefused as exc:
+            print(str(exc), file=sys.stderr)
+            return 2
+        print(minted)
         return 0
     args.data_dir.mkdir(parents=True, exist_ok=True)
     data_dir = args.data_dir

@@ -43,9 +43,11 @@ from eas_schemas.system_events import (
     AUDIT_RECORD_TYPE,
     OUTPUT_ALARM_TYPE,
     SYSTEM_ALARM_TYPE,
+    TOKEN_REVOKED_TYPE,
     AuditRecord,
     OutputAlarm,
     SystemAlarm,
+    TokenRevoked,
 )
 
 
@@ -194,6 +196,7 @@ EVENT_TYPES: tuple[EventTypeSpec, ...] = (
     _spec(SYSTEM_ALARM_TYPE, streams.SYSTEM_ALARMS, SystemAlarm, "Instance down or back up"),
     _spec(OUTPUT_ALARM_TYPE, streams.SYSTEM_ALARMS, OutputAlarm, "Playout output failed"),
     _spec(AUDIT_RECORD_TYPE, streams.AUDIT_RECORDS, AuditRecord, "Privileged action to audit"),
+    _spec(TOKEN_REVOKED_TYPE, streams.AUTH_REVOCATIONS, TokenRevoked, "Access tokens revoked"),
     _spec(SAME_HEADER_TYPE, streams.SAME_EVENTS, SameHeaderEvent, "SAME header heard"),
     _spec(SAME_EOM_TYPE, streams.SAME_EVENTS, SameEomEvent, "SAME end of message heard"),
     _spec(SAME_ATTENTION_TONE_TYPE, streams.SAME_EVENTS, SameAttentionToneEvent, "Attention tone"),

@@ -114,6 +114,14 @@ AUDIT_RECORDS = StreamSpec(
     public=False,
 )
 
+AUTH_REVOCATIONS = StreamSpec(
+    "auth.revocations",
+    "Access tokens revoked before their expiry (logout; a user disabled, demoted, deleted or "
+    "given a new password): every verifier and the broadcaster honour them.",
+    Retention.STATUS,
+    public=False,
+)
+
 RELAY_DECISIONS = StreamSpec(
     "relay.decisions",
     "audio-control's relay decisions: relay.decision, the whole current state of a decision "
@@ -134,6 +142,7 @@ ALL_STREAMS: tuple[StreamSpec, ...] = (
     SETTINGS_CHANGED,
     SYSTEM_ALARMS,
     AUDIT_RECORDS,
+    AUTH_REVOCATIONS,
     RELAY_DECISIONS,
     PLAYOUT_EVENTS,
     PLAYOUT_COMMANDS,

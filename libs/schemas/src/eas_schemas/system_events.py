@@ -14,6 +14,7 @@ SYSTEM_ALARM_TYPE = "system.alarm"
 # on the same stream as instance alarms, so whoever watches the station's health sees it.
 OUTPUT_ALARM_TYPE = "system.output_alarm"
 AUDIT_RECORD_TYPE = "audit.record"
+TOKEN_REVOKED_TYPE = "auth.token_revoked"  # noqa: S105 - an event type, not a secret
 
 
 class InstanceState(StrEnum):
@@ -74,3 +75,21 @@ class AuditRecord(BaseModel):
 # beside the payload it carries.
 AUDIT_RECORDS = streams.AUDIT_RECORDS
 STATION_API_GROUP = streams.STATION_API_GROUP
+
+
+class TokenRevoked(BaseModel):
+    """Access tokens that stop being valid before their ``exp``.
+
+    With ``token_id``: that one token (a logout). Without: every token of ``subject`` issued
+    at or before ``not_before`` (disable, demote, delete, password change). ``until`` is when
+    the revocation can be forgotten: no token it covers is valid after it anyway.
+    """
+
+    subject: str = Field(min_length=1, max_length=128)
+    token_id: str | None = Field(default=None, max_length=64)
+    not_before: float = Field(description="epoch seconds: tokens issued at or before are void")
+    until: float = Field(description="epoch seconds after which this entry no longer matters")
+    reason: str = Field(max_length=64)
+
+
+AUTH_REVOCATIONS = streams.AUTH_REVOCATIONS

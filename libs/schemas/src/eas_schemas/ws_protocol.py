@@ -97,6 +97,7 @@ class ErrorCode(StrEnum):
     BAD_FILTER = "bad_filter"  # a filter the topic does not support
     NOT_AUTHENTICATED = "not_authenticated"  # a request before auth completed
     BAD_TOKEN = "bad_token"  # noqa: S105 - an `auth` message while connected whose token failed
+    FORBIDDEN_TOPIC = "forbidden_topic"  # the role may not read that topic
 
 
 class _Message(BaseModel):

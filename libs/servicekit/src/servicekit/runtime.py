@@ -31,9 +31,11 @@ from fastapi import APIRouter, FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from servicekit.auth.loading import load_verifier
+from servicekit.auth.revocation import RevocationList, follow_revocations
 from servicekit.auth.tokens import TokenVerifier
 from servicekit.bus import AsyncBus, async_redis
 from servicekit.db import make_engine
+from servicekit.docs import install_docs
 from servicekit.heartbeat import Figures, run_heartbeat
 from servicekit.settings import ServiceSettings, StoreSettings
 from servicekit.tasks import every
@@ -78,8 +80,20 @@ class ServiceRuntime:
             else None
         )
         self.verifier = verifier if verifier is not None else load_verifier(settings)
+        self.revocations = RevocationList()
         self.stop = asyncio.Event()
         self.tasks: list[asyncio.Task[Any]] = []
+
+    def follow_revocations(self) -> None:
+        """Honour revoked access tokens in this service's verifier (whichever it ends up with)."""
+        if self.verifier is not None:
+            self.verifier.revocations = self.revocations
+        self.spawn(
+            follow_revocations(
+                self.redis, self.settings.bus_namespace, self.revocations, self.stop
+            ),
+            name="revocations",
+        )
 
     @property
     def engine(self) -> AsyncEngine:
@@ -174,13 +188,23 @@ def service_app(
             log.warning("no auth public key configured: every protected route will answer 401")
         try:
             async with setup(app, runtime):
+                # After setup: station-api puts its own verifier in place there.
+                app.state.verifier = runtime.verifier
+                runtime.follow_revocations()
                 yield
         finally:
             await runtime.aclose()
 
     app = FastAPI(
-        title=info.title, version=info.version, description=info.description, lifespan=lifespan
+        title=info.title,
+        version=info.version,
+        description=info.description,
+        lifespan=lifespan,
+        # Served from the station (servicekit.docs), not from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
+    install_docs(app, info.title)
     for router in routers:
         app.include_router(router)
 

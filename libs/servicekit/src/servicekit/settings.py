@@ -5,14 +5,18 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+
+from servicekit.proxy import parse_networks
 
 
 def default_instance() -> str:
@@ -56,6 +60,25 @@ class ServiceSettings(BaseSettings):
     )
     max_request_bytes: int = Field(default=1_048_576, gt=0)
     cors_origins: list[str] = Field(default_factory=list)
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="addresses or CIDR networks of the reverse proxies whose X-Forwarded-For "
+        "and X-Forwarded-Proto are believed (comma-separated); empty: none, the socket's "
+        "peer is the client",
+    )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        parse_networks(value)
+        return value
 
 
 class StoreSettings(ServiceSettings):

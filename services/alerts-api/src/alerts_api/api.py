@@ -27,6 +27,7 @@ from eas_schemas.cap import CapCertainty, CapSeverity, CapStatus, CapUrgency
 from eas_schemas.events import FeedKind
 from eas_schemas.same_codes import SameEventCode, SameLocationCode, UgcCode
 from eas_schemas.text import CleanText, UtcTime
+from servicekit.auth.audit import audit_request
 from servicekit.auth.dependencies import require
 from servicekit.auth.permissions import Permission
 from servicekit.auth.tokens import Principal
@@ -209,6 +210,13 @@ async def create_alert(
     service = _service(request)
     cap = body.to_cap(service.station_sender, principal.subject)
     alert_id = await service.create_manual(cap, principal.subject)
+    await audit_request(
+        request,
+        "alert.create",
+        principal,
+        target=f"alert/{alert_id}",
+        detail={"event": cap.infos[0].event if cap.infos else None, "msg_type": cap.msg_type},
+    )
     return _created(await service.created(alert_id))
 
 
@@ -230,5 +238,8 @@ async def cancel_alert(
     service = _service(request)
     cancel_id = await service.cancel_by_operator(
         alert_id, principal.subject, body.note if body else None
+    )
+    await audit_request(
+        request, "alert.cancel", principal, target=f"alert/{alert_id}", detail={"cancel": cancel_id}
     )
     return _created(await service.created(cancel_id))

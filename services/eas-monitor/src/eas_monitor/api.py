@@ -27,6 +27,7 @@ from eas_schemas.monitor_events import (
     MonitorStatus,
 )
 from eas_schemas.text import UtcTime
+from servicekit.auth.audit import audit_request
 from servicekit.auth.dependencies import require
 from servicekit.auth.permissions import Permission
 from servicekit.auth.tokens import Principal
@@ -66,8 +67,18 @@ async def list_inputs(svc: Svc, _: Reader) -> list[InputOut]:
     summary="Add an input (stopped; start it with /start)",
     responses={409: _ERR, 422: unprocessable("the configuration cannot work here")},
 )
-async def create_input(body: InputCreate, svc: Svc, _: Writer) -> InputOut:
-    return InputOut.of(await svc.create_input(body.name, body.config))
+async def create_input(
+    request: Request, body: InputCreate, svc: Svc, principal: Writer
+) -> InputOut:
+    view = await svc.create_input(body.name, body.config)
+    await audit_request(
+        request,
+        "input.create",
+        principal,
+        target=f"input/{view.id}",
+        detail={"name": view.name, "kind": view.kind.value},
+    )
+    return InputOut.of(view)
 
 
 @router.get("/inputs/{input_id}", summary="One input", responses={404: _ERR})
@@ -80,8 +91,15 @@ async def get_input(input_id: InputId, svc: Svc, _: Reader) -> InputOut:
     summary="Rename or reconfigure an input (a running one restarts with it)",
     responses={404: _ERR, 409: _ERR, 422: unprocessable("the configuration cannot work here")},
 )
-async def update_input(input_id: InputId, body: InputUpdate, svc: Svc, _: Writer) -> InputOut:
-    return InputOut.of(await svc.update_input(input_id, body.name, body.config))
+async def update_input(
+    request: Request, input_id: InputId, body: InputUpdate, svc: Svc, principal: Writer
+) -> InputOut:
+    view = await svc.update_input(input_id, body.name, body.config)
+    changed = [f for f in ("name", "config") if getattr(body, f) is not None]
+    await audit_request(
+        request, "input.update", principal, target=f"input/{input_id}", detail={"changed": changed}
+    )
+    return InputOut.of(view)
 
 
 @router.delete(
@@ -90,8 +108,11 @@ async def update_input(input_id: InputId, body: InputUpdate, svc: Svc, _: Writer
     summary="Stop and remove an input (its decode history stays)",
     responses={404: _ERR},
 )
-async def delete_input(input_id: InputId, svc: Svc, _: Writer) -> Response:
+async def delete_input(
+    request: Request, input_id: InputId, svc: Svc, principal: Writer
+) -> Response:
     await svc.delete_input(input_id)
+    await audit_request(request, "input.delete", principal, target=f"input/{input_id}")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -105,8 +126,10 @@ async def delete_input(input_id: InputId, svc: Svc, _: Writer) -> Response:
         504: error("not confirmed in time; still being retried"),
     },
 )
-async def start_input(input_id: InputId, svc: Svc, _: Writer) -> InputOut:
-    return InputOut.of(await svc.start_input(input_id))
+async def start_input(request: Request, input_id: InputId, svc: Svc, principal: Writer) -> InputOut:
+    view = await svc.start_input(input_id)
+    await audit_request(request, "input.start", principal, target=f"input/{input_id}")
+    return InputOut.of(view)
 
 
 @router.post(
@@ -114,8 +137,10 @@ async def start_input(input_id: InputId, svc: Svc, _: Writer) -> InputOut:
     summary="Stop an input and answer once its worker is confirmed gone",
     responses={404: _ERR, 503: _ERR, 504: _ERR},
 )
-async def stop_input(input_id: InputId, svc: Svc, _: Writer) -> InputOut:
-    return InputOut.of(await svc.stop_input(input_id))
+async def stop_input(request: Request, input_id: InputId, svc: Svc, principal: Writer) -> InputOut:
+    view = await svc.stop_input(input_id)
+    await audit_request(request, "input.stop", principal, target=f"input/{input_id}")
+    return InputOut.of(view)
 
 
 @router.get(
@@ -182,8 +207,9 @@ async def get_clip(
     },
 )
 async def decode_upload(
+    request: Request,
     svc: Svc,
-    _: Writer,
+    principal: Writer,
     file: Annotated[UploadFile, File(description="WAV or FLAC audio")],
 ) -> UploadDecoded:
     limit = svc.settings.upload_max_bytes
@@ -193,4 +219,16 @@ async def decode_upload(
     if len(data) > limit:
         raise TooLarge(f"the upload is over the limit of {limit} bytes")
     # Decoding is CPU work (tens of ms per minute of audio): keep it off the event loop.
-    return UploadDecoded(**await asyncio.to_thread(svc.decode_upload, data))
+    decoded = await asyncio.to_thread(svc.decode_upload, data)
+    await audit_request(
+        request,
+        "upload.decode",
+        principal,
+        target="upload",
+        detail={
+            "file": (file.filename or "")[:120],
+            "bytes": len(data),
+            "headers": sum(1 for e in decoded["events"] if e.get("type") == "header"),
+        },
+    )
+    return UploadDecoded(**decoded)

@@ -3,17 +3,27 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import stat
 import subprocess
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import soundfile as sf
-from pydantic import AnyUrl, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import (
+    AnyUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    field_validator,
+)
 
 from eas_schemas.monitor_events import InputKind
+from servicekit.outbound import has_userinfo, is_public, strip_userinfo
 
 ASOUND_CARDS = Path("/proc/asound/cards")
 
@@ -44,7 +54,16 @@ class PcmTcpConfig(_Config):
 
 class StreamConfig(_Config):
     kind: Literal[InputKind.STREAM] = InputKind.STREAM
-    url: AnyUrl = Field(description="http:// or https:// stream (Icecast, HTTP audio)")
+    url: AnyUrl = Field(
+        description="http:// or https:// stream (Icecast, HTTP audio). Credentials given as "
+        "user:password@ are kept server-side: views show the URL without them and "
+        "`credentials: true`; an update with the same origin and no credentials keeps them"
+    )
+    allow_private: bool = Field(
+        default=False,
+        description="allow the host (and any redirect) to be a private, loopback or "
+        "link-local address, e.g. an Icecast server on the LAN",
+    )
 
     @field_validator("url")
     @classmethod
@@ -55,6 +74,50 @@ class StreamConfig(_Config):
         if not url.host:
             raise ValueError("URL has no host")
         return url
+
+    def literal_address_problem(self) -> str | None:
+        """A literal private address without ``allow_private`` (a name is checked at each
+        connection). Checked on what the API receives, not on stored rows: a configuration
+        saved before this rule existed still loads, and is refused when it connects."""
+        host = (self.url.host or "").strip("[]")
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return None
+        if not self.allow_private and not is_public(address):
+            return f"{host} is a private or local address: set allow_private to monitor it"
+        return None
+
+    credentials: bool = Field(
+        default=False,
+        description="read-only, in views: credentials are stored for this URL (ignored on input)",
+    )
+
+    @property
+    def has_credentials(self) -> bool:
+        return has_userinfo(str(self.url))
+
+    def public(self) -> StreamConfig:
+        """The configuration as a view shows it: the URL without its credentials."""
+        return self.model_copy(
+            update={
+                "url": AnyUrl(strip_userinfo(str(self.url))),
+                "credentials": self.has_credentials,
+            }
+        )
+
+    def keeping_credentials_of(self, old: StreamConfig) -> StreamConfig:
+        """An update that repeats the shown URL (same origin, no credentials) keeps the stored
+        credentials: they are write-only, so a client cannot send them back."""
+        if self.has_credentials or not old.has_credentials:
+            return self
+        mine, theirs = urlsplit(str(self.url)), urlsplit(str(old.url))
+        if (mine.scheme, mine.hostname, mine.port) != (theirs.scheme, theirs.hostname, theirs.port):
+            return self
+        userinfo = theirs.netloc.rsplit("@", 1)[0]
+        return self.model_copy(
+            update={"url": AnyUrl(urlunsplit(mine._replace(netloc=f"{userinfo}@{mine.netloc}")))}
+        )
 
 
 class DeviceConfig(_Config):

@@ -13,7 +13,7 @@ from pydantic import (
     model_validator,
 )
 
-from eas_monitor.inputs import InputConfig
+from eas_monitor.inputs import InputConfig, StreamConfig
 from eas_monitor.service import InputView
 from eas_schemas.monitor_events import (
     SAME_ATTENTION_TONE_TYPE,
@@ -32,6 +32,10 @@ def _usable_config(config: InputConfig | None) -> InputConfig | None:
     path = getattr(config, "path", None)
     if isinstance(path, str) and any(ord(c) < 0x20 or c == "\x7f" for c in path):
         raise ValueError("path must not contain control characters (such as NUL)")
+    if isinstance(config, StreamConfig):
+        problem = config.literal_address_problem()
+        if problem:
+            raise ValueError(problem)
     return config
 
 

@@ -14,17 +14,23 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import soundfile as sf
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from eas_monitor import repository as repo
 from eas_monitor.clips import clip_file_name
-from eas_monitor.inputs import InputConfig, InputConfigError, check_machine, config_adapter
+from eas_monitor.inputs import (
+    InputConfig,
+    InputConfigError,
+    StreamConfig,
+    check_machine,
+    config_adapter,
+)
 from eas_monitor.settings import EasMonitorSettings
 from eas_monitor.supervisor import InputRecord, Supervisor
 from eas_same import HeaderDecoded, SameDecoder
+from eas_same.audiofile import TooMuchAudio, mono_blocks
 from eas_same.header import describe_location
 from eas_schemas.envelope import EventEnvelope
 from eas_schemas.monitor_events import (
@@ -44,6 +50,7 @@ from servicekit.errors import (
     Invalid,
     NotConfirmed,
     NotFound,
+    TooLarge,
     Unavailable,
     Unsupported,
 )
@@ -74,6 +81,12 @@ def _record(row: dict[str, Any]) -> InputRecord:
         config=config_adapter.validate_json(row["config"]),
         wanted_running=bool(row["wanted_running"]),
     )
+
+
+def _stored(config: InputConfig) -> str:
+    if isinstance(config, StreamConfig):
+        config = config.model_copy(update={"credentials": False})  # a view-only field
+    return config.model_dump_json()
 
 
 def encode_cursor(at: datetime, decode_id: int) -> str:
@@ -128,11 +141,14 @@ class MonitorService:
 
     def _view(self, row: dict[str, Any]) -> InputView:
         rec = _record(row)
+        config = rec.config
+        if isinstance(config, StreamConfig):
+            config = config.public()  # credentials are write-only
         return InputView(
             id=rec.id,
             name=rec.name,
             kind=rec.kind,
-            config=rec.config,
+            config=config,
             wanted_running=rec.wanted_running,
             created_at=row["created_at"],
             updated_at=row["updated_at"],
@@ -173,7 +189,7 @@ class MonitorService:
         values = {
             "name": name,
             "kind": config.kind.value,
-            "config": config.model_dump_json(),
+            "config": _stored(config),
             "wanted_running": False,
             "created_at": now,
             "updated_at": now,
@@ -203,8 +219,11 @@ class MonitorService:
                     "its kind",
                     loc=("body", "config", "kind"),
                 )
+            old = _record(row).config
+            if isinstance(config, StreamConfig) and isinstance(old, StreamConfig):
+                config = config.keeping_credentials_of(old)
             await self._check(config)
-            values["config"] = config.model_dump_json()
+            values["config"] = _stored(config)
         async with self._lock():
             try:
                 async with self.engine.begin() as conn:
@@ -413,27 +432,36 @@ class MonitorService:
 
     # ------------------------------------------------------------------ uploads
     def decode_upload(self, data: bytes) -> dict[str, Any]:
-        """Decode a whole WAV/FLAC file; raises Unsupported/Invalid on anything else."""
+        """Decode a WAV/FLAC file in bounded blocks; raises Unsupported/Invalid/TooLarge."""
         if not data:
             raise Invalid("the uploaded file is empty", loc=_UPLOAD)
+        limit = self.settings.upload_max_samples
+        frames = 0
         try:
             with sf.SoundFile(io.BytesIO(data)) as f:
                 fmt, rate, channels = f.format, int(f.samplerate), int(f.channels)
-                samples = f.read(dtype="float32", always_2d=True)
+                if fmt not in UPLOAD_FORMATS:
+                    raise Unsupported(f"the upload is {fmt} audio; send WAV or FLAC")
+                if rate < 6000:
+                    raise Invalid(
+                        f"the audio is sampled at {rate} Hz; SAME decoding needs 6000 Hz or more",
+                        loc=_UPLOAD,
+                    )
+                decoder = SameDecoder(rate)
+                events = []
+                # Streaming into the decoder: memory stays one block whatever the length.
+                for block in mono_blocks(f, limit):
+                    frames += len(block)
+                    events.extend(decoder.feed(block))
+        except TooMuchAudio as exc:
+            raise TooLarge(
+                f"the upload holds {exc.samples} samples (frames x channels); the limit is "
+                f"{limit} (EAS_MONITOR_UPLOAD_MAX_SAMPLES)"
+            ) from exc
         except (RuntimeError, sf.LibsndfileError) as exc:
             raise Unsupported("the upload is not a readable WAV or FLAC audio file") from exc
-        if fmt not in UPLOAD_FORMATS:
-            raise Unsupported(f"the upload is {fmt} audio; send WAV or FLAC")
-        if rate < 6000:
-            raise Invalid(
-                f"the audio is sampled at {rate} Hz; SAME decoding needs 6000 Hz or more",
-                loc=_UPLOAD,
-            )
-        if len(samples) == 0:
+        if frames == 0:
             raise Invalid("the file holds no audio", loc=_UPLOAD)
-        mono = samples.mean(axis=1) if channels > 1 else samples[:, 0]
-        decoder = SameDecoder(rate)
-        events = decoder.feed(np.asarray(mono, dtype=np.float64))
         events.extend(decoder.flush())
         now = datetime.now(UTC)
         out: list[dict[str, Any]] = []
@@ -449,7 +477,7 @@ class MonitorService:
             "format": fmt,
             "rate": rate,
             "channels": channels,
-            "duration_s": round(len(mono) / rate, 3),
+            "duration_s": round(frames / rate, 3),
             "events": out,
             "stats": decoder.stats.as_dict(),
         }

@@ -78,6 +78,12 @@ class EasMonitorSettings(StoreSettings):
 
     # API
     upload_max_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+    upload_max_samples: int = Field(
+        default=48_000 * 2 * 600,
+        gt=0,
+        description="frames x channels an upload may hold (default: 10 min of 48 kHz stereo); "
+        "compressed silence makes a small file declare hours",
+    )
     max_request_bytes: int = Field(default=21 * 1024 * 1024, gt=0)
     page_size_max: int = Field(default=200, ge=1)
     run_consumer: bool = True

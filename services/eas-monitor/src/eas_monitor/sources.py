@@ -9,6 +9,7 @@ normally (a file that is not looped); ``SourceError`` is a failure worth retryin
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import select
 import socket
@@ -23,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 import soundfile as sf
 
+from eas_monitor.httpstream import OpenStream, StreamOpenError, ffmpeg_pipe_args, open_stream
 from eas_monitor.inputs import (
     DeviceConfig,
     FileConfig,
@@ -31,6 +33,7 @@ from eas_monitor.inputs import (
     PcmTcpConfig,
     StreamConfig,
 )
+from servicekit.outbound import redact, strip_userinfo
 
 Chunk = npt.NDArray[np.int16]
 
@@ -262,15 +265,55 @@ class FfmpegSource:
             self._proc = None
 
 
-def ffmpeg_stream_args(ffmpeg: str, url: str, rate: int) -> list[str]:
-    return [
-        ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin",
-        # ffmpeg's own reconnect covers short drops inside one connection; the worker's
-        # backoff loop covers the rest (ffmpeg exiting).
-        "-reconnect", "1", "-reconnect_streamed", "1", "-reconnect_delay_max", "10",
-        "-rw_timeout", "15000000",
-        "-i", url, "-vn", "-f", "s16le", "-ac", "1", "-ar", str(rate), "-",
-    ]  # fmt: skip
+class StreamSource(FfmpegSource):
+    """An HTTP(S) stream: we fetch it (eas_monitor.httpstream), ffmpeg decodes it from a pipe,
+    so the URL and its credentials never reach ffmpeg's command line. A dropped connection
+    ends ffmpeg's input; the worker's backoff loop reconnects."""
+
+    def __init__(self, cfg: StreamConfig, ffmpeg: str, rate: int, chunk_s: float) -> None:
+        super().__init__([], rate, chunk_s, f"stream {strip_userinfo(str(cfg.url))}")
+        self.cfg = cfg
+        self.ffmpeg = ffmpeg
+        self._stream: OpenStream | None = None
+
+    def open(self) -> None:
+        try:
+            self._stream = open_stream(str(self.cfg.url), allow_private=self.cfg.allow_private)
+        except StreamOpenError as exc:
+            raise SourceError(str(exc)) from None
+        self.args = ffmpeg_pipe_args(self.ffmpeg, self._stream.demuxer, self.rate)
+        try:
+            self._proc = subprocess.Popen(
+                self.args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+        except OSError as exc:
+            self._stream.close()
+            raise SourceConfigError(f"cannot run {self.args[0]}: {exc}") from exc
+        assert self._proc.stderr is not None and self._proc.stdin is not None
+        threading.Thread(target=self._drain, args=(self._proc.stderr,), daemon=True).start()
+        threading.Thread(
+            target=self._pump, args=(self._stream, self._proc.stdin), daemon=True
+        ).start()
+
+    def _pump(self, stream: OpenStream, sink: IO[bytes]) -> None:
+        try:
+            while True:
+                data = stream.response.read1(65536)
+                if not data:
+                    break
+                sink.write(data)
+        except (OSError, ValueError, http.client.HTTPException) as exc:
+            self._stderr.append(f"stream read failed: {redact(str(exc)) or type(exc).__name__}")
+        finally:
+            with contextlib.suppress(OSError, ValueError):
+                sink.close()
+            stream.close()
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+        super().close()
 
 
 def ffmpeg_device_args(ffmpeg: str, device: str, rate: int) -> list[str]:
@@ -288,8 +331,7 @@ def make_source(cfg: InputConfig, *, ffmpeg: str, stream_rate: int, chunk_s: flo
     if isinstance(cfg, PcmTcpConfig):
         return PcmTcpSource(cfg, chunk_s)
     if isinstance(cfg, StreamConfig):
-        args = ffmpeg_stream_args(ffmpeg, str(cfg.url), stream_rate)
-        return FfmpegSource(args, stream_rate, chunk_s, f"stream {cfg.url}")
+        return StreamSource(cfg, ffmpeg, stream_rate, chunk_s)
     if isinstance(cfg, DeviceConfig):
         args = ffmpeg_device_args(ffmpeg, cfg.device, cfg.rate)
         return FfmpegSource(args, cfg.rate, chunk_s, f"device {cfg.device}")

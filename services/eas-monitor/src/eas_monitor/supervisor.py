@@ -39,6 +39,7 @@ from eas_schemas.monitor_events import (
 )
 from eas_schemas.streams import MONITOR_STATUS
 from servicekit.bus import AsyncBus
+from servicekit.outbound import redact
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,8 @@ class Runtime:
             last_header_at=self.last_header_at,
             restarts=self.restarts,
             errors=self.errors,
-            last_error=self.last_error,
+            # Errors quote URLs (a stream's, a redirect's): never with their credentials.
+            last_error=redact(self.last_error) if self.last_error else None,
             since=self.since,
             updated_at=_now(),
         )

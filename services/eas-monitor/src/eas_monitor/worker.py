@@ -44,6 +44,7 @@ from eas_schemas.monitor_events import (
 )
 from eas_schemas.streams import AUDIO_METRICS
 from servicekit.bus import SyncBus, sync_redis
+from servicekit.outbound import redact
 
 if TYPE_CHECKING:
     from eas_same import SameDecoder
@@ -188,6 +189,7 @@ class Worker:
 
     def fail(self, error: str) -> None:
         self.errors += 1
+        error = redact(error)
         self.last_error = error[:500]
         log.warning("input %s: %s", self.spec.input_id, error)
 

@@ -2,6 +2,11 @@
 
 Responses are streamed and cut off at a byte limit (after decompression, so a gzip bomb is
 bounded too) and at an overall deadline (a read timeout alone lets a server trickle forever).
+
+Redirects are followed here, not by httpx, so each hop is checked by a ``UrlGuard``: http(s)
+only, and a host that resolves to a private or loopback address only when the operator listed
+it (``POLLERS_ALLOW_PRIVATE_HOSTS``). Query parameters (the IPAWS PIN) go to the first URL
+only, never to where it redirects.
 """
 
 from __future__ import annotations
@@ -9,12 +14,15 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 import httpx
+
+from servicekit.outbound import BlockedAddress, check_public, strip_userinfo
+from servicekit.outbound import redact as redact_userinfo
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +40,32 @@ def real_sleep(seconds: float) -> bool:
     return False
 
 
+MAX_REDIRECTS = 5
+
+
 class ResponseTooLarge(Exception):
     pass
+
+
+class BlockedUrl(Exception):
+    """A URL (or a redirect) the poller may not fetch; retrying will not help."""
+
+
+class UrlGuard:
+    def __init__(self, allow_private_hosts: Iterable[str] = ()) -> None:
+        self.allow_private_hosts = frozenset(h.strip().lower() for h in allow_private_hosts)
+
+    def check(self, url: httpx.URL) -> None:
+        if url.scheme not in ("http", "https") or not url.host:
+            raise BlockedUrl(f"{strip_userinfo(str(url))}: only http(s) URLs are fetched")
+        port = url.port or (443 if url.scheme == "https" else 80)
+        host = url.host.lower()
+        try:
+            check_public(host, port, allow_private=host in self.allow_private_hosts)
+        except BlockedAddress as exc:
+            raise BlockedUrl(f"{exc} (POLLERS_ALLOW_PRIVATE_HOSTS)") from None
+        except OSError:
+            return  # httpx reports the failed lookup itself, as a retryable ConnectError
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +107,8 @@ def make_client(
         connect=connect_timeout_s, read=read_timeout_s, write=read_timeout_s, pool=connect_timeout_s
     )
     headers = {"User-Agent": user_agent} if user_agent else None
-    # Redirects are followed (feeds move), but only http(s): httpx refuses other schemes.
-    return httpx.Client(timeout=timeout, headers=headers, follow_redirects=True)
+    # Redirects are followed by get_bounded, which checks every hop.
+    return httpx.Client(timeout=timeout, headers=headers, follow_redirects=False)
 
 
 def get_bounded(
@@ -87,22 +119,33 @@ def get_bounded(
     headers: Mapping[str, str] | None = None,
     max_bytes: int,
     deadline_s: float,
+    guard: UrlGuard | None = None,
 ) -> HttpResult:
     started = time.monotonic()
-    with client.stream("GET", url, params=params, headers=headers) as response:
-        length = response.headers.get("content-length")
-        if length and length.isdigit() and int(length) > max_bytes:
-            raise ResponseTooLarge(f"response over {max_bytes} bytes (Content-Length {length})")
-        chunks: list[bytes] = []
-        received = 0
-        for chunk in response.iter_bytes():
-            received += len(chunk)
-            if received > max_bytes:
-                raise ResponseTooLarge(f"response over {max_bytes} bytes")
-            if time.monotonic() - started > deadline_s:
-                raise httpx.ReadTimeout(f"response not complete within {deadline_s:.0f} s")
-            chunks.append(chunk)
-        return HttpResult(response.status_code, response.headers, b"".join(chunks), str(url))
+    target = httpx.URL(url, params=params) if params else httpx.URL(url)
+    for _ in range(MAX_REDIRECTS + 1):
+        if guard is not None:
+            guard.check(target)
+        with client.stream("GET", target, headers=headers) as response:
+            location = response.headers.get("location")
+            if response.is_redirect and location:
+                # Relative to where we are; httpx sends URL user-info to that hop alone.
+                target = target.join(location)
+                continue
+            length = response.headers.get("content-length")
+            if length and length.isdigit() and int(length) > max_bytes:
+                raise ResponseTooLarge(f"response over {max_bytes} bytes (Content-Length {length})")
+            chunks: list[bytes] = []
+            received = 0
+            for chunk in response.iter_bytes():
+                received += len(chunk)
+                if received > max_bytes:
+                    raise ResponseTooLarge(f"response over {max_bytes} bytes")
+                if time.monotonic() - started > deadline_s:
+                    raise httpx.ReadTimeout(f"response not complete within {deadline_s:.0f} s")
+                chunks.append(chunk)
+            return HttpResult(response.status_code, response.headers, b"".join(chunks), str(url))
+    raise BlockedUrl(f"{strip_userinfo(url)}: more than {MAX_REDIRECTS} redirects")
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -132,7 +175,8 @@ def fetch_with_retries(
     policy: RetryPolicy,
     sleep: Sleeper,
     rng: random.Random,
-    redact: Callable[[str], str] = lambda s: s,
+    redact: Callable[[str], str] = redact_userinfo,
+    guard: UrlGuard | None = None,
 ) -> FetchOutcome:
     """GET until a non-retryable answer, the attempts run out, or ``sleep`` says stop.
 
@@ -151,10 +195,11 @@ def fetch_with_retries(
                 headers=headers,
                 max_bytes=max_bytes,
                 deadline_s=deadline_s,
+                guard=guard,
             )
-        except ResponseTooLarge as exc:
-            outcome.error = str(exc)
-            return outcome  # the same document will be too large again
+        except (ResponseTooLarge, BlockedUrl) as exc:
+            outcome.error = redact(str(exc))
+            return outcome  # the same document will be too large (or blocked) again
         except httpx.HTTPError as exc:
             outcome.error = redact(
                 f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -87,6 +87,7 @@ def feed_specs(
         "read_timeout_s": settings.http_read_timeout_s,
         "policy": policy,
         "max_response_bytes": settings.max_response_bytes,
+        "allow_private_hosts": tuple(settings.allow_private_hosts),
     }
     enabled = settings.enabled_feeds() if kinds is None else kinds
     if not enabled:
@@ -321,7 +322,9 @@ class Pollers:
             self.redis.ping()
             checks["redis"] = "ok"
         except redis.RedisError as exc:
-            checks["redis"] = f"error: {exc}"
+            # Unauthenticated endpoint: which dependency, not the driver's message.
+            log.warning("readiness: redis failed: %s", exc)
+            checks["redis"] = "error: unavailable"
         checks["feeds"] = "ok" if self.ready() else "failing"
         ok = all(v == "ok" for v in checks.values())
         return ok, {"ready": ok, "checks": checks}

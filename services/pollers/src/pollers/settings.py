@@ -62,6 +62,15 @@ class PollersSettings(ServiceSettings):
         description="IPAWS-OPEN feed base, e.g. https://apps.fema.gov/IPAWSOPEN_EAS_SERVICE/rest/eas",
     )
     ipaws_pin: SecretStr | None = Field(default=None, description="IPAWS-OPEN PIN (secret)")
+    ipaws_pin_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["https://apps.fema.gov", "https://tdl.apps.fema.gov"],
+        description="the only origins the PIN is sent to (comma-separated)",
+    )
+    allow_private_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="feed hosts allowed to resolve to private or loopback addresses "
+        "(comma-separated); any other such host, or a redirect to one, is refused",
+    )
     ipaws_interval_s: float = Field(default=60.0, gt=0)
     ipaws_overlap_s: float = Field(default=60.0, ge=0)
     ipaws_initial_lookback_s: float = Field(default=3600.0, ge=0)
@@ -94,7 +103,16 @@ class PollersSettings(ServiceSettings):
         default=True, description="apply station-api's feed settings on every settings.changed"
     )
 
-    @field_validator("feeds", "nws_zones", "nws_areas", "cap_folder", "cap_urls", mode="before")
+    @field_validator(
+        "feeds",
+        "nws_zones",
+        "nws_areas",
+        "cap_folder",
+        "cap_urls",
+        "ipaws_pin_origins",
+        "allow_private_hosts",
+        mode="before",
+    )
     @classmethod
     def _lists(cls, value: Any) -> Any:
         return _split_list(value)

@@ -13,7 +13,12 @@ import psutil
 from fastapi import FastAPI, Request
 
 from eas_schemas.clock import utcnow
-from eas_schemas.streams import SERVICE_HEARTBEAT, SETTINGS_CHANGED, SYSTEM_ALARMS
+from eas_schemas.streams import (
+    AUTH_REVOCATIONS,
+    SERVICE_HEARTBEAT,
+    SETTINGS_CHANGED,
+    SYSTEM_ALARMS,
+)
 from eas_schemas.system_events import AUDIT_RECORDS, STATION_API_GROUP
 from servicekit.asyncapi import build_asyncapi
 from servicekit.auth.tokens import TokenSigner, TokenVerifier
@@ -54,10 +59,16 @@ def asyncapi_document() -> dict[str, Any]:
     return build_asyncapi(
         SERVICE,
         __version__,
-        sends=[SETTINGS_CHANGED.name, SYSTEM_ALARMS.name, SERVICE_HEARTBEAT.name],
-        receives=[SERVICE_HEARTBEAT.name],
-        description="station-api announces settings.changed and system.alarm, and reads "
-        "every service.heartbeat for the fleet view.",
+        sends=[
+            SETTINGS_CHANGED.name,
+            SYSTEM_ALARMS.name,
+            SERVICE_HEARTBEAT.name,
+            AUTH_REVOCATIONS.name,
+        ],
+        receives=[SERVICE_HEARTBEAT.name, AUTH_REVOCATIONS.name],
+        description="station-api announces settings.changed, system.alarm and revoked access "
+        "tokens (auth.revocations, which every service follows), and reads every "
+        "service.heartbeat for the fleet view.",
     )
 
 
@@ -90,7 +101,11 @@ def create_app(settings: StationApiSettings | None = None) -> FastAPI:
             log.info("audit log: %d entries written before the hash chain are now chained", sealed)
         outbox = Outbox(engine, rt.bus, tables.outbox)
         accounts = AccountStore(
-            engine, Passwords(settings.password_memory_kib, settings.password_time_cost), audit
+            engine,
+            Passwords(settings.password_memory_kib, settings.password_time_cost),
+            audit,
+            outbox,
+            settings.access_ttl_s,
         )
         users = UserService(accounts)
         sessions = SessionService(

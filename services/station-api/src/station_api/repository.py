@@ -141,6 +141,15 @@ async def replace_setup_token(conn: AsyncConnection, token_hash: str, now: datet
     await conn.execute(setup_tokens.insert().values(id=1, token_hash=token_hash, created_at=now))
 
 
+async def has_setup_token(conn: AsyncConnection) -> bool:
+    return (await conn.execute(select(setup_tokens.c.id).limit(1))).first() is not None
+
+
+async def setup_token_matches(conn: AsyncConnection, token_hash: str) -> bool:
+    stmt = select(setup_tokens.c.id).where(setup_tokens.c.token_hash == token_hash)
+    return (await conn.execute(stmt)).first() is not None
+
+
 async def consume_setup_token(conn: AsyncConnection, token_hash: str) -> bool:
     """Delete the matching token; only one concurrent caller sees True."""
     result = await conn.execute(delete(setup_tokens).where(setup_tokens.c.token_hash == token_hash))

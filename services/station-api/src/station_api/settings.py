@@ -20,7 +20,8 @@ class StationApiSettings(StoreSettings):
         default=None,
         validation_alias=AliasChoices("STATION_API_SIGNING_KEY_FILE", "EAS_AUTH_SIGNING_KEY_FILE"),
     )
-    access_ttl_s: int = Field(default=900, ge=30, le=86_400)
+    # Short: a stolen access token is good for minutes; the browser refreshes silently.
+    access_ttl_s: int = Field(default=300, ge=30, le=86_400)
     refresh_ttl_s: int = Field(default=14 * 86_400, ge=300, le=365 * 86_400)
     cookie_secure: bool | None = Field(
         default=None, description="Secure flag on cookies; unset = only when the request is https"

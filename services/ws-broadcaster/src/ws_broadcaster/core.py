@@ -15,8 +15,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from eas_schemas.system_events import TokenRevoked
 from eas_schemas.ws_protocol import CloseCode
 from servicekit.auth.loading import load_verifier
+from servicekit.auth.revocation import RevocationList, follow_revocations
 from servicekit.bus import AsyncBus, async_redis
 from servicekit.heartbeat import run_heartbeat
 from servicekit.web import ServiceMetrics
@@ -90,6 +92,10 @@ class Broadcaster:
         self.metrics = ServiceMetrics(SERVICE)
         self.metrics.registry.register(HubCollector(self.hub))
         verifier = load_verifier(settings)
+        self.revocations = RevocationList()
+        self.revocations.listeners.append(self._close_revoked)
+        if verifier is not None:
+            verifier.revocations = self.revocations
         if verifier is None and not settings.anonymous_read:
             log.warning("no auth public key configured: every connection will be refused (4401)")
         self.session = Session(
@@ -128,6 +134,12 @@ class Broadcaster:
             asyncio.create_task(hub.run_coalesce_flush(), name="ws-coalesce"),
             asyncio.create_task(hub.run_lag(), name="ws-lag"),
             asyncio.create_task(
+                follow_revocations(
+                    self.redis, self.settings.bus_namespace, self.revocations, self._stop
+                ),
+                name="ws-revocations",
+            ),
+            asyncio.create_task(
                 run_heartbeat(
                     AsyncBus(self.redis, self.settings.bus_namespace),
                     SERVICE,
@@ -141,6 +153,17 @@ class Broadcaster:
                 name="ws-heartbeat",
             ),
         ]
+
+    def _close_revoked(self, revoked: TokenRevoked) -> None:
+        """An open socket outlives no revocation of the token it authenticated with."""
+        for client in list(self.hub.clients):
+            principal = client.principal
+            if (
+                principal is not None
+                and not client.closed
+                and self.revocations.covers(revoked, principal)
+            ):
+                client.close(CloseCode.UNAUTHORIZED, "token revoked")
 
     async def stop(self) -> None:
         self._stop.set()
@@ -172,7 +195,9 @@ class Broadcaster:
             await self.redis.ping()
             checks["redis"] = "ok"
         except Exception as exc:
-            checks["redis"] = f"error: {type(exc).__name__}: {exc}"[:300]
+            # Unauthenticated endpoint: which dependency, not the driver's message.
+            log.warning("readiness: redis failed: %s: %s", type(exc).__name__, exc)
+            checks["redis"] = "error: unavailable"
         checks["reader"] = "ok" if await self.is_ready() else "error: not reading the streams"
         return all(v == "ok" for v in checks.values()), checks
 

@@ -41,6 +41,27 @@ from ws_broadcaster.hub import Client, Hub
 log = logging.getLogger(__name__)
 
 REQUIRED = Permission.ALERTS_READ
+
+# What each topic needs, as the REST routes that serve the same data do: a viewer (and an
+# anonymous reader) does not see settings changes (who changed which section), an operator does.
+TOPIC_PERMISSIONS: dict[Topic, Permission] = {
+    Topic.ALERTS: Permission.ALERTS_READ,
+    Topic.SAME: Permission.MONITOR_READ,
+    Topic.MONITOR: Permission.MONITOR_READ,
+    Topic.LEVELS: Permission.MONITOR_READ,
+    Topic.POLLERS: Permission.SYSTEM_READ,
+    Topic.HEALTH: Permission.SYSTEM_READ,
+    Topic.SETTINGS: Permission.SETTINGS_READ,
+    Topic.RELAY: Permission.AUDIO_READ,
+    Topic.PLAYOUT: Permission.AUDIO_READ,
+}
+assert set(TOPIC_PERMISSIONS) == set(Topic), "every topic names its permission"
+
+
+def allowed_topics(principal: Principal) -> list[Topic]:
+    return [t for t in Topic if TOPIC_PERMISSIONS[t] in principal.permissions]
+
+
 _TOPIC_VALUES = frozenset(t.value for t in Topic)
 
 
@@ -110,6 +131,10 @@ class Session:
     def welcome(self, client: Client, principal: Principal) -> None:
         settings = self.hub.settings
         client.set_principal(principal)
+        # A re-auth with a lesser role keeps only what the new role may read.
+        lost = [t for t in client.subs if TOPIC_PERMISSIONS[t] not in principal.permissions]
+        if lost:
+            self.hub.unsubscribe(client, lost)
         client.send_model(
             WelcomeMessage(
                 server=self.server_name,
@@ -118,7 +143,7 @@ class Session:
                     role=principal.role.value if principal.role else None,
                     expires_at=principal.expires_at,
                 ),
-                topics=list(Topic),
+                topics=allowed_topics(principal),
                 ping_interval_s=settings.ping_interval_s,
                 ping_timeout_s=settings.ping_timeout_s,
                 max_frame_bytes=settings.max_frame_bytes,
@@ -238,6 +263,17 @@ class Session:
             client.send_model(ServerPongMessage(t=message.t))
         elif isinstance(message, SubscribeMessage):
             requests = message.requests()
+            granted = client.principal.permissions if client.principal else frozenset()
+            refused = [r.topic.value for r in requests if TOPIC_PERMISSIONS[r.topic] not in granted]
+            if refused:
+                needs = sorted({TOPIC_PERMISSIONS[Topic(t)].value for t in refused})
+                self.error(
+                    client,
+                    ErrorCode.FORBIDDEN_TOPIC,
+                    f"this role may not read {refused} (needs {', '.join(needs)})",
+                    message.ref,
+                )
+                return
             for request in requests:
                 if request.filter is None:
                     continue

@@ -24,8 +24,17 @@ from pollers.cap_xml import (
 from pollers.feeds.base import Feed, FeedConfigError, FeedContext, FeedSpec, PollResult, spec_key
 from pollers.feeds.conditional import Validators
 from pollers.feeds.nws_api import nws_user_agent
-from pollers.http_fetch import RetryPolicy, Sleeper, fetch_with_retries, make_client, real_sleep
+from pollers.http_fetch import (
+    RetryPolicy,
+    Sleeper,
+    UrlGuard,
+    fetch_with_retries,
+    make_client,
+    real_sleep,
+)
 from pollers.nws_geojson import parse_nws_json
+from servicekit.outbound import redact as redact_userinfo
+from servicekit.outbound import strip_userinfo
 
 FEED_ACCEPT = (
     "application/atom+xml, application/cap+xml, application/xml;q=0.9, text/xml;q=0.8, "
@@ -72,7 +81,7 @@ class CapUrlFeed(Feed):
             def make(sleep: Sleeper, url: str = url, kwargs: dict[str, Any] = kwargs) -> Feed:
                 return cls(url, **kwargs, sleep=sleep)
 
-            name = f"cap-url:{url}"
+            name = f"cap-url:{strip_userinfo(url)}"
             specs.append(FeedSpec(cls.kind, name, spec_key(cls.kind, name, **kwargs), make))
         return specs
 
@@ -92,11 +101,14 @@ class CapUrlFeed(Feed):
         sleep: Sleeper = real_sleep,
         rng: random.Random | None = None,
         client: httpx.Client | None = None,
+        allow_private_hosts: tuple[str, ...] = (),
     ) -> None:
         if not url.startswith(("http://", "https://")):
             raise FeedConfigError(f"CAP URL must be http(s), got {url!r}")
         self.url = url
-        self.name = f"cap-url:{url}"
+        # The name is published (poller.status) and the URL may carry user:password@.
+        self.shown = strip_userinfo(url)
+        self.name = f"cap-url:{self.shown}"
         self.interval_s = interval_s
         self.max_document_bytes = max_document_bytes
         self.max_response_bytes = max_response_bytes
@@ -106,6 +118,7 @@ class CapUrlFeed(Feed):
         self.sleep = sleep
         self.rng = rng or random.Random()
         self.client = client or make_client(connect_timeout_s, read_timeout_s, user_agent)
+        self.guard = UrlGuard(allow_private_hosts)
         self.validators = Validators()
         self._entries_read: set[tuple[str, str]] = set()
 
@@ -121,6 +134,7 @@ class CapUrlFeed(Feed):
             policy=self.policy,
             sleep=self.sleep,
             rng=self.rng,
+            guard=self.guard,
         )
         if outcome.result is None:
             return None, b"", None, outcome.error, outcome.retry_after_s
@@ -134,19 +148,19 @@ class CapUrlFeed(Feed):
         )
         result.retry_after_s = retry_after
         if status is None or headers is None:
-            result.errors.append(f"{self.url}: {error}")
+            result.errors.append(f"{self.shown}: {error}")
             return result
         if status == 304:
             result.not_modified = True
             return result
         if status != 200:
-            result.errors.append(f"{self.url}: HTTP {status}")
+            result.errors.append(f"{self.shown}: HTTP {status}")
             return result
         result.documents = 1
         try:
             alerts, rejections, links = parse_document(body, self.max_response_bytes)
         except CapRejected as exc:
-            result.rejections.append(f"{self.url}: {exc.reason}")
+            result.rejections.append(f"{self.shown}: {exc.reason}")
             return result
         result.alerts.extend(alerts)
         result.rejections.extend(rejections)
@@ -170,7 +184,7 @@ class CapUrlFeed(Feed):
         todo = [link for link in links if (link.entry_id, link.updated) not in self._entries_read]
         if len(todo) > self.max_entries:
             result.errors.append(
-                f"{self.url}: {len(todo)} new ATOM entries, reading the first {self.max_entries}"
+                f"{self.shown}: {len(todo)} new ATOM entries, reading the first {self.max_entries}"
             )
             todo = todo[: self.max_entries]
         for link in todo:
@@ -198,6 +212,9 @@ class CapUrlFeed(Feed):
                 result.rejections.extend(f"{link.url}: {r}" for r in rejections)
             done.add(key)
         return done
+
+    def redact(self, text: str) -> str:
+        return redact_userinfo(text)
 
     def close(self) -> None:
         self.client.close()

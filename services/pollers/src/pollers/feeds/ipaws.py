@@ -17,6 +17,7 @@ import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import redis
@@ -24,12 +25,28 @@ import redis
 from eas_schemas.events import FeedKind
 from pollers.cap_xml import CapRejected, parse_cap_batch
 from pollers.feeds.base import Feed, FeedConfigError, FeedContext, FeedSpec, PollResult, spec_key
-from pollers.http_fetch import RetryPolicy, Sleeper, fetch_with_retries, make_client, real_sleep
+from pollers.http_fetch import (
+    RetryPolicy,
+    Sleeper,
+    UrlGuard,
+    fetch_with_retries,
+    make_client,
+    real_sleep,
+)
 from pollers.state_keys import ipaws_cursor_key
+from servicekit.outbound import redact as redact_userinfo
 
 log = logging.getLogger(__name__)
 
 IPAWS_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+DEFAULT_PIN_ORIGINS = ("https://apps.fema.gov", "https://tdl.apps.fema.gov")
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    port = parts.port or (443 if scheme == "https" else 80)
+    return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
 
 
 def format_ipaws_time(when: datetime) -> str:
@@ -83,6 +100,7 @@ class IpawsFeed(Feed):
             "interval_s": s.ipaws_interval_s,
             "overlap_s": s.ipaws_overlap_s,
             "initial_lookback_s": s.ipaws_initial_lookback_s,
+            "pin_origins": tuple(s.ipaws_pin_origins),
             **ctx.http,
         }
         pin = s.pin()
@@ -114,11 +132,20 @@ class IpawsFeed(Feed):
         sleep: Sleeper = real_sleep,
         rng: random.Random | None = None,
         client: httpx.Client | None = None,
+        allow_private_hosts: tuple[str, ...] = (),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         name: str = "ipaws",
+        pin_origins: tuple[str, ...] = DEFAULT_PIN_ORIGINS,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise FeedConfigError(f"POLLERS_IPAWS_URL must be an http(s) URL, got {base_url!r}")
+        if pin and _origin(base_url) not in {_origin(o) for o in pin_origins}:
+            # The PIN rides in the query string: it goes to FEMA's hosts over TLS, nowhere
+            # else, whatever URL the station document names.
+            raise FeedConfigError(
+                f"the IPAWS PIN is sent only to {', '.join(pin_origins)}; "
+                f"{_origin(base_url)} is not one (POLLERS_IPAWS_PIN_ORIGINS)"
+            )
         self.name = name
         self.interval_s = interval_s
         self.base_url = base_url.rstrip("/")
@@ -131,9 +158,11 @@ class IpawsFeed(Feed):
         self.sleep = sleep
         self.rng = rng or random.Random()
         self.client = client or make_client(connect_timeout_s, read_timeout_s)
+        self.guard = UrlGuard(allow_private_hosts)
         self.clock = clock
 
     def redact(self, text: str) -> str:
+        text = redact_userinfo(text)
         return text.replace(self._pin, "***") if self._pin else text
 
     def poll(self) -> PollResult:
@@ -155,6 +184,7 @@ class IpawsFeed(Feed):
             policy=self.policy,
             sleep=self.sleep,
             rng=self.rng,
+            guard=self.guard,
             redact=self.redact,
         )
         result.retry_after_s = outcome.retry_after_s

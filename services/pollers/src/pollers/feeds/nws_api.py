@@ -19,7 +19,14 @@ from pollers import __version__
 from pollers.cap_xml import CapRejected
 from pollers.feeds.base import Feed, FeedConfigError, FeedContext, FeedSpec, PollResult, spec_key
 from pollers.feeds.conditional import Validators
-from pollers.http_fetch import RetryPolicy, Sleeper, fetch_with_retries, make_client, real_sleep
+from pollers.http_fetch import (
+    RetryPolicy,
+    Sleeper,
+    UrlGuard,
+    fetch_with_retries,
+    make_client,
+    real_sleep,
+)
 from pollers.nws_geojson import parse_nws_json
 
 DEFAULT_NWS_BASE_URL = "https://api.weather.gov"
@@ -65,6 +72,7 @@ class NwsApiFeed(Feed):
         sleep: Sleeper = real_sleep,
         rng: random.Random | None = None,
         client: httpx.Client | None = None,
+        allow_private_hosts: tuple[str, ...] = (),
         name: str = "nws",
     ) -> None:
         if not contact or not contact.strip():
@@ -94,6 +102,7 @@ class NwsApiFeed(Feed):
         self.sleep = sleep
         self.rng = rng or random.Random()
         self.client = client or make_client(connect_timeout_s, read_timeout_s, self.user_agent)
+        self.guard = UrlGuard(allow_private_hosts)
         self.validators = Validators()
 
     def poll(self) -> PollResult:
@@ -117,6 +126,7 @@ class NwsApiFeed(Feed):
                 policy=self.policy,
                 sleep=self.sleep,
                 rng=self.rng,
+                guard=self.guard,
             )
             if outcome.retry_after_s is not None:
                 result.retry_after_s = max(result.retry_after_s or 0.0, outcome.retry_after_s)

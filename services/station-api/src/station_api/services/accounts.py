@@ -16,10 +16,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from eas_schemas.clock import utcnow
-from eas_schemas.system_events import AuditOutcome
+from eas_schemas.system_events import AUTH_REVOCATIONS, AuditOutcome
 from servicekit.auth.permissions import Role
+from servicekit.auth.revocation import revocation_envelope
 from servicekit.auth.tokens import Principal
 from servicekit.errors import Conflict, Forbidden, Invalid, ServiceError, Throttled
+from servicekit.outbox import Outbox, Pending
 from station_api import repository as repo
 from station_api.passwords import Passwords, policy_problem
 from station_api.services.audit import AuditLog, audit_record
@@ -86,10 +88,36 @@ def check_password(password: str, username: str, field: str = "password") -> Non
 class AccountStore:
     """The users table as both services use it."""
 
-    def __init__(self, engine: AsyncEngine, passwords: Passwords, audit: AuditLog) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        passwords: Passwords,
+        audit: AuditLog,
+        outbox: Outbox | None = None,
+        access_ttl_s: int = 300,
+    ) -> None:
         self.engine = engine
         self.passwords = passwords
         self.audit = audit
+        self.outbox = outbox
+        self.access_ttl_s = access_ttl_s
+
+    async def revoke(
+        self, conn: AsyncConnection, subject: str, reason: str, token_id: str | None = None
+    ) -> Pending | None:
+        """Stage a revocation of ``subject``'s access tokens (or of one) in ``conn``'s
+        transaction; the caller publishes the result after commit. Refresh tokens are revoked
+        in the database; this reaches the access tokens every service verifies on its own."""
+        if self.outbox is None:
+            return None
+        envelope = revocation_envelope(
+            subject, reason, valid_for_s=self.access_ttl_s, token_id=token_id
+        )
+        return await self.outbox.add(conn, [(AUTH_REVOCATIONS, envelope)])
+
+    async def published(self, pending: Pending | None) -> None:
+        if pending is not None and self.outbox is not None:
+            await self.outbox.publish(pending)
 
     async def hash(self, password: str) -> str:
         return await asyncio.to_thread(self.passwords.hash, password)

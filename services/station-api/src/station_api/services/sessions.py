@@ -54,7 +54,7 @@ class SessionService:
         accounts: AccountStore,
         signer: TokenSigner | None,
         throttle: LoginThrottle,
-        access_ttl_s: int = 900,
+        access_ttl_s: int = 300,
         refresh_ttl_s: int = 14 * 86_400,
     ) -> None:
         self.accounts = accounts
@@ -112,13 +112,12 @@ class SessionService:
         self._require_signer()
         name = normalize_username(username)[:64]
         async with self.accounts.audit_failure("auth.login", name or "(empty)", client_addr, name):
-            await self.throttle.check(name, client_addr)
+            await self.throttle.attempt(name, client_addr)
             async with self.engine.connect() as conn:
                 user = await repo.user_by_name(conn, name)
             stored = user.password_hash if user is not None and not user.disabled else None
             ok, rehash = await self.accounts.verify(password, stored)
             if not ok or user is None:
-                await self.throttle.failed(name, client_addr)
                 raise Unauthorized(BAD_CREDENTIALS)
         await self.throttle.succeeded(name, client_addr)
         async with self.engine.begin() as conn:
@@ -177,9 +176,16 @@ class SessionService:
     ) -> None:
         """Revoke the session of ``refresh_token``; idempotent (an unknown token is fine)."""
         now = utcnow()
+        pending = None
         async with self.engine.begin() as conn:
             actor: str | None = principal.subject if principal else None
             revoked = 0
+            if principal is not None and principal.token_id is not None:
+                # The access token itself, not only the refresh token: it would otherwise
+                # keep working (and keep its sockets open) until it expires.
+                pending = await self.accounts.revoke(
+                    conn, principal.subject, "logout", token_id=principal.token_id
+                )
             if refresh_token:
                 row = await repo.refresh_by_hash(conn, token_hash(refresh_token))
                 if row is not None:
@@ -193,6 +199,7 @@ class SessionService:
                         "auth.logout", actor, client_addr, actor, detail={"revoked": revoked}
                     ),
                 )
+        await self.accounts.published(pending)
 
     async def change_password(
         self, principal: Principal, current: str, new: str, client_addr: str
@@ -201,15 +208,15 @@ class SessionService:
         async with self.accounts.audit_failure(
             "auth.password_change", principal, client_addr, name
         ):
-            await self.throttle.check(name, client_addr)
+            await self.throttle.attempt(name, client_addr)
             async with self.engine.connect() as conn:
                 user = await repo.user_by_name(conn, name)
             if user is None or user.disabled:
                 raise Unauthorized("account not found or disabled")
             ok, _ = await self.accounts.verify(current, user.password_hash)
             if not ok:
-                await self.throttle.failed(name, client_addr)
                 raise Forbidden("current password is wrong")
+            await self.throttle.succeeded(name, client_addr)
             check_password(new, name, "new_password")
             if new == current:
                 raise field_error("new_password", "new password must differ from the current")
@@ -220,6 +227,8 @@ class SessionService:
                 conn, user.id, {"password_hash": new_hash, "password_changed_at": now}
             )
             revoked = await repo.revoke_user_tokens(conn, user.id, "password-change", now)
+            # Every access token issued before now; the new one, minted after, stays good.
+            pending = await self.accounts.revoke(conn, name, "password-change")
             bundle = await self._issue(conn, user, client_addr)
             await self.audit.record(
                 conn,
@@ -231,6 +240,7 @@ class SessionService:
                     detail={"revoked": revoked},
                 ),
             )
+        await self.accounts.published(pending)
         return bundle
 
     # ---- first admin ---------------------------------------------------------------------
@@ -248,11 +258,21 @@ class SessionService:
     async def setup(
         self, setup_token: str, username: str, password: str, client_addr: str
     ) -> UserView:
+        # Cheap refusals first and unaudited: once setup is closed, or while an address is
+        # throttled, a request costs one query and writes nothing (it is a public endpoint).
+        async with self.engine.connect() as conn:
+            if await repo.count_users(conn) > 0 or not await repo.has_setup_token(conn):
+                raise Forbidden("setup is closed: the first admin exists")
+        await self.throttle.attempt_setup(client_addr)
         async with self.accounts.audit_failure(
             "auth.setup", username[:64] or "(empty)", client_addr
         ):
+            async with self.engine.connect() as conn:
+                if not await repo.setup_token_matches(conn, token_hash(setup_token)):
+                    raise Forbidden("invalid or already used setup token")
             name = check_username(username)
             check_password(password, name)
+            # Only a holder of the token gets here, so only they can make the server hash.
             password_hash = await self.accounts.hash(password)
             async with self.engine.begin() as conn:
                 consumed = await repo.consume_setup_token(conn, token_hash(setup_token))

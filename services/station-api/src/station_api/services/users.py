@@ -117,10 +117,14 @@ class UserService:
                 detail["sessions_revoked"] = await repo.revoke_user_tokens(
                     conn, row.id, "user-update", now
                 )
+                # Access tokens too, and the sockets they opened: a demoted or disabled user
+                # keeps nothing of the old role.
+                pending = await self.accounts.revoke(conn, name, "user-update")
                 await self.audit.record(
                     conn, audit_record("user.update", principal, client_addr, name, detail=detail)
                 )
                 updated = await repo.user_by_id(conn, row.id)
+        await self.accounts.published(pending)
         return UserView.of(updated)
 
     async def delete_user(self, principal: Principal, username: str, client_addr: str) -> None:
@@ -138,12 +142,14 @@ class UserService:
             if row.role == "admin" and not row.disabled:
                 self._keep_an_admin(admins, row.id)
             await repo.delete_user(conn, row.id)
+            pending = await self.accounts.revoke(conn, name, "user-delete")
             await self.audit.record(
                 conn,
                 audit_record(
                     "user.delete", principal, client_addr, name, detail={"role": row.role}
                 ),
             )
+        await self.accounts.published(pending)
 
     @staticmethod
     def _keep_an_admin(admins: list[int], leaving_id: int) -> None:
