@@ -133,6 +133,9 @@ def test_minted_claims():
         "iat": now,
         "nbf": now,
         "exp": now + 60,
+        # The mint time in milliseconds: a revocation "before this instant" spares the token
+        # issued in the same second right after it (a password change's new session).
+        "ims": now * 1000,
         "csrf": csrf_hash("c-1"),
     }
     principal = TokenVerifier(public, clock=Clock(now)).verify(token)
