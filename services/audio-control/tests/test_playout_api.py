@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -20,7 +21,7 @@ from sqlalchemy import insert, select, update
 from audio_control.playout.keying import keying_for
 from audio_control.playout.outputs import open_output
 from audio_control.playout.store import make_sync_engine
-from audio_control.playout.supervisor import WorkerSupervisor
+from audio_control.playout.supervisor import WorkerSupervisor, worker_env
 from audio_control.playout.worker import PlayoutWorker
 from audio_control.settings import AudioControlSettings
 from audio_control.tables import playout_airings, playout_items, playout_outputs
@@ -239,3 +240,24 @@ async def test_a_killed_worker_is_restarted_and_never_airs_the_cut_message_again
         decode_entry(f).data for _, f in entries if decode_entry(f).type == "playout.interrupted"
     ]
     assert any("EOM sent on restart" in e["reason"] for e in cut), cut
+
+
+def test_the_worker_reads_back_every_setting_the_service_hands_it(
+    settings: AudioControlSettings, monkeypatch: Any
+) -> None:
+    given = settings.model_copy(
+        update={
+            "trusted_proxies": ["10.0.0.1", "10.1.0.0/16"],
+            "lease_ttl_s": 2.5,
+            "requeue_interrupted": False,
+        }
+    )
+    env = worker_env(given)
+    for key in list(os.environ):
+        if key.startswith(("AUDIO_CONTROL_", "EAS_")):
+            monkeypatch.delenv(key)
+    for key, value in env.items():
+        if key.startswith("AUDIO_CONTROL_"):
+            monkeypatch.setenv(key, value)
+    # What the worker process builds from its environment is what the service had.
+    assert AudioControlSettings().model_dump() == given.model_dump()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from pathlib import Path
@@ -71,6 +72,8 @@ class ServiceSettings(BaseSettings):
     @classmethod
     def _split_proxies(cls, value: object) -> object:
         if isinstance(value, str):
+            if value.strip().startswith("["):
+                return json.loads(value)  # the JSON form pydantic-settings uses for lists
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
