@@ -138,3 +138,16 @@ async def test_an_origination_needs_the_station_area_for_tests(
 
 def test_speechlike_is_audio() -> None:
     assert np.max(np.abs(speechlike(0.5, 8000))) > 0.01
+
+
+async def test_a_broken_multipart_upload_is_a_422_naming_the_body(
+    service: httpx.AsyncClient,
+) -> None:
+    answer = await service.post(
+        "/api/audio/originations/upload",
+        content=b"--x\r\nnot a part header\r\n",
+        headers={"Content-Type": "multipart/form-data; boundary=x"},
+    )
+    assert answer.status_code == 422, answer.text
+    (problem,) = answer.json()["detail"]
+    assert problem["loc"] == ["body"] and "multipart" in problem["msg"]

@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +228,11 @@ _BODY_PARSE_ERROR = "There was an error parsing the body"
 async def body_parse_error_handler(request: Request, exc: Exception) -> Response:
     """A body FastAPI could not decode is a 422 naming the body, like malformed JSON."""
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 400 and isinstance(exc.__context__, MultiPartException):
+        # Starlette answers a broken form upload with a bare 400; it is a body that cannot be
+        # read, like malformed JSON: the same 422 naming the body.
+        msg = f"the multipart/form body could not be read: {exc.detail}"
+        return _unprocessable_response([problem(("body",), msg, "body_invalid")])
     if exc.status_code != 400 or exc.detail != _BODY_PARSE_ERROR:
         return await http_exception_handler(request, exc)
     content_type = request.headers.get("content-type", "").split(";")[0].strip() or "none"
