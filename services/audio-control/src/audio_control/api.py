@@ -14,6 +14,7 @@ from audio_control import repository as repo
 from audio_control.rules import precedence_of
 from audio_control.schemas import (
     MAX_TEXT,
+    OUTPUT_NAME,
     DecisionPage,
     DecisionStateQuery,
     LogEntryOut,
@@ -395,7 +396,7 @@ async def originate_rmt(
 # ---- playout -------------------------------------------------------------------------------
 
 ItemId = Annotated[int, Path(ge=1, le=2**62, description="playout item id")]
-OutputName = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}$")]
+OutputName = Annotated[str, Path(pattern=OUTPUT_NAME)]
 _WORKER: Responses = {
     409: error("no playout worker is running"),
     504: error("the playout worker did not answer in time (it is busy or stuck)"),
@@ -493,14 +494,9 @@ class ToneIn(BaseModel):
 async def test_tone(
     request: Request, name: OutputName, principal: Writer, body: ToneIn | None = None
 ) -> PlayoutReply:
-    seconds = body.seconds if body else 2.0
-    reply = await _playout(request).command(
-        CommandKind.TEST_TONE, principal.subject, output=name, seconds=seconds
+    return await _output_test(
+        request, name, principal, body, CommandKind.TEST_TONE, "audio.test_tone"
     )
-    await _messages(request).audit(
-        principal, _client(request), "audio.test_tone", f"output/{name}", reply.detail
-    )
-    return reply
 
 
 @router.post(
@@ -512,12 +508,22 @@ async def test_tone(
 async def key_test(
     request: Request, name: OutputName, principal: Writer, body: ToneIn | None = None
 ) -> PlayoutReply:
-    seconds = body.seconds if body else 2.0
-    reply = await _playout(request).command(
-        CommandKind.KEY, principal.subject, output=name, seconds=seconds
-    )
+    return await _output_test(request, name, principal, body, CommandKind.KEY, "audio.key_test")
+
+
+async def _output_test(
+    request: Request,
+    name: str,
+    principal: Principal,
+    body: ToneIn | None,
+    kind: CommandKind,
+    action: str,
+) -> PlayoutReply:
+    """A test on one output (tone, or keying), answered by the worker, then audited."""
+    seconds = (body or ToneIn()).seconds
+    reply = await _playout(request).command(kind, principal.subject, output=name, seconds=seconds)
     await _messages(request).audit(
-        principal, _client(request), "audio.key_test", f"output/{name}", reply.detail
+        principal, _client(request), action, f"output/{name}", reply.detail
     )
     return reply
 
