@@ -6,6 +6,7 @@ import builtins
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, Field
 
@@ -37,6 +38,7 @@ from eas_schemas.playout_events import (
     PlayoutEvent,
 )
 from eas_schemas.relay_events import RELAY_DECISION_TYPE, RelayDecisionEvent
+from eas_schemas.relevance import RelevanceMatch
 from eas_schemas.station_settings import SETTINGS_CHANGED_TYPE, SettingsChanged
 from eas_schemas.streams import StreamSpec
 from eas_schemas.system_events import (
@@ -59,6 +61,9 @@ class FeedKind(StrEnum):
     MANUAL = "manual"
 
 
+FeedDeviation = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+
+
 class AlertIngested(BaseModel):
     """A CAP alert as fetched from a feed, before it is stored."""
 
@@ -67,6 +72,12 @@ class AlertIngested(BaseModel):
     received_at: AwareDatetime
     alert: CapAlert
     raw_sha256: str | None = Field(default=None, description="digest of the source document")
+    deviations: list[FeedDeviation] = Field(
+        default_factory=list,
+        max_length=64,
+        description="how the source document broke CAP or its feed's format, and what the "
+        "poller did about it; empty for a conformant document",
+    )
 
 
 class AlertState(StrEnum):
@@ -99,7 +110,14 @@ class AlertSummary(BaseModel):
     onset: AwareDatetime | None
     expires: AwareDatetime | None
     relevant: bool
-    relevance_reason: str
+    relevance_reason: str = Field(description="the first match (or why none), in words")
+    relevance_matches: list[RelevanceMatch] = Field(
+        default_factory=list,
+        description="every (rule, alert code, station code) that makes the alert relevant",
+    )
+    deviations: list[FeedDeviation] = Field(
+        default_factory=list, description="the feed document's deviations (AlertIngested)"
+    )
     references: list[int] = Field(
         default_factory=list, description="alerts-api ids of the alerts this one references"
     )

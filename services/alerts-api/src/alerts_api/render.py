@@ -47,6 +47,7 @@ def build_item(
     received_at: datetime,
     updated_at: datetime,
     references: list[int],
+    deviations: list[str] | None = None,
 ) -> AlertItem:
     info = cap.primary_info()
     areas = [a.area_desc for a in info.areas] if info else []
@@ -77,6 +78,8 @@ def build_item(
         expires=cap.expires(),
         relevant=relevance.relevant,
         relevance_reason=relevance.reason,
+        relevance_matches=list(relevance.matches),
+        deviations=list(deviations or []),
         received_at=received_at,
         updated_at=updated_at,
         references=references,

@@ -34,7 +34,7 @@ from eas_schemas.cap import CapAlert, CapMsgType, CapReference
 from eas_schemas.clock import utcnow
 from eas_schemas.envelope import EventEnvelope
 from eas_schemas.events import AlertEventType, AlertIngested, AlertLifecycle, AlertState, FeedKind
-from eas_schemas.relevance import RelevanceDecision, decide_relevance
+from eas_schemas.relevance import RelevanceDecision, RelevanceMatch, decide_relevance
 from eas_schemas.streams import ALERT_EVENTS
 from servicekit.bus import AsyncBus
 from servicekit.errors import Conflict, NotFound
@@ -133,17 +133,23 @@ class AlertService:
     async def _store(
         self, conn: AsyncConnection, tx: _Tx, batch: list[AlertIngested], now: datetime
     ) -> list[IngestResult]:
-        rows = [self._row(ingested, now) for ingested in batch]
+        decisions = [self.relevance(ingested.alert) for ingested in batch]
+        rows = [
+            self._row(ingested, decision, now)
+            for ingested, decision in zip(batch, decisions, strict=True)
+        ]
         inserted = await repo.insert_alerts(conn, rows)
+        decided: dict[int, RelevanceDecision] = {}
         new: list[tuple[int, AlertIngested, dict[str, Any]]] = []
         claimed: set[int] = set()
         results: list[IngestResult] = []
-        for ingested, row in zip(batch, rows, strict=True):
+        for ingested, row, decision in zip(batch, rows, decisions, strict=True):
             alert_id = inserted.get(_identity(ingested.alert))
             if alert_id is None or alert_id in claimed:
                 results.append(IngestResult(alert_id=None, duplicate=True))
                 continue
             claimed.add(alert_id)
+            decided[alert_id] = decision
             new.append((alert_id, ingested, row))
             results.append(IngestResult(alert_id, False))
         if not new:
@@ -179,20 +185,18 @@ class AlertService:
                 state=AlertState(row["state"]),
                 source=ing.feed_kind,
                 feed=ing.feed,
-                relevance=RelevanceDecision(row["relevant"], row["relevance_reason"]),
+                relevance=decided[aid],
                 received_at=ing.received_at,
                 updated_at=now,
                 references=refs,
+                deviations=ing.deviations,
             )
         await repo.set_rendered_many(
             conn, [(aid, item.model_dump_json()) for aid, item in items.items()]
         )
         await repo.add_history_many(
             conn,
-            [
-                (aid, now, None, row["state"], f"received from {ing.feed}", None)
-                for aid, ing, row in new
-            ],
+            [(aid, now, None, row["state"], _received_note(ing), None) for aid, ing, row in new],
         )
         for aid, ing, _row in new:
             self._event(tx, AlertEventType.CREATED, items[aid], "received", None, cap=ing.alert)
@@ -222,10 +226,11 @@ class AlertService:
                     conn, tx, msg_type, ref_row.alert_id, ref_row.identifier, alert_id, now
                 )
 
-    def _row(self, ingested: AlertIngested, now: datetime) -> dict[str, Any]:
+    def _row(
+        self, ingested: AlertIngested, relevance: RelevanceDecision, now: datetime
+    ) -> dict[str, Any]:
         cap = ingested.alert
         info = cap.primary_info()
-        relevance = self.relevance(cap)
         expires = cap.expires()
         if cap.msg_type == CapMsgType.CANCEL:
             state = AlertState.CANCELLED  # a Cancel message is never itself an active alert
@@ -396,7 +401,9 @@ class AlertService:
                     after_id = row.id
                     decision = self.relevance(CapAlert.model_validate_json(row.cap))
                     was = (bool(row.relevant), str(row.relevance_reason))
-                    if (decision.relevant, decision.reason) == was:
+                    if (decision.relevant, decision.reason) == was and list(
+                        decision.matches
+                    ) == _stored_matches(row.item_json):
                         continue
                     item = _rerelevance(row.item_json, decision, now)
                     if not await repo.set_relevance(
@@ -618,10 +625,23 @@ def _lock_key(identity: tuple[str, str, datetime]) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+def _received_note(ingested: AlertIngested) -> str:
+    if not ingested.deviations:
+        return f"received from {ingested.feed}"
+    return f"received from {ingested.feed} (deviations: {', '.join(ingested.deviations)})"
+
+
+def _stored_matches(item_json: str) -> list[RelevanceMatch]:
+    """The matches a stored item lists (none for items rendered before matches existed)."""
+    doc = json.loads(item_json)
+    return [RelevanceMatch.model_validate(m) for m in doc.get("relevance_matches", [])]
+
+
 def _rerelevance(item_json: str, decision: RelevanceDecision, now: datetime) -> AlertItem:
     doc = json.loads(item_json)
     doc["relevant"] = decision.relevant
     doc["relevance_reason"] = decision.reason
+    doc["relevance_matches"] = [m.model_dump(mode="json") for m in decision.matches]
     doc["updated_at"] = now.isoformat()
     return AlertItem.model_validate(doc)
 

@@ -367,6 +367,34 @@ function sortedAlerts() {
 
 const alertNodes = new Map(); // alert id -> {el, sig}: a card is rebuilt only when it changed
 
+// Every match when the API lists them (relevance_matches), else the one relevance_reason
+// that alerts stored before matches existed carry.
+function relevanceText(a) {
+  const matches = Array.isArray(a.relevance_matches) ? a.relevance_matches : [];
+  if (!matches.length) return a.relevance_reason || (a.relevant ? "relevant" : "not relevant");
+  return matches.map((m) => `${m.kind} ${m.rule.replace(/^ugc_/, "")}: alert ${m.alert_code} ~ station ${m.station_code}`).join("; ");
+}
+
+// What the feed document broke and the poller repaired, in words (poller deviation names).
+const FEED_DEVIATIONS = {
+  sender_from_sender_name: "the sender field held the office's name (older NWS API); the sender address came from elsewhere",
+  sender_from_cap_xml: "the sender was taken from the alert's CAP XML",
+  sender_assumed_nws: "the sender was not an address; the NWS CAP sender address was assumed",
+  sender_sanitised: "the sender had spaces or commas; they were replaced",
+  from_cap_xml: "the JSON was unusable; the alert was read from its CAP XML",
+  area_desc_missing: "no area description was given",
+  geometry_unusable: "the polygon could not be read; the zone and county codes were used",
+  reference_unusable: "a reference could not be read and was left out",
+  time_unusable: "an optional time could not be read and was left out",
+  enum_unknown: "an urgency, severity or certainty value was not CAP's and became Unknown",
+  enum_case: "a CAP value had the wrong letter case",
+  event_missing: "no event name was given",
+};
+
+function feedDeviationText(d) {
+  return FEED_DEVIATIONS[d] || d.replaceAll("_", " ");
+}
+
 function alertCard(a) {
   const titleId = `alert-${a.id}-title`;
   return h("li", { class: `alert ${severityClass(a.severity)}${a.relevant ? " relevant" : ""}`, dataset: { id: String(a.id) } },
@@ -374,8 +402,8 @@ function alertCard(a) {
       h("div", { class: "alert-top" },
         h("span", { class: "sev" }, a.severity || "Unknown"),
         a.relevant
-          ? h("span", { class: "badge here", title: a.relevance_reason || "" }, "Your area")
-          : h("span", { class: "badge elsewhere", title: a.relevance_reason || "" }, "Elsewhere"),
+          ? h("span", { class: "badge here", title: relevanceText(a) }, "Your area")
+          : h("span", { class: "badge elsewhere", title: relevanceText(a) }, "Elsewhere"),
         a.status && a.status !== "Actual" ? h("span", { class: "badge test" }, a.status) : null,
         a.same_event ? h("span", { class: "code", title: "SAME event code" }, a.same_event) : null),
       h("h3", { class: "alert-event", id: titleId },
@@ -395,7 +423,7 @@ function renderAlerts() {
   setEmpty("alerts-empty", alerts.length === 0);
   const wanted = [];
   for (const a of alerts) {
-    const sig = JSON.stringify([a.event, a.severity, a.relevant, a.relevance_reason, a.status,
+    const sig = JSON.stringify([a.event, a.severity, a.relevant, a.relevance_reason, a.relevance_matches, a.status,
       a.same_event, a.headline, a.area_desc, a.expires, a.urgency, a.certainty, a.sent, timeZone()]);
     let node = alertNodes.get(a.id);
     if (!node || node.sig !== sig) {
@@ -646,7 +674,8 @@ async function openDetail(id) {
       ["Sent", formatDateTime(a.sent)],
       a.onset ? ["Onset", formatDateTime(a.onset)] : null,
       ["Expires", a.expires ? [formatDateTime(a.expires), " (", countdown(a.expires), ")"] : "not given"],
-      ["Relevance", a.relevance_reason || (a.relevant ? "relevant" : "not relevant")],
+      ["Relevance", relevanceText(a)],
+      (a.deviations || []).length ? ["Feed deviations", a.deviations.map(feedDeviationText).join("; ")] : null,
       a.same_event ? ["SAME event", a.same_event] : null,
       (a.same_codes || []).length ? ["SAME codes", a.same_codes.join(" ")] : null,
       (a.ugc_codes || []).length ? ["UGC zones", a.ugc_codes.join(" ")] : null,
