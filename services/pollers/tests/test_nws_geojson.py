@@ -78,13 +78,18 @@ def test_same_code_from_parameters_and_identifier_from_url(collection: dict[str,
 
 def test_bad_feature_is_rejected_alone(collection: dict[str, Any]) -> None:
     del collection["features"][1]["properties"]["sent"]
+    # A geometry that cannot be read still leaves the alert its zone and county codes.
     collection["features"][2]["geometry"] = {"type": "Point", "coordinates": [-81.0, 41.0]}
     batch = parse_nws_json(json.dumps(collection))
-    assert [p.alert.identifier for p in batch.alerts] == [TOR]
-    assert batch.rejections == [
-        f"feature #2 ({HEAT}): missing properties.sent",
-        f"feature #3 ({SVS}): unsupported geometry type 'Point'",
-    ]
+    assert [p.alert.identifier for p in batch.alerts] == [TOR, SVS]
+    assert batch.alerts[1].deviations == ("geometry_unusable",)
+    assert batch.rejections == [f"feature #2 ({HEAT}): missing properties.sent"]
+    # Without its geocodes as well, nothing says where it applies: not an alert.
+    del collection["features"][2]["properties"]["geocode"]
+    batch = parse_nws_json(json.dumps(collection))
+    assert batch.rejections[1] == (
+        f"feature #3 ({SVS}): no area: no SAME/UGC geocode and no usable geometry"
+    )
 
 
 def test_whole_document_problems() -> None:

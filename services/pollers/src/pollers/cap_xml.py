@@ -46,6 +46,7 @@ class CapRejected(Exception):
 class ParsedAlert:
     alert: CapAlert
     raw_sha256: str
+    deviations: tuple[str, ...] = ()  # what was repaired in the document, by name
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +143,7 @@ def alert_from_element(el: ET.Element) -> CapAlert:
         "infos": [_info(reader, info) for info in reader.all(el, "info")],
     }
     for key in ("status", "msg_type", "scope"):
-        doc[key] = _enum_case(key, doc[key])
+        doc[key] = enum_case(key, doc[key])
     return validate_alert(doc)
 
 
@@ -164,7 +165,7 @@ def summarize_validation(exc: ValidationError, limit: int = 3) -> str:
 
 # Producers are case-sloppy with the enumerations now and then; a mis-cased "actual" is still
 # an Actual alert, and rejecting it would miss it.
-_ENUMS: dict[str, tuple[str, ...]] = {
+CAP_ENUMS: dict[str, tuple[str, ...]] = {
     "status": ("Actual", "Exercise", "System", "Test", "Draft"),
     "msg_type": ("Alert", "Update", "Cancel", "Ack", "Error"),
     "scope": ("Public", "Restricted", "Private"),
@@ -174,10 +175,10 @@ _ENUMS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _enum_case(key: str, value: str | None) -> str | None:
+def enum_case(key: str, value: str | None) -> str | None:
     if value is None:
         return None
-    for allowed in _ENUMS[key]:
+    for allowed in CAP_ENUMS[key]:
         if allowed.lower() == value.lower():
             return allowed
     # "Very Likely" was CAP 1.0's; CAP 1.1+ says to read it as Likely.
@@ -262,9 +263,9 @@ def _info(reader: _Reader, el: ET.Element) -> dict[str, Any]:
         "categories": reader.texts(el, "category"),
         "event": reader.required(el, "event", "info"),
         "response_types": reader.texts(el, "responseType"),
-        "urgency": _enum_case("urgency", reader.required(el, "urgency", "info")),
-        "severity": _enum_case("severity", reader.required(el, "severity", "info")),
-        "certainty": _enum_case("certainty", reader.required(el, "certainty", "info")),
+        "urgency": enum_case("urgency", reader.required(el, "urgency", "info")),
+        "severity": enum_case("severity", reader.required(el, "severity", "info")),
+        "certainty": enum_case("certainty", reader.required(el, "certainty", "info")),
         "audience": reader.text(el, "audience"),
         "event_codes": reader.pairs(el, "eventCode"),
         "effective": reader.time(el, "effective"),

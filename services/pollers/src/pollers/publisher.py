@@ -48,6 +48,7 @@ class AlertPublisher:
                     received_at=received_at,
                     alert=parsed.alert,
                     raw_sha256=parsed.raw_sha256,
+                    deviations=list(parsed.deviations),
                 ),
             )
             self.bus.publish(ALERTS_INGESTED, envelope)

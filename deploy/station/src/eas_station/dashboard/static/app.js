@@ -377,18 +377,20 @@ function relevanceText(a) {
 
 // What the feed document broke and the poller repaired, in words (poller deviation names).
 const FEED_DEVIATIONS = {
-  sender_from_sender_name: "the sender field held the office's name (older NWS API); the sender address came from elsewhere",
-  sender_from_cap_xml: "the sender was taken from the alert's CAP XML",
-  sender_assumed_nws: "the sender was not an address; the NWS CAP sender address was assumed",
-  sender_sanitised: "the sender had spaces or commas; they were replaced",
-  from_cap_xml: "the JSON was unusable; the alert was read from its CAP XML",
-  area_desc_missing: "no area description was given",
-  geometry_unusable: "the polygon could not be read; the zone and county codes were used",
+  sender_held_name: "the sender field held the office's name (older NWS API); it is shown as the sender name",
+  sender_missing: "no sender was given",
+  sender_invalid: "the sender was not a valid CAP sender (spaces or commas)",
+  sender_assumed_nws: "the sender address was taken to be the NWS's own (w-nws.webmaster@noaa.gov)",
+  sender_sanitised: "spaces and commas in the sender were replaced with dashes",
+  from_cap_xml: "the alert was read from its own CAP XML, as its JSON was unusable",
+  reference_sender_normalised: "a reference named the office instead of the sender address",
   reference_unusable: "a reference could not be read and was left out",
-  time_unusable: "an optional time could not be read and was left out",
-  enum_unknown: "an urgency, severity or certainty value was not CAP's and became Unknown",
-  enum_case: "a CAP value had the wrong letter case",
-  event_missing: "no event name was given",
+  geometry_unusable: "the polygon could not be read; the zone and county codes were used",
+  time_unusable: "an optional time (effective, onset or expires) could not be read and was left out",
+  enum_case: "a CAP value had the wrong letter case (or CAP 1.0's Very Likely)",
+  enum_unknown: "an urgency, severity or certainty was not a CAP value and became Unknown",
+  event_missing: "no event name was given; it was named from the SAME event code",
+  area_desc_missing: "no area description was given",
 };
 
 function feedDeviationText(d) {
