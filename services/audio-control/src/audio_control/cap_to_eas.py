@@ -477,7 +477,10 @@ def convert(
     info, info_check = select_info(alert, language)
     checks.append(info_check)
     blockchannels = _blockchannels(alert.infos)
-    default_expires = alert.sent + timedelta(minutes=default_duration_minutes)
+    # No expires: the station's default duration counts from when the alert takes effect, so
+    # one sent ahead of its effective time is not expired before it may air.
+    starts = max(alert.sent, info.effective) if info and info.effective else alert.sent
+    default_expires = starts + timedelta(minutes=default_duration_minutes)
     if info is None:
         return Conversion(
             info=None,
@@ -646,6 +649,7 @@ def convert(
     else:
         how = (
             f"no expires, so the station's default of {default_duration_minutes} min"
+            + (f" from effective {starts:%H:%M} UTC" if starts != alert.sent else "")
             if expires_defaulted
             else f"valid {_span(valid_for)}"
         )

@@ -237,16 +237,20 @@ class RelayService:
                 "hold_until": _iso(_hold(candidate, settings.relay.hold_until_onset)),
             }
             events: list[RelayDecisionEvent] = []
-            for row in await repo.decisions_of_identities(conn, supersedes, _states(OPEN_STATES)):
-                events.append(
-                    await self._change(
-                        conn,
-                        row,
-                        now,
-                        state=DecisionState.SUPERSEDED,
-                        reason=f"Replaced by the Update {candidate.alert_identifier}.",
-                    )
+            left = _area_left(evaluation)
+            if left is None:
+                after, closable = DecisionState.SUPERSEDED, OPEN_STATES
+                why = f"Replaced by the Update {candidate.alert_identifier}."
+            else:
+                # The Update moved the area away from the station: what the earlier message
+                # decided no longer holds, and a manual forward not yet aired stops too.
+                after, closable = DecisionState.WITHDRAWN, WITHDRAWABLE
+                why = (
+                    f"Withdrawn: the Update {candidate.alert_identifier} no longer includes "
+                    f"the station's area: {left}"
                 )
+            for row in await repo.decisions_of_identities(conn, supersedes, _states(closable)):
+                events.append(await self._change(conn, row, now, state=after, reason=why))
             log = [decision_entry(e) for e in events]
             merged = await self._merge(conn, candidate, evaluation, compose, now)
             if merged is not None:
@@ -708,6 +712,18 @@ def _received_note(life: AlertLifecycle, outcome: str) -> Entry:
 
 
 # ---- row values ----------------------------------------------------------------------------
+
+
+def _area_left(evaluation: Evaluation) -> str | None:
+    """Why an alert is not for the station's area (its location check), None if it is."""
+    for check in evaluation.checks:
+        if (
+            check.rule == "location"
+            and not check.passed
+            and check.consequence is RelayAction.IGNORE
+        ):
+            return check.detail
+    return None
 
 
 def _text(evaluation: Evaluation) -> str | None:

@@ -1,0 +1,143 @@
+"""CAP Updates and times as real feeds send them (issue 11): an Update that moves the area
+away from the station withdraws the earlier decision (its queued item leaves the queue, the
+change is announced and logged); an alert not yet in effect is queued for its time, not now."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from eas_schemas.cap import CapMsgType, CapReference
+from eas_schemas.envelope import decode_entry
+from eas_schemas.playout_events import PLAYOUT_CANCELLED_TYPE, PLAYOUT_QUEUED_TYPE, PlayoutEvent
+from eas_schemas.relay_events import RelayDecisionEvent
+from eas_schemas.streams import ALERT_EVENTS, PLAYOUT_EVENTS
+from servicekit.bus import stream_key
+
+from .test_service import created, decisions_seen, latest, now_cap, publish
+
+pytestmark = pytest.mark.integration
+
+
+async def _playout(aredis: Any, namespace: str, etype: str, timeout_s: float = 30) -> list[Any]:
+    """The playout events of one type, polled until one is there (generous bound)."""
+    deadline = time.monotonic() + timeout_s
+    key = stream_key(PLAYOUT_EVENTS, namespace)
+    while True:
+        envelopes = [decode_entry(f) for _, f in await aredis.xrange(key)]
+        got = [PlayoutEvent.model_validate(e.data) for e in envelopes if e.type == etype]
+        if got or time.monotonic() > deadline:
+            return got
+        await asyncio.sleep(0.05)
+
+
+def _has_message(decision_id: int) -> Any:
+    def done(es: list[RelayDecisionEvent]) -> bool:
+        d = latest(es).get(decision_id)
+        return d is not None and d.message_id is not None
+
+    return done
+
+
+async def test_update_that_leaves_the_area_withdraws_the_queued_relay(
+    service: httpx.AsyncClient, aredis: Any, bus_namespace: str
+) -> None:
+    original = now_cap(identifier="svr-1", event="Severe Thunderstorm Warning", same_event="SVR")
+    await publish(aredis, bus_namespace, ALERT_EVENTS, created(original, alert_id=11))
+    (first,) = await decisions_seen(aredis, bus_namespace, lambda es: bool(es))
+    assert first.state.value == "scheduled"
+    await decisions_seen(aredis, bus_namespace, _has_message(first.decision_id))
+    (queued,) = await _playout(aredis, bus_namespace, PLAYOUT_QUEUED_TYPE)
+    assert queued.decision_id == first.decision_id
+
+    # The NWS re-draws the warning: the Update now covers only the next county (039055).
+    update = now_cap(
+        identifier="svr-2",
+        event="Severe Thunderstorm Warning",
+        same_event="SVR",
+        codes=("039055",),
+        msg_type=CapMsgType.UPDATE,
+    ).model_copy(
+        update={
+            "references": [
+                CapReference(
+                    sender=original.sender, identifier=original.identifier, sent=original.sent
+                )
+            ]
+        }
+    )
+    await publish(aredis, bus_namespace, ALERT_EVENTS, created(update, alert_id=12))
+
+    def settled(es: list[RelayDecisionEvent]) -> bool:
+        states = {d.alert_id: d.state.value for d in latest(es).values()}
+        return states.get(11) == "withdrawn" and 12 in states
+
+    by_alert = {
+        d.alert_id: d for d in latest(await decisions_seen(aredis, bus_namespace, settled)).values()
+    }
+    withdrawn = by_alert[11]
+    assert withdrawn.state.value == "withdrawn"
+    assert "svr-2 no longer includes the station's area" in withdrawn.reason
+    assert "039035" in withdrawn.reason  # the station's code, named
+    assert by_alert[12].state.value == "ignored"  # the Update itself is not for this station
+    (cancelled,) = await _playout(aredis, bus_namespace, PLAYOUT_CANCELLED_TYPE)
+    assert cancelled.item_id == queued.item_id and cancelled.state.value == "cancelled"
+    log = (await service.get("/api/audio/log", params={"kind": "decision"})).json()["items"]
+    assert any(
+        e["decision_id"] == first.decision_id and e["decision_state"] == "withdrawn" for e in log
+    ), log
+
+
+async def test_update_still_in_the_area_supersedes(
+    service: httpx.AsyncClient, aredis: Any, bus_namespace: str
+) -> None:
+    original = now_cap(identifier="tor-1")
+    await publish(aredis, bus_namespace, ALERT_EVENTS, created(original, alert_id=21))
+    await decisions_seen(aredis, bus_namespace, lambda es: bool(es))
+    update = now_cap(
+        identifier="tor-2", codes=("039035", "039055"), msg_type=CapMsgType.UPDATE
+    ).model_copy(
+        update={
+            "references": [
+                CapReference(
+                    sender=original.sender, identifier=original.identifier, sent=original.sent
+                )
+            ]
+        }
+    )
+    await publish(aredis, bus_namespace, ALERT_EVENTS, created(update, alert_id=22))
+
+    def settled(es: list[RelayDecisionEvent]) -> bool:
+        states = {d.alert_id: d.state.value for d in latest(es).values()}
+        return states.get(21) == "superseded" and states.get(22) == "scheduled"
+
+    by_alert = {
+        d.alert_id: d for d in latest(await decisions_seen(aredis, bus_namespace, settled)).values()
+    }
+    assert by_alert[21].state.value == "superseded" and "tor-2" in by_alert[21].reason
+
+
+async def test_alert_effective_later_is_held_until_then(
+    service: httpx.AsyncClient, aredis: Any, bus_namespace: str
+) -> None:
+    effective = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=90)
+    # No expires either: the station's default duration counts from when it takes effect,
+    # not from sent (which would make it expire before it may air).
+    cap = now_cap(identifier="later-1", effective=effective, expires_in=None)
+    await publish(aredis, bus_namespace, ALERT_EVENTS, created(cap, alert_id=31))
+    (decision,) = await decisions_seen(aredis, bus_namespace, lambda es: bool(es))
+    assert decision.state.value == "scheduled"
+    assert decision.relay_at is not None and decision.relay_at >= effective
+    held = next(c for c in decision.checks if c.rule == "not_yet_effective")
+    assert held.passed
+    await decisions_seen(aredis, bus_namespace, _has_message(decision.decision_id))
+    (queued,) = await _playout(aredis, bus_namespace, PLAYOUT_QUEUED_TYPE)
+    assert queued.air_at is not None and queued.air_at >= effective
+    assert decision.purge_at is not None and decision.purge_at > effective
+    duration = next(c for c in decision.checks if c.rule == "duration")
+    assert duration.passed and "from effective" in duration.detail
