@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -114,7 +115,12 @@ def create_app(settings: AlertsApiSettings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def setup(app: FastAPI, rt: ServiceRuntime) -> AsyncIterator[None]:
         service = AlertService(
-            rt.engine, rt.bus, rt.source, settings.station_same_codes, settings.station_ugc_codes
+            rt.engine,
+            rt.bus,
+            rt.source,
+            settings.station_same_codes,
+            settings.station_ugc_codes,
+            missing_expires=timedelta(hours=settings.missing_expires_h),
         )
         app.state.alert_service = service
         consumer = GroupConsumer(

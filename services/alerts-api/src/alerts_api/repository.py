@@ -6,7 +6,7 @@ import base64
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, exists, func, or_, select, text, tuple_, update
@@ -278,11 +278,22 @@ async def add_history(
     )
 
 
-async def expiring(conn: AsyncConnection, now: datetime, limit: int) -> list[Any]:
+async def expiring(
+    conn: AsyncConnection, now: datetime, limit: int, missing_expires: timedelta
+) -> list[Any]:
+    """Active alerts past their expires, or, without one, ``missing_expires`` past the time
+    they took effect (effective, else sent)."""
+    lapsed = or_(
+        and_(alerts.c.expires.is_not(None), alerts.c.expires <= now),
+        and_(
+            alerts.c.expires.is_(None),
+            func.coalesce(alerts.c.effective, alerts.c.sent) <= now - missing_expires,
+        ),
+    )
     stmt = (
-        select(alerts.c.id, alerts.c.item_json)
-        .where(alerts.c.state == "active", alerts.c.expires.is_not(None), alerts.c.expires <= now)
-        .order_by(alerts.c.expires)
+        select(alerts.c.id, alerts.c.item_json, alerts.c.expires)
+        .where(alerts.c.state == "active", lapsed)
+        .order_by(alerts.c.id)
         .limit(limit)
     )
     if conn.dialect.name == "postgresql":

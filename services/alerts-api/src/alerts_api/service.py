@@ -65,6 +65,7 @@ class AlertService:
         station_same: list[str],
         station_ugc: list[str],
         station_sender: str = "eas-station@localhost",
+        missing_expires: timedelta = timedelta(hours=24),
     ) -> None:
         self.engine = engine
         self.outbox = Outbox(engine, bus, alert_outbox)
@@ -78,6 +79,7 @@ class AlertService:
         # re-checks what it stored (a recompute may already have passed those rows).
         self.codes_generation = 0
         self.station_sender = station_sender
+        self.missing_expires = missing_expires
         self.relevance_changes = 0
         self.stored = 0
         self.duplicates = 0
@@ -232,9 +234,10 @@ class AlertService:
         cap = ingested.alert
         info = cap.primary_info()
         expires = cap.expires()
+        lapses = expires or _start(cap) + self.missing_expires
         if cap.msg_type == CapMsgType.CANCEL:
             state = AlertState.CANCELLED  # a Cancel message is never itself an active alert
-        elif expires is not None and expires <= now:
+        elif lapses <= now:
             state = AlertState.EXPIRED
         else:
             state = AlertState.ACTIVE
@@ -441,22 +444,20 @@ class AlertService:
         while True:
             tx = _Tx()
             async with self.engine.begin() as conn:
-                rows = await repo.expiring(conn, now, batch)
+                rows = await repo.expiring(conn, now, batch, self.missing_expires)
                 for row in rows:
                     item = _restate(row.item_json, AlertState.EXPIRED, now)
+                    why = (
+                        "expires time passed"
+                        if row.expires is not None
+                        else f"no expires given: {_hours(self.missing_expires)} since it took "
+                        "effect passed"
+                    )
                     if await repo.change_state(
                         conn, row.id, "active", "expired", item.model_dump_json(), now
                     ):
-                        await repo.add_history(
-                            conn, row.id, now, "active", "expired", "expires time passed"
-                        )
-                        self._event(
-                            tx,
-                            AlertEventType.EXPIRED,
-                            item,
-                            "expires time passed",
-                            AlertState.ACTIVE,
-                        )
+                        await repo.add_history(conn, row.id, now, "active", "expired", why)
+                        self._event(tx, AlertEventType.EXPIRED, item, why, AlertState.ACTIVE)
                 pending = await self._to_outbox(conn, tx)
             await self.outbox.publish(pending)
             total += len(tx.envelopes)
@@ -623,6 +624,17 @@ def _lock_key(identity: tuple[str, str, datetime]) -> int:
         f"{sender}\x00{identifier}\x00{sent.isoformat()}".encode(), digest_size=8
     ).digest()
     return int.from_bytes(digest, "big", signed=True)
+
+
+def _start(cap: CapAlert) -> datetime:
+    """When the alert takes effect: its primary info's effective, else its sent time."""
+    info = cap.primary_info()
+    return info.effective if info is not None and info.effective is not None else cap.sent
+
+
+def _hours(span: timedelta) -> str:
+    hours = span.total_seconds() / 3600
+    return f"{hours:g} h"
 
 
 def _received_note(ingested: AlertIngested) -> str:

@@ -32,6 +32,14 @@ class AlertsApiSettings(StoreSettings):
     consumer_min_idle_ms: int = Field(default=30_000, ge=100)
     consumer_max_deliveries: int = Field(default=5, ge=1)
     expiry_interval_s: float = Field(default=5.0, gt=0)
+    missing_expires_h: float = Field(
+        default=24.0,
+        gt=0,
+        le=24 * 14,
+        description="an alert whose CAP gives no expires (CAP 1.2 makes it optional) is "
+        "expired this long after it takes effect (effective, else sent); see "
+        "docs/architecture.md",
+    )
     run_consumer: bool = True
     follow_station_settings: bool = Field(
         default=True,
