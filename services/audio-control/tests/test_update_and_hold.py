@@ -6,19 +6,25 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 
+from audio_control.app import create_app
+from audio_control.settings import AudioControlSettings
 from eas_schemas.cap import CapMsgType, CapReference
 from eas_schemas.envelope import decode_entry
 from eas_schemas.playout_events import PLAYOUT_CANCELLED_TYPE, PLAYOUT_QUEUED_TYPE, PlayoutEvent
 from eas_schemas.relay_events import RelayDecisionEvent
 from eas_schemas.streams import ALERT_EVENTS, PLAYOUT_EVENTS
+from servicekit.auth.permissions import Role
 from servicekit.bus import stream_key
 
+from .service_helpers import set_station, station
 from .test_service import created, decisions_seen, latest, now_cap, publish
 
 pytestmark = pytest.mark.integration
@@ -141,3 +147,40 @@ async def test_alert_effective_later_is_held_until_then(
     assert decision.purge_at is not None and decision.purge_at > effective
     duration = next(c for c in decision.checks if c.rule == "duration")
     assert duration.passed and "from effective" in duration.detail
+
+
+async def test_bilingual_alert_is_relayed_in_the_station_language(
+    settings: AudioControlSettings,
+    aredis: Any,
+    bus_namespace: str,
+    token: Callable[[Role], str],
+) -> None:
+    english = now_cap(identifier="tor-bilingual-1")
+    (en,) = english.infos
+    es = en.model_copy(
+        update={
+            "language": "es-US",
+            "event": "Aviso de Tornado",
+            "headline": "Aviso de tornado para el condado de Cuyahoga",
+            "description": "Se observó un tornado cerca de Parma.",
+        }
+    )
+    bilingual = english.model_copy(update={"infos": [en, es]})
+    await set_station(aredis, bus_namespace, station(language="es-US"))
+    app = create_app(settings)
+    async with LifespanManager(app) as manager:
+        await publish(aredis, bus_namespace, ALERT_EVENTS, created(bilingual, alert_id=41))
+        (decision,) = await decisions_seen(aredis, bus_namespace, lambda es: bool(es))
+        info = next(c for c in decision.checks if c.rule == "info")
+        assert info.passed and info.values["used"] == "es-US"
+        final = latest(
+            await decisions_seen(aredis, bus_namespace, _has_message(decision.decision_id))
+        )[decision.decision_id]
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://audio") as http:
+            headers = {"Authorization": f"Bearer {token(Role.VIEWER)}"}
+            message = (
+                await http.get(f"/api/audio/messages/{final.message_id}", headers=headers)
+            ).json()
+    assert "Se observó un tornado cerca de Parma" in message["text"]
+    assert "A tornado was observed" not in message["text"]
