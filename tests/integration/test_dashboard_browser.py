@@ -377,7 +377,10 @@ def test_dashboard_live_in_chromium(station: Station, bus: SyncBus, tmp_path: Pa
 
         # 2. An alert ingested on the bus is stored by alerts-api and appears live.
         first = make_alert(event="Tornado Warning")
-        bus.publish(ALERTS_INGESTED, ingested_envelope(first))
+        envelope = ingested_envelope(first)
+        # As an early NWS API vintage would have it: the poller named what it repaired.
+        envelope.data.deviations = ["sender_held_name", "from_cap_xml"]
+        bus.publish(ALERTS_INGESTED, envelope)
         card = page.locator("#alert-list li", has_text="Tornado Warning")
         expect(card).to_be_visible(timeout=30_000)
         expect(card).to_contain_text("Extreme")
@@ -417,6 +420,10 @@ def test_dashboard_live_in_chromium(station: Station, bus: SyncBus, tmp_path: Pa
         expect(dialog).to_contain_text("Take shelter now.")
         expect(dialog).to_contain_text("A tornado was observed near Cleveland.")
         expect(dialog).to_contain_text("History")
+        # Every relevance match (issue 11), and the feed's deviations in words.
+        expect(dialog).to_contain_text("SAME exact: alert 039035 ~ station 039035")
+        expect(dialog).to_contain_text("the sender field held the office's name")
+        expect(dialog).to_contain_text("read from its own CAP XML")
         page.screenshot(path=str(shots / "detail.png"))
         page.keyboard.press("Escape")
         expect(dialog).to_be_hidden()
