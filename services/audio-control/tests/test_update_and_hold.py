@@ -57,6 +57,7 @@ async def test_update_that_leaves_the_area_withdraws_the_queued_relay(
     await publish(aredis, bus_namespace, ALERT_EVENTS, created(original, alert_id=11))
     (first,) = await decisions_seen(aredis, bus_namespace, lambda es: bool(es))
     assert first.state.value == "scheduled"
+    assert not any(c.rule == "feed_deviation" for c in first.checks)  # a conformant document
     await decisions_seen(aredis, bus_namespace, _has_message(first.decision_id))
     (queued,) = await _playout(aredis, bus_namespace, PLAYOUT_QUEUED_TYPE)
     assert queued.decision_id == first.decision_id
@@ -184,3 +185,15 @@ async def test_bilingual_alert_is_relayed_in_the_station_language(
             ).json()
     assert "Se observó un tornado cerca de Parma" in message["text"]
     assert "A tornado was observed" not in message["text"]
+
+
+async def test_feed_deviations_are_shown_on_the_decision(
+    service: httpx.AsyncClient, aredis: Any, bus_namespace: str
+) -> None:
+    envelope = created(now_cap(identifier="svr-old-api"), alert_id=51)
+    envelope.data.alert.deviations = ["sender_held_name", "sender_assumed_nws"]
+    await publish(aredis, bus_namespace, ALERT_EVENTS, envelope)
+    (decision,) = await decisions_seen(aredis, bus_namespace, lambda es: bool(es))
+    check = next(c for c in decision.checks if c.rule == "feed_deviation")
+    assert check.passed and "sender_held_name, sender_assumed_nws" in check.detail
+    assert decision.state.value == "scheduled"  # repaired, not held

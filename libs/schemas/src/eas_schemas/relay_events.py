@@ -86,7 +86,7 @@ class RuleCheck(BaseModel):
     ``rule`` is a stable id (``relay_enabled``, ``location``, ``event``, ``originator``,
     ``cap_status``, ``msg_type``, ``scope``, ``blockchannel``, ``must_carry``, ``national``,
     ``severity_urgency``, ``air_agreement``, ``deviation``, ``own_transmission``, ``stale``,
-    ``expired``,
+    ``expired``, ``feed_deviation`` (a CAP feed document the poller repaired; informational),
     ``not_yet_effective``, ``confirmation``, ``delay``, ``header`` (an on-air header
     re-encoded), and from the CAP-to-EAS conversion ``info``, ``eas_org``, ``event_code``,
     ``geocode``, ``duration``, ``audio_resource``, ``alert_text``).

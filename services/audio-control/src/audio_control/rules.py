@@ -103,6 +103,7 @@ class Candidate:
     alert_id: int | None = None
     alert_identifier: str | None = None
     alert_sender: str | None = None
+    feed_deviations: tuple[str, ...] = ()  # what the poller repaired in the feed document
     # air
     heard_header: str | None = None  # the header as received
     header_error: str | None = None  # why it cannot be re-encoded in the standard form
@@ -356,6 +357,17 @@ def _cap_checks(candidate: Candidate, rules: RelayRules) -> list[RuleCheck]:
     conversion = candidate.conversion
     assert conversion is not None  # a CAP candidate always has one (from_cap)
     out: list[RuleCheck] = []
+    if candidate.feed_deviations:
+        # Shown, not held: what was repaired (a sender taken from the CAP XML, an unreadable
+        # polygon) leaves the alert's meaning intact, and a missed alert is the worse failure.
+        out.append(
+            _ok(
+                "feed_deviation",
+                "The feed document was not conformant and was repaired by the poller "
+                f"({', '.join(candidate.feed_deviations)}).",
+                deviations=list(candidate.feed_deviations),
+            )
+        )
     status = candidate.status
     if status is CapStatus.ACTUAL:
         out.append(_ok("cap_status", "Status is Actual.", "ECIG 3.9", status=status.value))

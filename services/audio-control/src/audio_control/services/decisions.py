@@ -203,7 +203,11 @@ class RelayService:
             now=now,
         )
         candidate = Candidate.from_cap(cap, conversion, alert_id=life.alert.id)
-        candidate = dataclasses.replace(candidate, received_at=envelope.time)
+        candidate = dataclasses.replace(
+            candidate,
+            received_at=envelope.time,
+            feed_deviations=tuple(life.alert.deviations),
+        )
         compose = _cap_compose(cap, conversion)
         supersedes = (
             [(r.sender, r.identifier, r.sent) for r in cap.references]
