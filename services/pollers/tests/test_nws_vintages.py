@@ -21,11 +21,13 @@ from eas_schemas.cap import CapAlert, CapCertainty, CapMsgType, CapStatus
 from eas_schemas.streams import ALERTS_INGESTED
 from pollers.cap_xml import parse_cap_alert
 from pollers.cycle import FeedLoop
+from pollers.feeds.base import FeedContext
 from pollers.feeds.nws_api import NwsApiFeed
 from pollers.http_fetch import RetryPolicy
 from pollers.nws_geojson import NWS_CAP_SENDER, parse_nws_json
 from pollers.publisher import AlertPublisher
 from pollers.seen_alerts import SeenAlerts
+from pollers.settings import PollersSettings
 from servicekit.bus import SyncBus, stream_key
 
 SVR = "NWS-IDP-PROD-2577343-2418958"
@@ -190,6 +192,26 @@ def test_feed_asks_at_most_its_budget_per_poll(
     # Past the budget the alerts still come, with their sender assumed.
     assert [p.alert.identifier for p in result.alerts] == [SVR, SVS, WIND]
     assert "sender_assumed_nws" in result.alerts[1].deviations
+
+
+def test_settings_bound_the_cap_xml_requests(
+    fake_server: Any, sleeper: Any, old: bytes, svr_xml: bytes
+) -> None:
+    fake_server.responder = _api(old, svr_xml)
+    settings = PollersSettings(
+        nws_contact="ops@station.example",
+        nws_areas=["OK"],
+        nws_base_url=fake_server.url,
+        nws_cap_xml_per_poll=0,
+        nws_cap_xml_interval_s=0.5,
+    )
+    http = {"policy": RetryPolicy(max_attempts=1), "allow_private_hosts": ("127.0.0.1",)}
+    (spec,) = NwsApiFeed.specs(FeedContext(settings, None, http))  # type: ignore[arg-type]
+    feed = spec.make(sleeper)
+    assert isinstance(feed, NwsApiFeed) and feed.cap_xml.min_interval_s == 0.5
+    result = feed.poll()
+    assert [r.path for r in fake_server.requests] == ["/alerts/active"]  # never asked
+    assert len(result.alerts) == 3
 
 
 @pytest.mark.integration

@@ -56,6 +56,16 @@ class PollersSettings(ServiceSettings):
     )
     nws_base_url: str = DEFAULT_NWS_BASE_URL
     nws_interval_s: float = Field(default=60.0, gt=0)
+    nws_cap_xml_per_poll: int = Field(
+        default=10,
+        ge=0,
+        le=100,
+        description="at most this many per-alert CAP XML requests per poll, for alerts whose "
+        "JSON is unusable (0: never ask)",
+    )
+    nws_cap_xml_interval_s: float = Field(
+        default=1.0, ge=0, le=60, description="seconds between two CAP XML requests"
+    )
     # IPAWS-OPEN
     ipaws_url: str = Field(
         default="",

@@ -156,6 +156,8 @@ class NwsApiFeed(Feed):
             "areas": list(s.nws_areas),
             "base_url": s.nws_base_url,
             "interval_s": s.nws_interval_s,
+            "cap_xml_per_poll": s.nws_cap_xml_per_poll,
+            "cap_xml_min_interval_s": s.nws_cap_xml_interval_s,
             **ctx.http,
         }
 
