@@ -22,8 +22,8 @@ from eas_schemas.streams import ALERTS_INGESTED
 from pollers.cap_xml import parse_cap_alert
 from pollers.cycle import FeedLoop
 from pollers.feeds.base import FeedContext
-from pollers.feeds.nws_api import NwsApiFeed
-from pollers.http_fetch import RetryPolicy
+from pollers.feeds.nws_api import CapXmlFetcher, NwsApiFeed
+from pollers.http_fetch import RetryPolicy, UrlGuard, make_client
 from pollers.nws_geojson import NWS_CAP_SENDER, parse_nws_json
 from pollers.publisher import AlertPublisher
 from pollers.seen_alerts import SeenAlerts
@@ -236,3 +236,28 @@ def test_deviations_reach_the_bus(
     by_id = {a["data"]["alert"]["identifier"]: a["data"] for a in published}
     assert by_id[SVR]["deviations"] == ["sender_held_name", "from_cap_xml"]
     assert by_id[SVS]["deviations"][0] == "sender_held_name"
+
+
+def test_fetcher_memory_is_bounded(fake_server: Any, sleeper: Any) -> None:
+    fake_server.responder = lambda seen: (404, {}, b"")
+    clock = [0.0]
+    fetcher = CapXmlFetcher(
+        make_client(2.0, 2.0),
+        fake_server.url,
+        "eas-station-pollers/test (ops@station.example)",
+        UrlGuard(("127.0.0.1",)),
+        sleeper,
+        per_poll=100,
+        min_interval_s=0,
+        cache_size=4,
+        clock=lambda: clock[0],
+    )
+    for n in range(10):
+        clock[0] += 1
+        assert fetcher(f"NWS-IDP-PROD-{n}") is None
+    assert len(fetcher._failed) <= 4 and "NWS-IDP-PROD-9" in fetcher._failed
+    # A failure is held off, then asked again once the hold-off passed.
+    asked = len(fake_server.requests)
+    assert fetcher("NWS-IDP-PROD-9") is None and len(fake_server.requests) == asked
+    clock[0] += fetcher.retry_after_s + 1
+    assert fetcher("NWS-IDP-PROD-9") is None and len(fake_server.requests) == asked + 1

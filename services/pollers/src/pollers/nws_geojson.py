@@ -143,8 +143,7 @@ def convert_feature(
         kept = [d for d in found.names if d not in _GUESSES]
         return from_xml, [*kept, "from_cap_xml"]
     if alert is None:
-        assert fatal is not None
-        raise fatal
+        raise fatal or CapRejected("unusable feature")
     return alert, found.names
 
 

@@ -107,13 +107,23 @@ class CapXmlFetcher:
         self._last = self.clock()
         alert = self._fetch(identifier)
         if alert is None:
-            self._failed[identifier] = self.clock()
+            self._remember_failure(identifier)
             return None
         self._failed.pop(identifier, None)
         self._good[identifier] = alert
         while len(self._good) > self.cache_size:
             self._good.popitem(last=False)
         return alert
+
+    def _remember_failure(self, identifier: str) -> None:
+        now = self.clock()
+        if len(self._failed) >= self.cache_size:
+            # Bounded like the good answers: failures older than the hold-off are forgotten
+            # first, then the oldest.
+            self._failed = {k: t for k, t in self._failed.items() if now - t < self.retry_after_s}
+            while len(self._failed) >= self.cache_size:
+                del self._failed[next(iter(self._failed))]
+        self._failed[identifier] = now
 
     def _fetch(self, identifier: str) -> CapAlert | None:
         url = f"{self.base_url}/alerts/{quote(identifier, safe=':.-_')}"
