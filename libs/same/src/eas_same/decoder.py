@@ -1,6 +1,6 @@
 """Streaming SAME decoder.
 
-Pipeline (all numpy/scipy, block-vectorised; Python work per bit *byte*, not per sample):
+Pipeline (numpy only, block-vectorised; Python work per bit *byte*, not per sample):
 
 1. **Fixed internal blocks.** ``feed()`` buffers input and processes it in blocks of exactly
    ``block`` samples, so every filter, trigger and tracker decision is identical whatever
@@ -45,9 +45,8 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy import signal as sps
-from scipy import special
 
+from ._dsp import firwin_lowpass, i0e
 from ._structure import frame, structured_error
 from .encoder import BAUD, PREAMBLE, bytes_to_bits
 from .header import (
@@ -236,7 +235,7 @@ def _bits_to_text(bits: npt.NDArray[np.int8]) -> str:
 
 
 def _log_i0(x: F64) -> F64:
-    return np.asarray(x + np.log(special.i0e(x)), dtype=np.float64)
+    return np.asarray(x + np.log(i0e(x)), dtype=np.float64)
 
 
 # --------------------------------------------------------------------------- bursts
@@ -350,7 +349,7 @@ class SameDecoder:
         # mixing down and decimation happen together at the decimated rate (polyphase):
         # y[g] = exp(-j w0 g) * sum_k h[k] exp(j w0 k) x[g - k], g a multiple of D
         ntaps = max(11, 2 * round(0.9e-3 * self.rate) + 1)
-        h = sps.firwin(ntaps, min(1200.0, 0.3 * self.fs_d), fs=self.rate)
+        h = firwin_lowpass(ntaps, min(1200.0, 0.3 * self.fs_d), self.rate)
         w0 = 2 * np.pi * CENTER_HZ_NUM / CENTER_HZ_DEN / self.rate
         hc = h * np.exp(1j * w0 * np.arange(ntaps))
         self._taps: F64 = np.ascontiguousarray(np.stack([hc.real, hc.imag], axis=1)[::-1])
