@@ -84,6 +84,17 @@ def test_importing_the_decoder_does_not_import_scipy() -> None:
     _no_scipy("from eas_same import SameDecoder, decode_samples")
 
 
+def test_importing_the_decoder_does_not_import_pydantic() -> None:
+    # the code tables in eas_schemas are pure Python; pydantic would be most of the start-up
+    probe = "import eas_same.decoder, sys; assert 'pydantic' not in sys.modules"
+    r = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr.decode()
+
+
 def test_cli_decode_of_a_file_does_not_import_scipy(tmp_path: Path) -> None:
     path = tmp_path / "tor.wav"
     sf.write(path, generate(HEADER, 16000, attention=0.5), 16000, subtype="PCM_16")
