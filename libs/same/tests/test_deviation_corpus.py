@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from eas_same.encoder import generate
+from eas_same.header import SameHeaderError
 from eas_same.simulate import DEVIATION_KINDS, deviating_header, impair, transmission
 from eas_testkit.decoders import multimon_eas
 
@@ -74,3 +75,13 @@ def test_a_standard_header_reports_no_deviation() -> None:
     tx = impair(transmission(text, 16000), snr_db=10.0, seed=9)
     heard = [e for e in decode_all(tx.samples.astype(np.float64), 16000)[0] if e.type == "header"]
     assert [e.text for e in heard] == [text] and heard[0].header.deviations == ()
+
+
+def test_the_simulator_sends_a_deviating_header_only_when_asked() -> None:
+    header = deviating_header(random.Random("gate"), "purge_step")
+    with pytest.raises(SameHeaderError, match="purge_step"):
+        transmission(header, 22050, attention=0)
+    tx = transmission(header, 22050, attention=0, allow_deviations=True)
+    assert tx.header == header.text
+    heard = [e for e in decode_all(tx.samples.astype(np.float64), 22050)[0] if e.type == "header"]
+    assert [e.text for e in heard] == [header.text]

@@ -114,28 +114,34 @@ _I0_B = (
 )
 
 
-def _chbevl(y: F64, coef: tuple[float, ...]) -> F64:
-    # Clenshaw recurrence as in Cephes chbevl: b0 = y*b1 - b2 + c, same order of operations
-    b0 = np.full_like(y, coef[0])
-    b1 = np.zeros_like(y)
-    b2 = b1
-    for c in coef[1:]:
-        b2 = b1
-        b1 = b0
-        b0 = y * b1 - b2 + c
-    return np.asarray(0.5 * (b0 - b2), dtype=np.float64)
+# Both tables as one (30, 2) array, the shorter one led by zeros: a Clenshaw step over a
+# leading zero leaves (b0, b1) = (0, 0), and the first real coefficient then gives exactly
+# Cephes' start (b0 = c0, b1 = 0). So one pass of 29 steps serves both ranges at once.
+_I0_AB = np.array([_I0_A, (0.0,) * (len(_I0_A) - len(_I0_B)) + _I0_B], dtype=np.float64).T.copy()
 
 
 def i0e(x: npt.ArrayLike) -> F64:
     """Exponentially scaled modified Bessel function of order 0, ``exp(-|x|) I0(x)``,
-    elementwise (as ``scipy.special.i0e``)."""
-    a = np.abs(np.asarray(x, dtype=np.float64))
-    out = np.empty_like(a)
-    small = a <= 8.0
-    if small.any():
-        out[small] = _chbevl(a[small] / 2.0 - 2.0, _I0_A)
-    large = ~small
-    if large.any():
-        al = a[large]
-        out[large] = _chbevl(32.0 / al - 2.0, _I0_B) / np.sqrt(al)
-    return out
+    elementwise (as ``scipy.special.i0e``).
+
+    Cephes' ``chbevl`` recurrence ``b0 = y*b1 - b2 + c`` in the same order of operations,
+    so the result is scipy's to the bit (the tests compare); numpy's own ``np.i0`` is the
+    same algorithm but unscaled, and overflows where the decoder needs it."""
+    arr = np.asarray(x, dtype=np.float64)
+    a = np.abs(arr.reshape(-1))
+    large = a > 8.0
+    with np.errstate(divide="ignore"):
+        y = np.where(large, 32.0 / a - 2.0, a / 2.0 - 2.0)
+    coef = _I0_AB[:, large.astype(np.intp)]  # (30, *shape): each element's own table
+    b0 = coef[0].copy()
+    b1 = np.zeros_like(y)
+    b2 = np.zeros_like(y)
+    for c in coef[1:]:
+        b2, b1, b0 = b1, b0, b2
+        np.multiply(y, b1, out=b0)
+        b0 -= b2
+        b0 += c
+    b0 -= b2
+    b0 *= 0.5
+    np.divide(b0, np.sqrt(a), out=b0, where=large)
+    return np.asarray(b0.reshape(arr.shape), dtype=np.float64)

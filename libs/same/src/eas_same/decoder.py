@@ -275,7 +275,9 @@ class _Burst:
             sig2 = np.full(n, sig2_glob)
         sig2 = np.maximum(sig2, 0.25 * sig2_glob)
         k = 2.0 * amp / sig2
-        return np.asarray(_log_i0(k * am) - _log_i0(k * as_), dtype=np.float64)
+        # both branches in one call: i0e's cost is mostly per call, not per element
+        both = _log_i0(np.concatenate([k * am, k * as_]))
+        return np.asarray(both[:n] - both[n:], dtype=np.float64)
 
 
 @dataclass(slots=True)
