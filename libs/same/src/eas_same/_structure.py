@@ -40,6 +40,9 @@ NONSTANDARD_SHARE = 0.1
 UNKNOWN_EVENT_PRIOR = 0.01
 #: prior probability that a header's purge time is off the legal steps
 PURGE_OFF_STEP_PRIOR = 0.02
+#: prior probability that a transmitter still sending after an 8-character callsign sent
+#: something other than the dash
+MISSING_DASH_PRIOR = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +138,9 @@ def _prior_set(name: str) -> tuple[npt.NDArray[np.float64], dict[str, int], F64 
         vals = [chr(c) for c in range(0x20, 0x7F) if chr(c) != "-"]
     elif name == "call_end":  # after a short callsign: its dash, or one more character
         vals = [chr(c) for c in range(0x20, 0x7F)]
+    elif name == "after_call":  # after 8 callsign characters: the dash, or anything else
+        vals = [chr(c) for c in range(0x80)]
+        prior = _log_prior(vals, {"-"}, MISSING_DASH_PRIOR)
     else:  # pragma: no cover
         raise KeyError(name)
     return _codes_matrix(vals), {v: i for i, v in enumerate(vals)}, prior
@@ -209,7 +215,13 @@ def structured_error(text: str, llr: F64, fr: Frame) -> float:
     p += 8
     for c in range(fr.call_len):
         err += _post_wrong("call", ch(p + c, p + c + 1), text[p + c])
+    q = p + fr.call_len
     if fr.dashed and fr.call_len < 8:
-        q = p + fr.call_len
         err += _post_wrong("call_end", ch(q, q + 1), text[q])
+    elif not fr.dashed and len(llr) >= 8 * (q + 1):
+        # a carrier was heard where the dash belongs: the chance it carried a garbled dash
+        # (then "missing dash" would be this decoder's invention), against anything else a
+        # transmitter might send there
+        b = np.asarray(llr[8 * q : 8 * q + 7], dtype=np.float64)
+        err += 1.0 - _post_wrong("after_call", b, "-")
     return err + NONSTANDARD_SHARE * bitwise

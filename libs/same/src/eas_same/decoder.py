@@ -675,7 +675,10 @@ class SameDecoder:
         if ndata >= 8 * (header_length(1) - 1):
             fr = frame("".join(tr.text), final=False)
             if fr is not None:
-                self._end_tracker(tr, nbits=8 * fr.length)
+                # an 8-character callsign without its dash: keep the character where the
+                # dash belongs, so the vote weighs what was heard there (a garbled dash must
+                # not turn into a "missing dash" header with nothing to contradict it)
+                self._end_tracker(tr, nbits=8 * fr.length, extra_bits=0 if fr.dashed else 8)
                 return
         # carrier lost?
         energy = float(np.mean(am * am + as_ * as_))
@@ -689,7 +692,10 @@ class SameDecoder:
         if ndata >= 8 * MAX_HEADER_CHARS + 8:
             self._end_tracker(tr, nbits=8 * MAX_HEADER_CHARS)
 
-    def _end_tracker(self, tr: _Tracker, nbits: int | None = None) -> None:
+    def _end_tracker(self, tr: _Tracker, nbits: int | None = None, extra_bits: int = 0) -> None:
+        """Close ``tr``'s burst after ``nbits`` (all it has if None). ``extra_bits`` more are
+        sampled beyond them on the re-timed bit clock: heard, but not part of the header
+        the burst's own decode framed (where a dash should have been)."""
         tr.done = True
         pos = tr.pos
         s = tr.data_start
@@ -697,6 +703,17 @@ class SameDecoder:
         if e - s < 32:
             return
         b_am, b_as, b_pos = self._retime(tr, s, e)
+        if extra_bits:
+            period = float(b_pos[-1] - b_pos[0]) / (len(b_pos) - 1)
+            ext = b_pos[-1] + period * np.arange(1, extra_bits + 1, dtype=np.float64)
+            ext = ext[ext <= self._m_total - 2.0]
+            e_am, e_as = self._sample(ext)
+            # only while the carrier is still there (the tracker's own carrier-loss rule): a
+            # transmitter that really omits the dash goes silent after the callsign
+            if len(ext) and float(np.mean(e_am * e_am + e_as * e_as)) >= 0.4 * tr.ref_energy:
+                b_am = np.concatenate([b_am, e_am])
+                b_as = np.concatenate([b_as, e_as])
+                b_pos = np.concatenate([b_pos, ext])
         burst = _Burst(
             kind=tr.kind,
             am=b_am,
