@@ -24,8 +24,9 @@ Pipeline (numpy only, block-vectorised; Python work per bit *byte*, not per samp
 6. **Voting.** The (up to) three bursts of one transmission are turned into log-likelihood
    ratios (Rician model, per-burst amplitude, local noise estimate so a damaged stretch
    weighs little), summed bit by bit aligned from ``ZCZC``, framed (``_structure.frame``:
-   the locations end at '+', the callsign at its dash or after 8 characters) and parsed
-   leniently: a header that breaks the letter of 11.31 but not its meaning is reported
+   the locations end at '+', the callsign at its dash or after 8 characters), decoded
+   against the structure where a character cannot be there (``_structure.correct``) and
+   parsed leniently: a header that breaks the letter of 11.31 but not its meaning is reported
    with its deviations named (``SameHeader.deviations``); anything else is not a header.
    If the three-burst vote fails, two-burst and one-burst decodes are
    tried. A candidate is accepted only when it validates *and* the estimated probability
@@ -47,7 +48,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._dsp import firwin_lowpass, i0e
-from ._structure import frame, structured_error
+from ._structure import correct, frame, structured_error
 from .encoder import BAUD, PREAMBLE, bytes_to_bits
 from .header import (
     MAX_LENIENT_LOCATIONS,
@@ -907,11 +908,13 @@ def _decode_llr(llr: F64) -> tuple[SameHeader, float] | None:
     fr = frame(text, final=True)
     if fr is None:
         return None
+    # decode against the header's structure: each field the most likely of its values
+    text = correct(text, llr, fr)
     try:
-        header = parse_header(text[: fr.length], lenient=True)
+        header = parse_header(text, lenient=True)
     except SameHeaderError:
         return None
-    return header, structured_error(text[: fr.length], llr, fr)
+    return header, structured_error(text, llr, fr)
 
 
 def decode_bursts(
