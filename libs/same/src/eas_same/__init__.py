@@ -1,7 +1,8 @@
 """SAME (47 CFR 11.31) header model, encoder and streaming decoder.
 
-The decoder (which imports scipy) and the encoder are loaded lazily, so header-only users
-(``from eas_same import parse_header``) start fast.
+The decoder and the encoder (numpy, soundfile) are loaded lazily, so header-only users
+(``from eas_same import parse_header``) start fast. The decoder imports numpy only, never
+scipy (``tests/test_dsp.py`` holds it to that).
 """
 
 from __future__ import annotations

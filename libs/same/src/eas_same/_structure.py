@@ -1,8 +1,10 @@
 """Header-structure-aware reliability of a SAME decode (private helper of the decoder).
 
-A hard-decided header text that parses is *not* changed here (nothing is corrected or
-fabricated); this module estimates the probability that the transmitted header was another
-*valid* header, i.e. that emitting the text would put a false header on air.
+A hard-decided header text that parses is *not* changed here; only characters that cannot
+be there (:func:`correct`: a letter among digits, a state that does not exist, a garbled
+fixed dash) are replaced by the most likely possible value. This module then estimates the
+probability that the transmitted header was another *valid* header, i.e. that emitting the
+text would put a false header on air.
 
 Per bit the decoder has a log-likelihood ratio ``llr`` (positive = 1). The log-likelihood of
 a character ``c`` at a position is ``sum_j bit_j(c) * llr_j`` up to a constant common to all
@@ -40,6 +42,9 @@ NONSTANDARD_SHARE = 0.1
 UNKNOWN_EVENT_PRIOR = 0.01
 #: prior probability that a header's purge time is off the legal steps
 PURGE_OFF_STEP_PRIOR = 0.02
+#: prior probability that a transmitter still sending after an 8-character callsign sent
+#: something other than the dash
+MISSING_DASH_PRIOR = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +140,9 @@ def _prior_set(name: str) -> tuple[npt.NDArray[np.float64], dict[str, int], F64 
         vals = [chr(c) for c in range(0x20, 0x7F) if chr(c) != "-"]
     elif name == "call_end":  # after a short callsign: its dash, or one more character
         vals = [chr(c) for c in range(0x20, 0x7F)]
+    elif name == "after_call":  # after 8 callsign characters: the dash, or anything else
+        vals = [chr(c) for c in range(0x80)]
+        prior = _log_prior(vals, {"-"}, MISSING_DASH_PRIOR)
     else:  # pragma: no cover
         raise KeyError(name)
     return _codes_matrix(vals), {v: i for i, v in enumerate(vals)}, prior
@@ -209,7 +217,82 @@ def structured_error(text: str, llr: F64, fr: Frame) -> float:
     p += 8
     for c in range(fr.call_len):
         err += _post_wrong("call", ch(p + c, p + c + 1), text[p + c])
+    q = p + fr.call_len
     if fr.dashed and fr.call_len < 8:
-        q = p + fr.call_len
         err += _post_wrong("call_end", ch(q, q + 1), text[q])
+    elif not fr.dashed and len(llr) >= 8 * (q + 1):
+        # a carrier was heard where the dash belongs: the chance it carried a garbled dash
+        # (then "missing dash" would be this decoder's invention), against anything else a
+        # transmitter might send there
+        b = np.asarray(llr[8 * q : 8 * q + 7], dtype=np.float64)
+        err += 1.0 - _post_wrong("after_call", b, "-")
     return err + NONSTANDARD_SHARE * bitwise
+
+
+def _best(name: str, llr: F64, heard: str) -> str:
+    """``heard`` if it is one of the values of set ``name``, else the value the bits favour
+    most: a valid value is never replaced (not even a deviating one by a standard one)."""
+    s, index = _scores(name, llr)
+    if heard in index:
+        return heard
+    return list(index)[int(np.argmax(s))]
+
+
+def correct(text: str, llr: F64, fr: Frame) -> str:
+    """``text`` (the hard decision of ``llr``, framed as ``fr``) with every character that
+    cannot be there replaced: a field value outside its set (a letter among digits, hour 24,
+    a state code that does not exist) by the value of the set that the bits favour most, and
+    the fixed characters (``ZCZC-``, the dashes around the fields, ``-``/``+`` where the frame
+    puts them) by what the grammar has. Values that are possible stay as heard, so this only
+    turns a text that is not a header into the most likely header; whether that may be
+    emitted is for :func:`structured_error` to say, over the same sets and priors."""
+    n = fr.length
+    L = np.asarray(llr[: 8 * n], dtype=np.float64).reshape(n, 8)[:, :7]
+    out = list(text[:n])
+
+    def ch(a: int, b: int) -> F64:
+        return np.asarray(L[a:b].reshape(-1), dtype=np.float64)
+
+    def put(at: int, value: str) -> None:
+        out[at : at + len(value)] = value
+
+    def field(name: str, a: int, b: int) -> None:
+        put(a, _best(name, ch(a, b), text[a:b]))
+
+    put(0, "ZCZC-")
+    field("org", 5, 8)
+    put(8, "-")
+    field("event", 9, 12)
+    digit_mat, digit_idx = _set("digit")
+    digits = "0123456789"
+    for k in range(fr.nloc + 1):
+        p = 12 + 7 * k
+        put(p, "+" if k == fr.nloc else "-")
+        if k == fr.nloc:
+            break
+        field("digit", p + 1, p + 2)
+        # SS CCC jointly: SS = 00 only with CCC = 000
+        ss, ccc = text[p + 2 : p + 4], text[p + 4 : p + 7]
+        s_state, st_idx = _scores("state", ch(p + 2, p + 4))
+        ccc_ok = all(c in digit_idx for c in ccc)
+        if (ss == "00" and ccc == "000") or (ss in st_idx and ccc_ok):
+            continue
+        d_scores = L[p + 4 : p + 7] @ digit_mat.T  # (3, 10)
+        best_state = list(st_idx)[int(np.argmax(s_state))]
+        best_ccc = "".join(digits[int(np.argmax(d_scores[c]))] for c in range(3))
+        log_best = float(np.max(s_state)) + float(np.max(d_scores, axis=1).sum())
+        log_00 = float(digit_mat[0] @ L[p + 2] + digit_mat[0] @ L[p + 3])
+        log_00 += float(d_scores[0, 0] + d_scores[1, 0] + d_scores[2, 0])
+        put(p + 2, "00000" if log_00 > log_best else best_state + best_ccc)
+    p = 13 + 7 * fr.nloc
+    field("duration", p, p + 4)
+    put(p + 4, "-")
+    p += 5
+    field("day", p, p + 3)
+    field("hour", p + 3, p + 5)
+    field("minute", p + 5, p + 7)
+    put(p + 7, "-")
+    p += 8
+    for c in range(fr.call_len):
+        field("call", p + c, p + c + 1)
+    return "".join(out)

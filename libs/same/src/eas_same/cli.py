@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from .header import SameHeader, SameHeaderError, parse_header
 
-if TYPE_CHECKING:  # the decoder imports scipy (slow): load it only for `decode`
+if TYPE_CHECKING:  # the decoder (numpy, DSP set-up) loads only for `decode`
     from .decoder import Event
 
 EXIT_BAD_INPUT = 2
@@ -161,6 +161,8 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
             data, arate = sf.read(args.audio, dtype="float32", always_2d=True)
             if arate != args.rate:
+                # the one scipy use left in the CLI: a narration file at another rate, when
+                # encoding test messages; decoding never needs it
                 from scipy.signal import resample_poly
 
                 data = resample_poly(data, args.rate, arate, axis=0).astype(np.float32)

@@ -1,6 +1,6 @@
 """Streaming SAME decoder.
 
-Pipeline (all numpy/scipy, block-vectorised; Python work per bit *byte*, not per sample):
+Pipeline (numpy only, block-vectorised; Python work per bit *byte*, not per sample):
 
 1. **Fixed internal blocks.** ``feed()`` buffers input and processes it in blocks of exactly
    ``block`` samples, so every filter, trigger and tracker decision is identical whatever
@@ -24,8 +24,9 @@ Pipeline (all numpy/scipy, block-vectorised; Python work per bit *byte*, not per
 6. **Voting.** The (up to) three bursts of one transmission are turned into log-likelihood
    ratios (Rician model, per-burst amplitude, local noise estimate so a damaged stretch
    weighs little), summed bit by bit aligned from ``ZCZC``, framed (``_structure.frame``:
-   the locations end at '+', the callsign at its dash or after 8 characters) and parsed
-   leniently: a header that breaks the letter of 11.31 but not its meaning is reported
+   the locations end at '+', the callsign at its dash or after 8 characters), decoded
+   against the structure where a character cannot be there (``_structure.correct``) and
+   parsed leniently: a header that breaks the letter of 11.31 but not its meaning is reported
    with its deviations named (``SameHeader.deviations``); anything else is not a header.
    If the three-burst vote fails, two-burst and one-burst decodes are
    tried. A candidate is accepted only when it validates *and* the estimated probability
@@ -45,10 +46,9 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy import signal as sps
-from scipy import special
 
-from ._structure import frame, structured_error
+from ._dsp import firwin_lowpass, i0e
+from ._structure import correct, frame, structured_error
 from .encoder import BAUD, PREAMBLE, bytes_to_bits
 from .header import (
     MAX_LENIENT_LOCATIONS,
@@ -236,7 +236,7 @@ def _bits_to_text(bits: npt.NDArray[np.int8]) -> str:
 
 
 def _log_i0(x: F64) -> F64:
-    return np.asarray(x + np.log(special.i0e(x)), dtype=np.float64)
+    return np.asarray(x + np.log(i0e(x)), dtype=np.float64)
 
 
 # --------------------------------------------------------------------------- bursts
@@ -276,7 +276,9 @@ class _Burst:
             sig2 = np.full(n, sig2_glob)
         sig2 = np.maximum(sig2, 0.25 * sig2_glob)
         k = 2.0 * amp / sig2
-        return np.asarray(_log_i0(k * am) - _log_i0(k * as_), dtype=np.float64)
+        # both branches in one call: i0e's cost is mostly per call, not per element
+        both = _log_i0(np.concatenate([k * am, k * as_]))
+        return np.asarray(both[:n] - both[n:], dtype=np.float64)
 
 
 @dataclass(slots=True)
@@ -350,7 +352,7 @@ class SameDecoder:
         # mixing down and decimation happen together at the decimated rate (polyphase):
         # y[g] = exp(-j w0 g) * sum_k h[k] exp(j w0 k) x[g - k], g a multiple of D
         ntaps = max(11, 2 * round(0.9e-3 * self.rate) + 1)
-        h = sps.firwin(ntaps, min(1200.0, 0.3 * self.fs_d), fs=self.rate)
+        h = firwin_lowpass(ntaps, min(1200.0, 0.3 * self.fs_d), self.rate)
         w0 = 2 * np.pi * CENTER_HZ_NUM / CENTER_HZ_DEN / self.rate
         hc = h * np.exp(1j * w0 * np.arange(ntaps))
         self._taps: F64 = np.ascontiguousarray(np.stack([hc.real, hc.imag], axis=1)[::-1])
@@ -674,7 +676,10 @@ class SameDecoder:
         if ndata >= 8 * (header_length(1) - 1):
             fr = frame("".join(tr.text), final=False)
             if fr is not None:
-                self._end_tracker(tr, nbits=8 * fr.length)
+                # an 8-character callsign without its dash: keep the character where the
+                # dash belongs, so the vote weighs what was heard there (a garbled dash must
+                # not turn into a "missing dash" header with nothing to contradict it)
+                self._end_tracker(tr, nbits=8 * fr.length, extra_bits=0 if fr.dashed else 8)
                 return
         # carrier lost?
         energy = float(np.mean(am * am + as_ * as_))
@@ -688,7 +693,10 @@ class SameDecoder:
         if ndata >= 8 * MAX_HEADER_CHARS + 8:
             self._end_tracker(tr, nbits=8 * MAX_HEADER_CHARS)
 
-    def _end_tracker(self, tr: _Tracker, nbits: int | None = None) -> None:
+    def _end_tracker(self, tr: _Tracker, nbits: int | None = None, extra_bits: int = 0) -> None:
+        """Close ``tr``'s burst after ``nbits`` (all it has if None). ``extra_bits`` more are
+        sampled beyond them on the re-timed bit clock: heard, but not part of the header
+        the burst's own decode framed (where a dash should have been)."""
         tr.done = True
         pos = tr.pos
         s = tr.data_start
@@ -696,6 +704,17 @@ class SameDecoder:
         if e - s < 32:
             return
         b_am, b_as, b_pos = self._retime(tr, s, e)
+        if extra_bits:
+            period = float(b_pos[-1] - b_pos[0]) / (len(b_pos) - 1)
+            ext = b_pos[-1] + period * np.arange(1, extra_bits + 1, dtype=np.float64)
+            ext = ext[ext <= self._m_total - 2.0]
+            e_am, e_as = self._sample(ext)
+            # only while the carrier is still there (the tracker's own carrier-loss rule): a
+            # transmitter that really omits the dash goes silent after the callsign
+            if len(ext) and float(np.mean(e_am * e_am + e_as * e_as)) >= 0.4 * tr.ref_energy:
+                b_am = np.concatenate([b_am, e_am])
+                b_as = np.concatenate([b_as, e_as])
+                b_pos = np.concatenate([b_pos, ext])
         burst = _Burst(
             kind=tr.kind,
             am=b_am,
@@ -889,11 +908,13 @@ def _decode_llr(llr: F64) -> tuple[SameHeader, float] | None:
     fr = frame(text, final=True)
     if fr is None:
         return None
+    # decode against the header's structure: each field the most likely of its values
+    text = correct(text, llr, fr)
     try:
-        header = parse_header(text[: fr.length], lenient=True)
+        header = parse_header(text, lenient=True)
     except SameHeaderError:
         return None
-    return header, structured_error(text[: fr.length], llr, fr)
+    return header, structured_error(text, llr, fr)
 
 
 def decode_bursts(

@@ -22,7 +22,7 @@ from scipy import signal as sps
 
 from . import codes
 from .encoder import attention_tone, encode_burst, silence
-from .header import MAX_LOCATIONS, SameHeader, parse_header
+from .header import MAX_LOCATIONS, SameHeader, SameHeaderError, parse_header
 
 F32 = npt.NDArray[np.float32]
 
@@ -115,7 +115,7 @@ class Transmission:
 
 
 def transmission(
-    header: str,
+    header: str | SameHeader,
     rate: int,
     *,
     clock_offset: float = 0.0,
@@ -124,8 +124,20 @@ def transmission(
     lead: float = 0.7,
     tail: float = 0.7,
     amplitude: float = 0.3,
+    allow_deviations: bool = False,
 ) -> Transmission:
-    """A clean transmission (header x3, attention, EOM x3) with a transmitter clock offset."""
+    """A clean transmission (header x3, attention, EOM x3) with a transmitter clock offset.
+
+    A text is sent as it is (tests of what a receiver must refuse or tolerate). A parsed
+    header follows the encoder's rule (``generate``): one that deviates from 11.31 is sent
+    only with ``allow_deviations=True``, the deviation corpus's explicit option."""
+    if isinstance(header, SameHeader):
+        if header.deviations and not allow_deviations:
+            raise SameHeaderError(
+                f"header deviates from 47 CFR 11.31 ({', '.join(header.deviations)}): "
+                "pass allow_deviations=True to send it"
+            )
+        header = header.text
     fake = round(rate / (1.0 + clock_offset))
     actual = rate / fake - 1.0
     parts: list[F32] = [silence(lead, fake)]

@@ -29,9 +29,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
 from importlib import resources
-from typing import Annotated
-
-from pydantic import AfterValidator
+from typing import TYPE_CHECKING, Annotated, Any
 
 _LOCATION_RE = re.compile(r"^[0-9]{6}$")
 _UGC_RE = re.compile(r"^[A-Z]{2}[CZ]([0-9]{3}|ALL)$")
@@ -264,9 +262,31 @@ def validate_event_code(code: str) -> str:
     return upper
 
 
-SameLocationCode = Annotated[str, AfterValidator(validate_location_code)]
-UgcCode = Annotated[str, AfterValidator(validate_ugc_code)]
-SameEventCode = Annotated[str, AfterValidator(validate_event_code)]
+if TYPE_CHECKING:
+    from pydantic import AfterValidator
+
+    SameLocationCode = Annotated[str, AfterValidator(validate_location_code)]
+    UgcCode = Annotated[str, AfterValidator(validate_ugc_code)]
+    SameEventCode = Annotated[str, AfterValidator(validate_event_code)]
+
+_VALIDATED = {
+    "SameLocationCode": validate_location_code,
+    "UgcCode": validate_ugc_code,
+    "SameEventCode": validate_event_code,
+}
+
+
+def __getattr__(name: str) -> Any:
+    # The pydantic field types are built on first use (PEP 562): the SAME decoder reads the
+    # tables here but validates no models, and importing pydantic is most of its start-up.
+    validator = _VALIDATED.get(name)
+    if validator is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from pydantic import AfterValidator
+
+    value = Annotated[str, AfterValidator(validator)]
+    globals()[name] = value
+    return value
 
 
 def location_covers(alert_code: str, station_code: str) -> str | None:
