@@ -60,14 +60,14 @@ async def stream_envelopes(client: aioredis.Redis, spec: StreamSpec, namespace: 
     out: list[Any] = []
     last = "-"
     while True:
-        rows = await client.xrange(key, min=last, count=2000)
+        rows: list[Any] = list(await client.xrange(key, min=last, count=2000) or [])
         if last != "-":
             rows = rows[1:]
         if not rows:
             return out
         for _entry_id, fields in rows:
             out.append(decode_entry(fields))
-        last = rows[-1][0]
+        last = str(rows[-1][0])
 
 
 def once_each(values: list[str]) -> dict[str, int]:
