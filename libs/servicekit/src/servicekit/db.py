@@ -25,11 +25,22 @@ def sync_database_url(url: str) -> str:
     return url.replace("+asyncpg", "+psycopg").replace("+aiosqlite", "")
 
 
+CONNECT_TIMEOUT_S = 5.0
+
+
 def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
     url = normalize_database_url(url)
     kwargs: dict[str, Any] = {"echo": echo}
     if url.startswith("postgresql"):
-        kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        # Bounded waits: during a database outage a request fails in seconds with a 503
+        # (servicekit.errors) instead of hanging on asyncpg's 60 s connect or the pool.
+        kwargs.update(
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            pool_timeout=CONNECT_TIMEOUT_S * 2,
+            connect_args={"timeout": CONNECT_TIMEOUT_S},
+        )
     engine = create_async_engine(url, **kwargs)
     if url.startswith("sqlite"):
         _sqlite_pragmas(engine)
