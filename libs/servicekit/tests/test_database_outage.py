@@ -4,14 +4,19 @@ error of ours (500), not an outage."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 
+from eas_schemas.envelope import EventEnvelope, encode_entry
 from eas_testkit.servers import LocalPostgres
+from servicekit.bus import stream_key
+from servicekit.consumer import GroupConsumer
 from servicekit.db import make_engine
 from servicekit.embedded import free_port
 from servicekit.errors import DATABASE_UNAVAILABLE, install_error_handlers
@@ -72,3 +77,63 @@ async def test_a_server_stopped_under_open_connections_is_a_503_then_recovers() 
 async def test_a_query_the_database_refuses_is_not_an_outage(postgres_admin_url: str) -> None:
     answer = await get(app_on(postgres_admin_url), "/bad")
     assert answer.status_code == 500
+
+
+async def test_a_consumer_waits_out_a_database_outage_without_using_up_deliveries(
+    aredis: Any, bus_namespace: str
+) -> None:
+    """Two replicas, one delivery allowed: the handler meets an unreachable database for
+    longer than several min-idle periods, and the entry is still handled once, by the replica
+    that first got it, with its delivery count unchanged and nothing dead-lettered."""
+    attempts: list[str] = []
+    outage = asyncio.Event()
+
+    def handler(name: str) -> Any:
+        async def handle(entry_id: str, env: EventEnvelope[dict[str, Any]]) -> None:
+            attempts.append(name)
+            if not outage.is_set():
+                raise ConnectionRefusedError(111, "Connect call failed")
+
+        return handle
+
+    replicas = [
+        GroupConsumer(
+            aredis,
+            "alerts.ingested",
+            "g",
+            name,
+            handler(name),
+            namespace=bus_namespace,
+            min_idle_ms=200,
+            block_ms=100,
+            max_deliveries=1,
+        )
+        for name in ("one", "two")
+    ]
+    for c in replicas:
+        await c.ensure_group()
+    key = stream_key("alerts.ingested", bus_namespace)
+    entry = envelope_fields()
+    await aredis.xadd(key, entry)
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(c.run(stop)) for c in replicas]
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while len(attempts) < 4 and loop.time() < deadline:  # > 2 s of outage, 10 min-idles
+            await asyncio.sleep(0.05)
+        assert len(attempts) >= 4
+        outage.set()
+        while sum(c.stats.handled for c in replicas) < 1 and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+    assert sum(c.stats.handled for c in replicas) == 1
+    assert sum(c.stats.dead_lettered for c in replicas) == 0
+    assert set(attempts) == {attempts[0]}  # never reclaimed by the other replica
+    assert await aredis.xlen(stream_key("bus.deadletter", bus_namespace)) == 0
+
+
+def envelope_fields() -> dict[str, str]:
+    return encode_entry(EventEnvelope[dict[str, Any]](type="test.item", source="t", data={"n": 1}))

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from asyncpg.exceptions import CannotConnectNowError, PostgresConnectionError
+from asyncpg.exceptions import PostgresConnectionError
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
@@ -27,6 +27,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
+
+from servicekit.db import database_unreachable
 
 log = logging.getLogger(__name__)
 
@@ -254,24 +256,6 @@ async def redis_error_handler(request: Request, exc: Exception) -> Response:
 
 DATABASE_UNAVAILABLE = "the database is unavailable; try again shortly"
 DATABASE_RETRY_AFTER_S = 5
-
-
-def database_unreachable(exc: BaseException) -> bool:
-    """The database could not be reached or dropped the connection (stopped, restarting, a
-    network cut), as opposed to a query it refused. Looks through SQLAlchemy's wrapping."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, ConnectionError | PoolTimeout | TimeoutError):
-            return True
-        if isinstance(current, PostgresConnectionError | CannotConnectNowError):
-            return True
-        if isinstance(current, DBAPIError) and current.connection_invalidated:
-            return True
-        orig = getattr(current, "orig", None)
-        current = orig if isinstance(orig, BaseException) else (current.__cause__ or None)
-    return False
 
 
 async def database_error_handler(request: Request, exc: Exception) -> Response:
