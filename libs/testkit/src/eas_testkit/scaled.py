@@ -28,11 +28,15 @@ _TEMPLATE_ID = "urn:oid:2.49.0.1.840.0.7a1c2e0f4b9d4b1e8f3a6c5d2e1f0a9b8c7d6e5f.
 _TEMPLATE_DAY = "2026-05-01T"
 
 
-def write_cap_files(folder: Path, count: int, prefix: str = "scaled") -> list[str]:
-    """``count`` distinct Tornado Warnings for Cuyahoga County, sent now and expiring in an
-    hour, one file each (written under a temporary name, then renamed, so the pollers never
-    read half a file). Returns their identifiers."""
+def write_cap_files(
+    folder: Path, count: int, prefix: str = "scaled", area: tuple[str, str] | None = None
+) -> list[str]:
+    """``count`` distinct Tornado Warnings for Cuyahoga County (or ``area``: a SAME and a UGC
+    code instead), sent now and expiring in an hour, one file each (written under a temporary
+    name, then renamed, so the pollers never read half a file). Returns their identifiers."""
     text = TEMPLATE.read_text()
+    if area is not None:
+        text = text.replace(">039035<", f">{area[0]}<").replace(">OHC035<", f">{area[1]}<")
     now = datetime.now(UTC)
     identifiers = []
     for _ in range(count):
