@@ -4,12 +4,14 @@
 # ffmpeg), text-to-speech for EAS narration (espeak-ng; flite, the second engine the tests
 # use), Chromium for the dashboard's browser test (driven by Playwright's Python API), npm
 # (axe-core for that test's accessibility check), icecast2 (the stream output's real server
-# in the tests) and PortAudio (libportaudio2, the sound-device output through sounddevice).
+# in the tests), PortAudio (libportaudio2, the sound-device output through sounddevice), nginx
+# (the single origin of scripts/scaled and its tests) and redis-server (the fault test's private,
+# append-only Redis that it restarts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for pair in multimon-ng:multimon-ng minimodem:minimodem sox:sox ffmpeg:ffmpeg espeak-ng:espeak-ng flite:flite chromium:chromium npm:npm icecast2:icecast2; do
+for pair in multimon-ng:multimon-ng minimodem:minimodem sox:sox ffmpeg:ffmpeg espeak-ng:espeak-ng flite:flite chromium:chromium npm:npm icecast2:icecast2 nginx:nginx redis-server:redis-server; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair##*:}")
 done
 for lib in libportaudio2; do

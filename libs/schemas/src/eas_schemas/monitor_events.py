@@ -128,6 +128,13 @@ class InputState(StrEnum):
     BACKOFF = "backoff"  # worker died; waiting before the next restart
     FAILED = "failed"  # cannot run as configured (file gone, no device); not retried
     FINISHED = "finished"  # a file input that is not looped played to its end
+    STANDBY = "standby"  # another eas-monitor holds the input's lease; this copy waits
+
+
+# ``monitor.input-lease:{input id}`` (under the bus namespace): the eas-monitor instance that
+# captures and decodes the input. One holder per input, so a second copy started by mistake
+# stands by instead of opening the device twice and publishing every level and hearing twice.
+MONITOR_INPUT_LEASE_KEY = "monitor.input-lease"
 
 
 class DecoderState(StrEnum):

@@ -7,7 +7,10 @@ The delivery rules (DESIGN.md, "The bus"):
 - after ``max_deliveries`` deliveries, or at once for a ``PermanentError`` (an entry that can
   never succeed, such as one that is not an envelope), it is copied to the dead-letter stream
   with the reason and acknowledged, so it never blocks the entries after it;
-- a Redis restart or flush loses groups (NOGROUP): the group is recreated and reading goes on.
+- a Redis restart or flush loses groups (NOGROUP): the group is recreated and reading goes on;
+- a database outage is not a failure of the entry: its handler is retried in place (with
+  backoff, the entry re-claimed JUSTID so its idle time restarts and its delivery count does
+  not grow) until the database answers, so an outage dead-letters nothing.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from eas_schemas.envelope import EventEnvelope, decode_entry, encode_entry
 from eas_schemas.events import DEAD_LETTER_TYPE, DeadLetter
 from eas_schemas.streams import DEAD_LETTER
 from servicekit.bus import fields_to_str, stream_key
+from servicekit.db import database_unreachable
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +56,7 @@ class ConsumerStats:
     reclaimed: int = 0
     group_recreated: int = 0
     redis_errors: int = 0
+    outage_waits: int = 0  # handler tries that met an unreachable database (not counted)
     last_entry_id: str = ""
     by_reason: dict[str, int] = field(default_factory=dict)
 
@@ -90,6 +95,7 @@ class GroupConsumer:
         self.stats = ConsumerStats()
         self._slots = asyncio.Semaphore(concurrency)
         self._next_reclaim = 0.0
+        self._stop = asyncio.Event()  # run()'s, once it runs
 
     async def ensure_group(self) -> None:
         try:
@@ -100,6 +106,7 @@ class GroupConsumer:
                 raise
 
     async def run(self, stop: asyncio.Event) -> None:
+        self._stop = stop
         backoff = 0.1
         while not stop.is_set():
             try:
@@ -243,7 +250,7 @@ class GroupConsumer:
             await self._dead_letter(entry_id, fields, deliveries, f"not an event envelope: {exc}")
             return
         try:
-            await self.handler(entry_id, envelope)
+            await self._through_outages(entry_id, envelope)
         except PermanentError as exc:
             await self._dead_letter(entry_id, fields, deliveries, str(exc))
             return
@@ -265,6 +272,44 @@ class GroupConsumer:
         await self.client.xack(self.stream, self.group, entry_id)
         self.stats.handled += 1
         self.stats.last_entry_id = entry_id
+
+    async def _through_outages(self, entry_id: str, envelope: EventEnvelope[Any]) -> None:
+        """The handler, retried here while the database cannot be reached: an outage is not
+        the entry's fault, so it must not use up the entry's deliveries and dead-letter it
+        (a 30 s PostgreSQL restart would otherwise lose every alert in flight). Between tries
+        the entry is claimed again with JUSTID: its idle time restarts and its delivery count
+        stays, so no other replica reclaims it meanwhile."""
+        wait = 0.25
+        while True:
+            try:
+                await self.handler(entry_id, envelope)
+                return
+            except Exception as exc:
+                if self._stop.is_set() or not database_unreachable(exc):
+                    raise
+                self.stats.outage_waits += 1
+                log.warning(
+                    "database unavailable handling %s %s (%s); retrying in %.1fs",
+                    self.stream,
+                    entry_id,
+                    type(exc).__name__,
+                    wait,
+                )
+            # Claimed again well within min idle, for as long as the wait lasts.
+            loop = asyncio.get_running_loop()
+            until = loop.time() + wait
+            while not self._stop.is_set():
+                await self.client.xclaim(
+                    self.stream, self.group, self.consumer, 0, [entry_id], justid=True
+                )
+                left = until - loop.time()
+                if left <= 0:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self._stop.wait(), timeout=min(left, self.min_idle_ms / 3000)
+                    )
+            wait = min(wait * 2, 5.0)
 
     async def _dead_letter(
         self, entry_id: str, fields: dict[str, str], deliveries: int, reason: str

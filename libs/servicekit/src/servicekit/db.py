@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from asyncpg.exceptions import CannotConnectNowError, PostgresConnectionError
 from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 
@@ -25,11 +28,22 @@ def sync_database_url(url: str) -> str:
     return url.replace("+asyncpg", "+psycopg").replace("+aiosqlite", "")
 
 
+CONNECT_TIMEOUT_S = 5.0
+
+
 def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
     url = normalize_database_url(url)
     kwargs: dict[str, Any] = {"echo": echo}
     if url.startswith("postgresql"):
-        kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        # Bounded waits: during a database outage a request fails in seconds with a 503
+        # (servicekit.errors) instead of hanging on asyncpg's 60 s connect or the pool.
+        kwargs.update(
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            pool_timeout=CONNECT_TIMEOUT_S * 2,
+            connect_args={"timeout": CONNECT_TIMEOUT_S},
+        )
     engine = create_async_engine(url, **kwargs)
     if url.startswith("sqlite"):
         _sqlite_pragmas(engine)
@@ -49,3 +63,21 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[Any]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """The database could not be reached or dropped the connection (stopped, restarting, a
+    network cut), as opposed to a query it refused. Looks through SQLAlchemy's wrapping."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ConnectionError | PoolTimeout | TimeoutError):
+            return True
+        if isinstance(current, PostgresConnectionError | CannotConnectNowError):
+            return True
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else (current.__cause__ or None)
+    return False

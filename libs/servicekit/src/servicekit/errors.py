@@ -16,14 +16,19 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from asyncpg.exceptions import PostgresConnectionError
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
+
+from servicekit.db import database_unreachable
 
 log = logging.getLogger(__name__)
 
@@ -249,8 +254,28 @@ async def redis_error_handler(request: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": "Redis is unavailable; try again shortly"}, 503)
 
 
+DATABASE_UNAVAILABLE = "the database is unavailable; try again shortly"
+DATABASE_RETRY_AFTER_S = 5
+
+
+async def database_error_handler(request: Request, exc: Exception) -> Response:
+    # A read or write during a database outage answers at once with what is wrong (the engine
+    # connects with a timeout), instead of a bare 500 or a hang: clients and nginx retry.
+    if not database_unreachable(exc):
+        log.exception("database error during %s", request.url.path, exc_info=exc)
+        return JSONResponse({"detail": "internal error"}, 500)
+    log.warning("database unavailable during %s: %s", request.url.path, type(exc).__name__)
+    return JSONResponse(
+        {"detail": DATABASE_UNAVAILABLE},
+        503,
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, service_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(HTTPException, body_parse_error_handler)
     app.add_exception_handler(RedisError, redis_error_handler)
+    for kind in (DBAPIError, PoolTimeout, ConnectionError, PostgresConnectionError):
+        app.add_exception_handler(kind, database_error_handler)

@@ -259,10 +259,15 @@ class MonitorService:
                 await repo.update_input(conn, input_id, {"wanted_running": True})
             row = await self._row(input_id)
             await supervisor.upsert(_record(row), kick=True)
-        wanted = {InputState.RUNNING, InputState.FINISHED, InputState.FAILED}
+        wanted = {InputState.RUNNING, InputState.FINISHED, InputState.FAILED, InputState.STANDBY}
         reached, rt = await supervisor.wait_for(input_id, wanted, self.settings.start_timeout_s)
         if rt is not None and rt.state == InputState.FAILED:
             raise Conflict(f"input {input_id} cannot run: {rt.last_error}")
+        if rt is not None and rt.state == InputState.STANDBY:
+            raise Conflict(
+                f"input {input_id} is held by eas-monitor {rt.lease_holder}: this copy stands "
+                "by and takes the input over if that one stops"
+            )
         if not reached:
             state = rt.state.value if rt else "unknown"
             error = f"; last error: {rt.last_error}" if rt and rt.last_error else ""

@@ -52,6 +52,13 @@ class EasMonitorSettings(StoreSettings):
         default=30.0, gt=0, description="re-send unchanged monitor.status this often"
     )
     python_executable: str = Field(default=sys.executable)
+    input_lease_ttl_s: float = Field(
+        default=5.0,
+        ge=1,
+        le=60,
+        description="an input's lease in Redis: a second eas-monitor waits this long after "
+        "the holder's last renewal before it takes the input over",
+    )
 
     # capture
     ffmpeg: str = "ffmpeg"

@@ -10,6 +10,12 @@
   every ``status_refresh_s`` (samples/s alone is not a change).
 - eas-monitor is one instance per station: inputs are physical (a sound card opens once), so
   the supervisor lives in the API process and start/stop act on it directly.
+- Each input is held by a lease in Redis (``MONITOR_INPUT_LEASE_KEY``, renewed every third of
+  its TTL): a second copy started by mistake finds it held, stands by (``standby``, publishing
+  nothing for that input) and starts the worker only once the holder stopped renewing. A holder
+  that finds its lease taken stops its worker at once. If Redis cannot be reached the holder
+  keeps decoding: a missed alert is worse than a doubled hearing, which the aggregator's
+  de-duplication (also in Redis) would collapse anyway.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from eas_monitor.protocol import EXIT_CONFIG, WorkerSettings, WorkerSpec
 from eas_monitor.settings import EasMonitorSettings
 from eas_schemas.envelope import EventEnvelope
 from eas_schemas.monitor_events import (
+    MONITOR_INPUT_LEASE_KEY,
     MONITOR_STATUS_TYPE,
     DecoderState,
     InputKind,
@@ -44,6 +51,19 @@ from servicekit.outbound import redact
 log = logging.getLogger(__name__)
 
 CommandFactory = Callable[[int], list[str]]
+# Extend the lease only while it is still ours; give it up only if it is ours.
+_RENEW = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('del', KEYS[1])
+end
+return 0
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +112,9 @@ class Runtime:
     stderr: deque[str] = field(default_factory=lambda: deque(maxlen=20))
     published_sig: tuple[Any, ...] | None = None
     published_at: float = 0.0
+    lease_held: bool = False
+    lease_renew_at: float = 0.0
+    lease_holder: str | None = None  # who holds it, while this copy stands by
 
     @property
     def errors(self) -> int:
@@ -202,7 +225,10 @@ class Supervisor:
             rt = Runtime(record=rec, backoff=self.settings.restart_backoff_s)
             self.runtimes[rec.id] = rt
             asked = True
-            await self.publish(rt, force=True)
+            if not rec.wanted_running:
+                # A wanted one is announced by its start, or not at all if another copy of
+                # eas-monitor holds it (a "stopped" from this one would contradict the holder).
+                await self.publish(rt, force=True)
         elif rt.record != rec:
             asked = asked or (rec.wanted_running and not rt.record.wanted_running)
             config_changed = rt.record.config != rec.config or rt.record.name != rec.name
@@ -246,6 +272,12 @@ class Supervisor:
     async def _tick(self, rt: Runtime) -> None:
         now = self.clock()
         s = self.settings
+        if rt.alive and now >= rt.lease_renew_at and not await self._renew(rt):
+            log.warning("input %s: its lease was taken by %s; stopping", rt.record.id,
+                        rt.lease_holder)  # fmt: skip
+            await self._terminate(rt, InputState.STANDBY)
+            rt.next_start = now + s.input_lease_ttl_s / 3
+            return
         if rt.alive:
             if rt.state == InputState.RUNNING and now - rt.running_since >= s.healthy_reset_s:
                 rt.backoff = s.restart_backoff_s
@@ -260,7 +292,8 @@ class Supervisor:
         elif (
             rt.proc is None  # an exit is decided by _watch first (it may be final)
             and rt.record.wanted_running
-            and rt.state in (InputState.BACKOFF, InputState.STALLED, InputState.STARTING)
+            and rt.state
+            in (InputState.BACKOFF, InputState.STALLED, InputState.STARTING, InputState.STANDBY)
             and now >= rt.next_start
         ):
             await self._spawn(rt)
@@ -268,6 +301,12 @@ class Supervisor:
 
     async def _spawn(self, rt: Runtime) -> None:
         if rt.alive:
+            return
+        if not await self._take_lease(rt):
+            if rt.state != InputState.STANDBY:
+                log.warning("input %s is held by %s: standing by", rt.record.id, rt.lease_holder)
+            rt.set_state(InputState.STANDBY)
+            rt.next_start = self.clock() + self.settings.input_lease_ttl_s / 3
             return
         for task in rt.tasks:
             task.cancel()
@@ -432,11 +471,65 @@ class Supervisor:
                 task.cancel()
         rt.tasks = []
         rt.proc = None
+        if final == InputState.STOPPED:
+            await self._release_lease(rt)
         rt.set_state(final)
         await self.publish(rt)
 
+    # ------------------------------------------------------------------ the input's lease
+    def _lease_key(self, rt: Runtime) -> str:
+        return self.bus.key(f"{MONITOR_INPUT_LEASE_KEY}:{rt.record.id}")
+
+    async def _take_lease(self, rt: Runtime) -> bool:
+        ttl_ms = int(self.settings.input_lease_ttl_s * 1000)
+        me = self.settings.instance
+        key = self._lease_key(rt)
+        client = self.bus.client
+        try:
+            if await client.set(key, me, nx=True, px=ttl_ms) or await client.eval(
+                _RENEW, 1, key, me, ttl_ms
+            ):
+                rt.lease_held, rt.lease_holder = True, me
+                rt.lease_renew_at = self.clock() + self.settings.input_lease_ttl_s / 3
+                return True
+            holder = await client.get(key)
+        except Exception as exc:
+            # Nobody can be told apart from nobody holding it: decode rather than miss alerts.
+            log.warning("input %s: lease not checked (%s); starting anyway", rt.record.id, exc)
+            rt.lease_held, rt.lease_holder = False, None
+            rt.lease_renew_at = self.clock() + self.settings.input_lease_ttl_s / 3
+            return True
+        rt.lease_held = False
+        rt.lease_holder = holder.decode() if isinstance(holder, bytes) else holder
+        return False
+
+    async def _renew(self, rt: Runtime) -> bool:
+        """False only when another instance holds the lease now."""
+        ttl_ms = int(self.settings.input_lease_ttl_s * 1000)
+        me = self.settings.instance
+        rt.lease_renew_at = self.clock() + self.settings.input_lease_ttl_s / 3
+        if not rt.lease_held:  # started while Redis could not be asked
+            return await self._take_lease(rt)
+        try:
+            if await self.bus.client.eval(_RENEW, 1, self._lease_key(rt), me, ttl_ms):
+                return True
+            # Lapsed (Redis was slow or restarted without it) but free: take it back.
+            return await self._take_lease(rt)
+        except Exception as exc:
+            log.warning("input %s: lease not renewed (%s); still decoding", rt.record.id, exc)
+            return True
+
+    async def _release_lease(self, rt: Runtime) -> None:
+        if not rt.lease_held:
+            return
+        rt.lease_held = False
+        with contextlib.suppress(Exception):
+            await self.bus.client.eval(_RELEASE, 1, self._lease_key(rt), self.settings.instance)
+
     # ------------------------------------------------------------------ status
     async def publish(self, rt: Runtime, force: bool = False) -> None:
+        if rt.state == InputState.STANDBY:
+            return  # the holder reports this input; two voices would contradict each other
         status = rt.status()
         sig = (
             status.state,

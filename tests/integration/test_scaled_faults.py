@@ -1,0 +1,40 @@
+"""Faults across the whole pipeline, short variant (``eas_testkit.faults``; the 10,000-alert
+run is ``bench/scaled_faults/run.py``): while alerts flow from a CAP folder through the scaled
+topology, every service is SIGKILLed in turn, Redis (private, append-only) is restarted and
+PostgreSQL (a private throwaway cluster) is stopped for a few seconds. Every alert is stored
+once, announced once and decided once, nothing airs twice, each ``/ws`` client that resumed
+saw every ``alert.created`` once, nothing is dead-lettered, and reads during the database
+outage answered 503 with a message, quickly."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from eas_testkit.faults import FaultPlan, run_faults
+from servicekit.errors import DATABASE_UNAVAILABLE
+
+# Fourteen processes started, eight of them killed and restarted, on a shared 2-core machine.
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
+
+
+def test_every_alert_once_through_kills_a_redis_restart_and_a_database_outage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = FaultPlan(alerts=40, pg_outage_s=6, aired_every=20, settle_bound_s=180)
+    report = asyncio.run(run_faults(plan, tmp_path / "faults"))
+    with capsys.disabled():
+        print("\n" + "\n".join(report.lines()))
+    assert report.stored == plan.alerts and report.stored_twice == {}
+    assert report.created_events == plan.alerts and report.created_twice == {}
+    assert report.decided == plan.alerts and report.decided_twice == {}
+    assert report.relayed_expected == plan.alerts // plan.aired_every
+    assert report.aired == report.relayed_expected and report.aired_twice == {}
+    assert report.ws_missing == {}
+    assert all(twice == 0 for _, twice, _ in report.ws.values()), report.ws
+    assert report.dead_letters == []
+    assert report.outage_reads, "no read was made during the outage"
+    assert set(report.outage_reads) == {f"503 {DATABASE_UNAVAILABLE}"}, report.outage_reads
+    assert report.outage_slowest_s < 15  # an answer, not a hang
