@@ -480,3 +480,15 @@ def test_the_dashboard_hosts_no_service() -> None:
     env = _env(_container(_by_kind("Deployment")["dashboard"]))
     assert _disabled(env["EAS_GATEWAY_DISABLE"]["value"]) == _installed_services()
     assert env["EAS_GATEWAY_ALLOWED_HOSTS"]["value"] == "*"
+
+
+def test_routed_scaled_pods_drain_before_they_stop() -> None:
+    # Without a pause before SIGTERM the ingress controller still sends requests to a pod
+    # that has stopped listening; a POST is not retried on another replica.
+    for name in STATELESS:
+        deployment = _by_kind("Deployment")[name]
+        container = _container(deployment)
+        pause = container["lifecycle"]["preStop"]["exec"]["command"]
+        assert pause[0] == "sleep", name
+        grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        assert grace >= int(pause[1]) + 10, name
