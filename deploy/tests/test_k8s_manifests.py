@@ -24,16 +24,28 @@ PARTS = ("common", "data", "migrations", "station")
 # whose schemas the package ships.
 VERSIONS = ("1.30.0", kubernetes_validate.utils.latest_version())
 
-# Deployments that compose has not, and the compose service each is cut from: compose's
-# audio-control supervises a playout worker beside every API replica (their leases keep
-# all but one waiting); here the worker runs once, on its own (`audio-control playout`).
-SPLIT_FROM = {"audio-control-playout": ("audio-control", ["audio-control", "playout"])}
-# Environment here and not in compose, per Deployment, each for a reason the file states.
+# A Deployment that a compose file may not have yet, and how it is cut from the compose
+# service that supervises it: compose's audio-control once ran a playout worker beside
+# every API replica (their leases kept all but one waiting). Here the worker runs once, on
+# its own. Where compose has the service itself, it is compared like any other.
+SPLIT_FROM = {
+    "audio-control-playout": (
+        "audio-control",
+        ["audio-control", "playout"],
+        {"PORT"},  # the API's port: the worker serves no HTTP
+    )
+}
+# Environment here and not (or not yet) in compose, per Deployment, each for a reason the
+# manifest states.
 K8S_ONLY_ENV = {
     "audio-control": {"AUDIO_CONTROL_RUN_PLAYOUT"},  # the worker is audio-control-playout
+    "audio-control-playout": {"AUDIO_CONTROL_AIRED_DIR"},  # on its volume
+    "ws-broadcaster": {"WS_BROADCASTER_PORT"},  # its own variable, beside compose's PORT
     "pollers": {"POLLERS_HEALTH_HOST", "POLLERS_HEALTH_PORT"},  # its probes' server
     "dashboard": {"EAS_GATEWAY_ALLOWED_HOSTS"},  # "*": the Ingress checks Host; probes' Host
 }
+# Mounts here and not (or not yet) in compose.
+K8S_ONLY_MOUNTS = {"audio-control-playout": {"/data"}}  # the aired WAV folder's volume
 # Compose values the Kubernetes side corrects (test_the_dashboard_hosts_no_service).
 CORRECTED = {("dashboard", "EAS_GATEWAY_DISABLE")}
 # Compose literals that are the site's own in a cluster (the ConfigMap's, not compose's).
@@ -179,13 +191,14 @@ def _mounted_secrets(workload: dict[str, Any]) -> set[str]:
     return paths
 
 
-def _source(name: str) -> tuple[str, list[str] | None]:
-    """The compose service a workload is made from, and the command it runs if not compose's."""
-    if name in SPLIT_FROM:
-        return SPLIT_FROM[name]
+def _source(name: str) -> tuple[str, list[str] | None, set[str]]:
+    """The compose service a workload is made from, the command it runs if not compose's,
+    and compose variables it leaves out."""
     if name == "eas-migrations":
-        return "migrations", None
-    return name, None
+        return "migrations", None, set()
+    if name in SPLIT_FROM and name not in _compose()["services"]:
+        return SPLIT_FROM[name]
+    return name, None, set()
 
 
 def test_every_compose_service_has_its_kubernetes_counterpart() -> None:
@@ -213,12 +226,13 @@ def test_every_compose_service_has_its_kubernetes_counterpart() -> None:
 )
 def test_workload_runs_what_compose_runs(name: str) -> None:
     workload = {**_by_kind("Deployment"), **_by_kind("Job")}[name]
-    source, command = _source(name)
+    source, command, left_out = _source(name)
     service = _python_services()[source]
     container = _container(workload)
     assert container["command"] == (command or service["command"])
 
     compose_env, env = _compose_env(service), _env(container)
+    compose_env = {k: v for k, v in compose_env.items() if k not in left_out}
     assert set(env) == set(compose_env) | K8S_ONLY_ENV.get(name, set())
     for key, value in compose_env.items():
         if (name, key) in CORRECTED:
@@ -230,6 +244,15 @@ def test_workload_runs_what_compose_runs(name: str) -> None:
         else:
             assert env[key].get("value") == value, f"{name} {key}"
     assert _mounted_secrets(workload) == set(service.get("secrets", []))
+
+    # compose's volumes ("source:path[:ro]") are mounted at the same paths, read-only alike.
+    mounts = {m["mountPath"]: m.get("readOnly", False) for m in container["volumeMounts"]}
+    wanted = {}
+    for volume in service.get("volumes", []):
+        _, path, *mode = volume.split(":")
+        wanted[path] = mode == ["ro"]
+    assert {p: mounts.get(p) for p in wanted} == wanted, name
+    assert set(mounts) - {"/run/secrets"} <= set(wanted) | K8S_ONLY_MOUNTS.get(name, set())
 
 
 def test_env_from_secrets_and_config_names_keys_that_exist() -> None:

@@ -39,6 +39,7 @@ CROSSSLOT = "hash to the same slot"
 def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data: Path = tmp_path_factory.mktemp("cluster")
     port = free_port()
+    log = (data / "redis.log").open("wb")
     process = subprocess.Popen(
         [
             find_server_binary(),
@@ -48,6 +49,9 @@ def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "127.0.0.1",
             "--cluster-enabled",
             "yes",
+            # The cluster bus is on port + 10000 unless named: past 55535 that does not exist.
+            "--cluster-port",
+            str(free_port()),
             "--cluster-config-file",
             str(data / "nodes.conf"),
             "--dir",
@@ -57,8 +61,8 @@ def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "--appendonly",
             "no",
         ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         client = redis.Redis(port=port, socket_connect_timeout=1)
@@ -68,7 +72,10 @@ def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 client.ping()
                 break
             except redis.ConnectionError:
-                assert time.monotonic() < deadline, "the cluster node did not start"
+                exited = process.poll() is not None
+                if exited or time.monotonic() > deadline:
+                    output = (data / "redis.log").read_text()
+                    pytest.fail(f"the cluster node did not start: {output}")
                 time.sleep(0.05)
         # One shard: this node serves all 16384 slots, so nothing is ever redirected.
         client.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
@@ -80,6 +87,7 @@ def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=30)
+        log.close()
 
 
 @pytest.fixture
