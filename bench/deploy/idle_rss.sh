@@ -19,6 +19,9 @@ export EAS_DATABASE_URL=$PGURL/$DB
 export EAS_BUS_NAMESPACE=bench-idle-rss-$$
 export EAS_AUTH_PUBLIC_KEY_FILE=$WORK/keys/signing.pub.pem
 export EAS_LOG_JSON=true
+# Nothing written into the repository: compose's dashboard hosts audio-control, which
+# would make its chain key and aired folder under ./var otherwise.
+export EAS_CHAIN_KEY_FILE=$WORK/keys/chain.pem AUDIO_CONTROL_AIRED_DIR=$WORK/aired
 for svc in alerts-api station-api eas-monitor audio-control; do $V/$svc migrate >/dev/null 2>&1; done
 
 measure() {  # name port command...
