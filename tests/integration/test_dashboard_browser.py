@@ -878,10 +878,12 @@ def test_console_relay_playout_log_and_origination(
 
 
 AXE = Path(__file__).resolve().parents[2] / ".vendor/npm/node_modules/axe-core/axe.min.js"
-SCREENS = ("board", "relay", "playout", "log", "originate", "inputs", "users", "account")
+SCREENS = ("board", "map", "relay", "playout", "log", "originate", "inputs", "users", "account")
 
 
-def _axe_every_screen(browser: Any, station: Station) -> list[dict[str, Any]]:
+def _axe_every_screen(
+    browser: Any, station: Station, screens: tuple[str, ...] = SCREENS
+) -> list[dict[str, Any]]:
     """Serious and critical axe-core violations of each screen, as an admin sees it."""
     from playwright.sync_api import expect
 
@@ -895,7 +897,7 @@ def _axe_every_screen(browser: Any, station: Station) -> list[dict[str, Any]]:
     _sign_in(page, station.url, ADMIN, PASSWORD)
     page.add_script_tag(path=str(AXE))
     found: list[dict[str, Any]] = []
-    for screen in SCREENS:
+    for screen in screens:
         page.locator(f'#views button[data-view="{screen}"]').click()
         target = "#board" if screen == "board" else f"#view-{screen}"
         expect(page.locator(target)).to_be_visible()
@@ -929,3 +931,153 @@ def _axe_every_screen(browser: Any, station: Station) -> list[dict[str, Any]]:
         assert reached, f"Tab reaches no control on the {screen} screen"
     context.close()
     return found
+
+
+# ---- the map -------------------------------------------------------------------------------
+
+# A Tornado Warning's polygon over Cleveland (lat, lon), closed, as CAP gives it.
+CLEVELAND = [(41.55, -81.75), (41.55, -81.50), (41.38, -81.50), (41.38, -81.75), (41.55, -81.75)]
+EXTREME_FILL = "rgb(194, 24, 91)"  # --sev-extreme
+MODERATE_FILL = "rgb(245, 124, 0)"  # --sev-moderate
+
+
+def _fills(page: Any, selector: str) -> list[str]:
+    fills: list[str] = page.eval_on_selector_all(
+        selector, "els => els.map(e => getComputedStyle(e).fill)"
+    )
+    return fills
+
+
+def test_map_of_polygon_and_code_only_alerts(
+    station: Station, bus: SyncBus, redis_url: str, bus_namespace: str, tmp_path: Path
+) -> None:
+    """The map draws a polygon alert as its polygon and a code-only alert as the counties its
+    SAME and UGC county codes name (a UGC zone said to be not drawn), the station's area
+    highlighted, colours by severity; a shape opens the alert's detail; ?wall=1 has the map
+    beside the alert list; without the vendored map data the page says so."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from eas_schemas.cap import CapSeverity
+
+    executable = _chromium()
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    admin = _token(station, ADMIN, PASSWORD)
+    _http(
+        station,
+        "PATCH",
+        "/api/settings",
+        admin,
+        {"patch": {"location": {"same_codes": ["039035"]}}},
+    )
+    bus.publish(
+        ALERTS_INGESTED,
+        ingested_envelope(make_alert(event="Tornado Warning", polygon=CLEVELAND)),
+    )
+    bus.publish(
+        ALERTS_INGESTED,
+        ingested_envelope(
+            make_alert(
+                event="Flood Warning",
+                same_event="FLW",
+                severity=CapSeverity.MODERATE,
+                same_codes=("039093",),
+                ugc_codes=("OHC093", "OHZ014"),
+            )
+        ),
+    )
+    problems: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(executable), args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+        page.set_default_timeout(30_000)
+        _sign_in(page, station.url, ADMIN, PASSWORD)
+        expect(page.locator("#alert-list > li")).to_have_count(2, timeout=60_000)
+        page.get_by_role("navigation", name="Screens").get_by_role("button", name="Map").click()
+        root = page.locator("#map-main")
+        expect(root).to_have_attribute("data-state", "drawn", timeout=60_000)
+        polygon = root.locator('path.alert-shape.sev-extreme[data-kind="polygon"]')
+        expect(polygon).to_have_count(1)
+        # SAME 039093 and UGC OHC093 are one county (Lorain): one shape, not two.
+        counties = root.locator("path.alert-shape.sev-moderate")
+        expect(counties).to_have_count(1)
+        assert _fills(page, "#map-main path.alert-shape.sev-extreme") == [EXTREME_FILL]
+        assert _fills(page, "#map-main path.alert-shape.sev-moderate") == [MODERATE_FILL]
+        assert root.locator("path.alert-shape").count() == 2
+        expect(root.locator("path.station-area")).to_have_count(1)
+        # A polygon wound the wrong way round for d3 would fill the whole map but this one.
+        # The map is zoomed to the alerts and the station's area (two counties and a bit).
+        svg_box = root.locator("svg.alert-map").bounding_box()
+        box = polygon.bounding_box()
+        area_box = root.locator("path.station-area").bounding_box()
+        assert svg_box and box and area_box
+        assert 0 < box["width"] < svg_box["width"] / 3, (box, svg_box)
+        assert area_box["width"] < svg_box["width"] / 2, (area_box, svg_box)
+        # Over the station's own county (Cuyahoga): the two boxes overlap.
+        assert box["x"] < area_box["x"] + area_box["width"]
+        assert area_box["x"] < box["x"] + box["width"]
+        for d in page.eval_on_selector_all(
+            "#map-main path.alert-shape", "els => els.map(e => e.getAttribute('d'))"
+        ):
+            assert d and len(d) > 20 and "NaN" not in d, d
+        flood = root.locator(".map-legend li", has_text="Flood Warning")
+        expect(flood).to_contain_text("drawn from 1 county or state")
+        expect(flood).to_contain_text("forecast zones OHZ014 not drawn")
+        expect(root.locator(".map-legend li", has_text="Tornado Warning")).to_contain_text(
+            "drawn from its polygon"
+        )
+        page.screenshot(path=str(shots / "map.png"), full_page=True)
+        page.get_by_role("button", name="Show the whole country").click()
+        box = polygon.bounding_box()
+        assert box and box["width"] < svg_box["width"] / 40, (box, svg_box)
+        page.screenshot(path=str(shots / "map-country.png"), full_page=True)
+        page.get_by_role("button", name="Zoom to the alerts").click()
+        polygon.click()
+        dialog = page.locator("#detail")
+        expect(dialog).to_be_visible()
+        expect(page.locator("#detail-title")).to_have_text("Tornado Warning")
+        page.keyboard.press("Escape")
+        flood.get_by_role("button", name="Flood Warning").click()
+        expect(page.locator("#detail-title")).to_have_text("Flood Warning")
+        page.keyboard.press("Escape")
+
+        # The wall display: the map beside the alert list, drawn the same.
+        wall = context.new_page()
+        wall.on("pageerror", lambda exc: problems.append(f"wall page error: {exc}"))
+        wall.set_viewport_size({"width": 1920, "height": 1080})
+        wall.goto(f"{station.url}/?wall=1")
+        expect(wall.locator("#alert-list > li")).to_have_count(2, timeout=30_000)
+        expect(wall.locator("#map-wall")).to_have_attribute("data-state", "drawn", timeout=60_000)
+        expect(wall.locator("#map-wall path.alert-shape")).to_have_count(2)
+        alerts_box = wall.locator("#alerts").bounding_box()
+        map_box = wall.locator("#map-panel").bounding_box()
+        assert alerts_box and map_box
+        assert map_box["x"] >= alerts_box["x"] + alerts_box["width"] - 1, (alerts_box, map_box)
+        assert map_box["y"] < alerts_box["y"] + alerts_box["height"], (alerts_box, map_box)
+        wall.screenshot(path=str(shots / "map-wall.png"))
+        wall.close()
+
+        # Without the vendored map files: a clear message, and the list still there.
+        bare = browser.new_context(viewport={"width": 1280, "height": 900})
+        bare.route("**/static/vendor/**", lambda route: route.fulfill(status=404, body="no"))
+        other = bare.new_page()
+        other.set_default_timeout(30_000)
+        _sign_in(other, station.url, ADMIN, PASSWORD)
+        other.get_by_role("navigation", name="Screens").get_by_role("button", name="Map").click()
+        expect(other.locator("#map-main")).to_have_attribute("data-state", "missing")
+        expect(other.locator("#map-main .map-status")).to_contain_text("Map data not installed")
+        expect(other.locator("#map-main .map-legend li")).to_have_count(2)
+        expect(other.locator("#map-main svg")).to_have_count(0)
+        bare.close()
+
+        violations = _axe_every_screen(browser, station, ("map",))
+        assert not violations, json.dumps(violations, indent=1)
+        browser.close()
+    assert not problems, problems
+    target = os.environ.get("EAS_SCREENSHOT_DIR")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        for shot in shots.iterdir():
+            shutil.copy(shot, Path(target) / shot.name)

@@ -64,7 +64,7 @@ function meter(label, level) {
   h("span", { class: "peak", style: `left:${pct(has ? level.peak_dbfs : -60)}%` }));
 }
 
-export function createConsole({ api, detailOf, announce }) {
+export function createConsole({ api, detailOf, announce, map }) {
   let perms = ANONYMOUS;
   let current = "board";
   const can = (p) => perms.has(p);
@@ -82,6 +82,7 @@ export function createConsole({ api, detailOf, announce }) {
     users: loadUsers,
     inputs: loadInputs,
     account: () => {},
+    map: () => {},
   };
 
   // ---- navigation -----------------------------------------------------------------------------
@@ -101,6 +102,7 @@ export function createConsole({ api, detailOf, announce }) {
     }
     $("board").hidden = view !== "board";
     for (const name of Object.keys(loaders)) $(`view-${name}`).hidden = name !== view;
+    if (map) map.show(view === "map");
     if (loaders[view]) loaders[view]();
   }
 
