@@ -878,7 +878,18 @@ def test_console_relay_playout_log_and_origination(
 
 
 AXE = Path(__file__).resolve().parents[2] / ".vendor/npm/node_modules/axe-core/axe.min.js"
-SCREENS = ("board", "map", "relay", "playout", "log", "originate", "inputs", "users", "account")
+SCREENS = (
+    "board",
+    "map",
+    "relay",
+    "playout",
+    "log",
+    "originate",
+    "inputs",
+    "settings",
+    "users",
+    "account",
+)
 
 
 def _axe_every_screen(
@@ -1073,6 +1084,167 @@ def test_map_of_polygon_and_code_only_alerts(
         bare.close()
 
         violations = _axe_every_screen(browser, station, ("map",))
+        assert not violations, json.dumps(violations, indent=1)
+        browser.close()
+    assert not problems, problems
+    target = os.environ.get("EAS_SCREENSHOT_DIR")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        for shot in shots.iterdir():
+            shutil.copy(shot, Path(target) / shot.name)
+
+
+# ---- settings ------------------------------------------------------------------------------
+
+
+def test_settings_screen_relay_rule_validation_history_import(
+    station: Station, bus: SyncBus, redis_url: str, bus_namespace: str, tmp_path: Path
+) -> None:
+    """The Settings screen against the real station: a bad relay delay is shown at its field
+    and nothing is saved; SVR added to the relayed events and the next SVR alert is relayed
+    where the one before was ignored; the area's county added by name; the version's changes
+    shown and rolled back; the export downloads and a bad import names its field."""
+    from playwright.sync_api import expect, sync_playwright
+
+    executable = _chromium()
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    admin = _token(station, ADMIN, PASSWORD)
+    saved = _http(
+        station,
+        "PATCH",
+        "/api/settings",
+        admin,
+        {
+            "patch": {
+                "identity": {"name": "Settings FM", "callsign": "WSET/FM"},
+                "location": {"same_codes": ["039035"]},
+                "relay": {"enabled": True, "events": ["TOR"], "delay_s": 0},
+            }
+        },
+    )
+    _wait_for_settings(redis_url, bus_namespace, saved["version"])
+    problems: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(executable), args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+        page.set_default_timeout(30_000)
+        _sign_in(page, station.url, ADMIN, PASSWORD)
+        views = page.get_by_role("navigation", name="Screens")
+
+        # Before: SVR is not a relayed event, so an SVR alert is ignored.
+        views.get_by_role("button", name="Relay").click()
+        bus.publish(
+            ALERTS_INGESTED,
+            ingested_envelope(make_alert(event="Severe Thunderstorm Warning", same_event="SVR")),
+        )
+        svr = page.locator("#decision-list > li", has_text="Severe Thunderstorm Warning")
+        expect(svr.first.locator(".pill.state-ignored")).to_be_visible(timeout=60_000)
+
+        views.get_by_role("button", name="Settings").click()
+        events = page.get_by_label("Event codes relayed (space-separated, e.g. TOR SVR)")
+        expect(events).to_have_value("TOR")
+        expect(page.locator("#settings-version")).to_contain_text(f"Version {saved['version']}")
+        relay = page.locator("#set-form-relay")
+
+        # A validation error at its field; nothing saved.
+        delay = page.get_by_label("Delay before relaying", exact=False)
+        delay.fill("9999")
+        events.fill("TOR SVR")
+        relay.get_by_role("button", name="Save relay rules").click()
+        expect(page.locator("#set-relay-delay_s-error")).to_contain_text("600")
+        expect(delay).to_have_attribute("aria-invalid", "true")
+        expect(delay).to_be_focused()
+        expect(page.locator("#set-relay-result")).to_have_text("")
+        page.screenshot(path=str(shots / "settings-error.png"), full_page=True)
+        unchanged = _http(station, "GET", "/api/settings", admin)
+        assert unchanged["version"] == saved["version"]
+
+        # The rule changed in the screen; the next SVR decision follows it.
+        delay.fill("0")
+        relay.get_by_label("Why (optional, kept with the version)").fill("county EM asked")
+        relay.get_by_role("button", name="Save relay rules").click()
+        expect(page.locator("#set-relay-result")).to_contain_text("Saved as version")
+        expect(page.locator("#set-relay-delay_s-error")).to_have_text("")
+        expect(delay).not_to_have_attribute("aria-invalid", "true")
+        found = re.search(r"version (\d+)", page.locator("#set-relay-result").inner_text())
+        assert found
+        version = int(found.group(1))
+        assert version == saved["version"] + 1
+        after = _http(station, "GET", "/api/settings", admin)["settings"]["relay"]
+        assert after["events"] == ["TOR", "SVR"] and after["delay_s"] == 0
+        _wait_for_settings(redis_url, bus_namespace, version)
+        views.get_by_role("button", name="Relay").click()
+        bus.publish(
+            ALERTS_INGESTED,
+            ingested_envelope(make_alert(event="Severe Thunderstorm Warning", same_event="SVR")),
+        )
+        expect(svr).to_have_count(2, timeout=60_000)
+        expect(
+            svr.first.locator(".pill.state-scheduled, .pill.state-confirmed, .pill.state-aired")
+        ).to_have_count(1, timeout=60_000)
+        expect(svr.nth(1).locator(".pill.state-ignored")).to_be_visible()
+
+        # The area's county by name, with its SAME code.
+        views.get_by_role("button", name="Settings").click()
+        place = page.get_by_label("Add a county or state by name")
+        place.fill("lorai")
+        choice = "Lorain County, OH (039093)"
+        expect(page.locator(f'#set-places option[value="{choice}"]')).to_have_count(1)
+        place.fill(choice)
+        page.get_by_role("button", name="Add to the area").click()
+        area = page.locator("#set-location-same_codes")
+        expect(area).to_contain_text("Lorain County, OH 039093")
+        expect(area).to_contain_text("039035")
+        page.locator("#set-form-location").get_by_role(
+            "button", name="Save the station's area"
+        ).click()
+        expect(page.locator("#set-location-result")).to_contain_text("Saved as version")
+        located = _http(station, "GET", "/api/settings", admin)
+        assert located["settings"]["location"]["same_codes"] == ["039035", "039093"]
+
+        # History: the relay version's changes, then a rollback to the version before it.
+        item = page.locator(f'#settings-versions > li[data-version="{version}"]')
+        expect(item).to_contain_text("county EM asked")
+        item.get_by_role("button", name=f"Show the changes of version {version}").click()
+        expect(item.locator("table.diff")).to_contain_text("relay.events")
+        expect(item.locator("table.diff")).to_contain_text('["TOR","SVR"]')
+        rows = item.locator("table.diff tbody tr")
+        assert rows.count() == 1, rows.all_inner_texts()
+        page.screenshot(path=str(shots / "settings-history.png"), full_page=True)
+        first = page.locator(f'#settings-versions > li[data-version="{saved["version"]}"]')
+        first.get_by_role("button", name=f"Roll back to version {saved['version']}").click()
+        expect(page.locator("#settings-result")).to_contain_text(
+            f"Version {saved['version']} is current again"
+        )
+        expect(events).to_have_value("TOR")
+        rolled = _http(station, "GET", "/api/settings", admin)
+        assert rolled["action"] == "rollback"
+        assert rolled["settings"]["relay"]["events"] == ["TOR"]
+        assert rolled["settings"]["location"]["same_codes"] == ["039035"]
+
+        # Export; a bad import named at its field, nothing saved.
+        exported = page.request.get(
+            f"{station.url}{page.locator('#set-export').get_attribute('href')}"
+        )
+        assert exported.status == 200
+        document = exported.json()
+        assert document["format"] == "eas-station-settings"
+        document["settings"]["identity"]["callsign"] = "TOO-LONG-CALL"
+        bad = tmp_path / "bad-settings.json"
+        bad.write_text(json.dumps(document))
+        page.get_by_label("Settings file to import").set_input_files(str(bad))
+        page.get_by_role("button", name="Import this file", exact=True).click()
+        expect(page.locator("#set-import-error")).to_contain_text("identity.callsign")
+        expect(page.get_by_label("Settings file to import")).to_have_attribute(
+            "aria-invalid", "true"
+        )
+        assert _http(station, "GET", "/api/settings", admin)["version"] == rolled["version"]
+        page.screenshot(path=str(shots / "settings.png"), full_page=True)
+
+        violations = _axe_every_screen(browser, station, ("settings",))
         assert not violations, json.dumps(violations, indent=1)
         browser.close()
     assert not problems, problems

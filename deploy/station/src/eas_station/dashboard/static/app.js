@@ -5,6 +5,7 @@
 import { createConsole } from "./console.js";
 import { LiveConnection, compareIds } from "./live.js";
 import { createAlertMap } from "./map.js";
+import { createSettings } from "./settings.js";
 import {
   SEVERITY_RANK, ago, clear, cookie, countdown, formatClock, formatDateTime, formatDuration,
   h, setTimeZone, severityClass, tick, timeZone,
@@ -252,7 +253,7 @@ function onEvent(msg) {
     default:
       break;
   }
-  if (["relay", "playout", "levels", "monitor"].includes(msg.topic)) screens.onEvent(msg);
+  if (["relay", "playout", "levels", "monitor", "settings"].includes(msg.topic)) screens.onEvent(msg);
 }
 
 function onResync(topic, msg, windowMs) {
@@ -849,6 +850,8 @@ const mainMap = createAlertMap({ ...mapOptions, root: $("map-main"), titleId: "m
 // The wall display has the map beside the alert list, on the board itself.
 const wallMap = wall ? createAlertMap({ ...mapOptions, root: $("map-wall"), titleId: "map-panel-title" }) : null;
 const maps = wallMap ? [mainMap, wallMap] : [mainMap];
-const screens = createConsole({ api, detailOf, announce, map: mainMap });
+const screens = createConsole({
+  api, detailOf, announce, map: mainMap, settings: createSettings({ api, detailOf, announce }),
+});
 setupChrome();
 boot();

@@ -64,7 +64,7 @@ function meter(label, level) {
   h("span", { class: "peak", style: `left:${pct(has ? level.peak_dbfs : -60)}%` }));
 }
 
-export function createConsole({ api, detailOf, announce, map }) {
+export function createConsole({ api, detailOf, announce, map, settings }) {
   let perms = ANONYMOUS;
   let current = "board";
   const can = (p) => perms.has(p);
@@ -83,6 +83,7 @@ export function createConsole({ api, detailOf, announce, map }) {
     inputs: loadInputs,
     account: () => {},
     map: () => {},
+    settings: () => settings.load(perms),
   };
 
   // ---- navigation -----------------------------------------------------------------------------
@@ -921,6 +922,7 @@ export function createConsole({ api, detailOf, announce, map }) {
         const data = (msg.envelope || {}).data || {};
         if (data.state === "playing" && data.event_code) announce(`On air: ${data.event_code}${data.output ? ` on ${data.output}` : ""}.`, false);
       } else if (msg.topic === "levels") onLevel((msg.envelope || {}).data);
+      else if (msg.topic === "settings" && current === "settings") settings.onChanged((msg.envelope || {}).data);
     },
     show,
     get view() { return current; },
