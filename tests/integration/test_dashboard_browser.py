@@ -713,7 +713,9 @@ def test_console_relay_playout_log_and_origination(
         page.get_by_role("button", name="Add location").click()
         expect(page.locator("#orig-locations")).to_contain_text("Cuyahoga County, OH 039035")
         page.get_by_label("Valid for (HHMM)").select_option("0030")
-        page.get_by_label("Narration", exact=False).fill("This is a console test. *** Only a test.")
+        page.get_by_label("Narration (spoken", exact=False).fill(
+            "This is a console test. *** Only a test."
+        )
         page.get_by_role("button", name="Compose and preview").click()
         expect(page.locator("#composed-header")).to_contain_text("-CEM-039035+0030-")
         expect(page.locator("#orig-locations-error")).to_have_text("")
@@ -1189,7 +1191,7 @@ def test_settings_screen_relay_rule_validation_history_import(
 
         # The area's county by name, with its SAME code.
         views.get_by_role("button", name="Settings").click()
-        place = page.get_by_label("Add a county or state by name")
+        place = page.get_by_label("Add a county or a state by name")
         place.fill("lorai")
         choice = "Lorain County, OH (039093)"
         expect(page.locator(f'#set-places option[value="{choice}"]')).to_have_count(1)
@@ -1245,6 +1247,150 @@ def test_settings_screen_relay_rule_validation_history_import(
         page.screenshot(path=str(shots / "settings.png"), full_page=True)
 
         violations = _axe_every_screen(browser, station, ("settings",))
+        assert not violations, json.dumps(violations, indent=1)
+        browser.close()
+    assert not problems, problems
+    target = os.environ.get("EAS_SCREENSHOT_DIR")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        for shot in shots.iterdir():
+            shutil.copy(shot, Path(target) / shot.name)
+
+
+# ---- outputs, recorded narration, resend, user delete ---------------------------------------
+
+
+def test_console_outputs_recorded_narration_resend_and_user_delete(
+    station: Station, redis_url: str, bus_namespace: str, tmp_path: Path
+) -> None:
+    """Outputs added (a bad folder at its field), edited and deleted from the Playout screen; a
+    message composed with an uploaded recording, sent, aired and aired again after a second
+    question; a user deleted after a second question."""
+    from playwright.sync_api import expect, sync_playwright
+
+    executable = _chromium()
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    admin = _token(station, ADMIN, PASSWORD)
+    saved = _http(
+        station,
+        "PATCH",
+        "/api/settings",
+        admin,
+        {
+            "patch": {
+                "identity": {"name": "Console FM", "callsign": "WCON/FM"},
+                "location": {"same_codes": ["039035"]},
+            }
+        },
+    )
+    _wait_for_settings(redis_url, bus_namespace, saved["version"])
+    recording = tmp_path / "narration.wav"
+    t = np.arange(22050 * 2) / 22050
+    sf.write(recording, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 22050)
+    second = tmp_path / "second-output"
+    second.mkdir()
+    problems: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(executable), args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+        page.set_default_timeout(30_000)
+        _sign_in(page, station.url, ADMIN, PASSWORD)
+        views = page.get_by_role("navigation", name="Screens")
+
+        # 1. An output: a relative folder refused at its field, then added, edited, deleted.
+        views.get_by_role("button", name="Playout").click()
+        expect(page.locator("#output-list > li").first).to_be_visible()
+        form = page.locator("#output-form")
+        form.get_by_label("Output name").fill("second wav")
+        form.get_by_label("Type of output").select_option("wav_folder")
+        form.get_by_label("Folder on the station (absolute path)").fill("relative/folder")
+        form.get_by_role("button", name="Add output").click()
+        expect(page.locator("#out-folder-error")).to_contain_text("absolute")
+        expect(form.get_by_label("Folder on the station (absolute path)")).to_have_attribute(
+            "aria-invalid", "true"
+        )
+        form.get_by_label("Folder on the station (absolute path)").fill(str(second))
+        form.get_by_role("button", name="Add output").click()
+        expect(page.locator("#playout-result")).to_have_text("second wav is added.")
+        card = page.locator('#output-list > li[data-output="second wav"]')
+        expect(card).to_contain_text("wav_folder")
+        card.get_by_role("button", name="Edit second wav").click()
+        expect(form.get_by_label("Folder on the station (absolute path)")).to_have_value(
+            str(second)
+        )
+        form.get_by_label("Gain (dB, -60 to 20)").fill("-3")
+        form.get_by_label("Output enabled").uncheck()
+        form.get_by_role("button", name="Save output").click()
+        expect(page.locator("#playout-result")).to_have_text("second wav is saved.")
+        expect(card).to_contain_text("disabled")
+        stored = _http(station, "GET", "/api/audio/outputs/second%20wav", admin)
+        assert stored["config"]["gain_db"] == -3 and stored["enabled"] is False
+        page.screenshot(path=str(shots / "outputs.png"), full_page=True)
+        card.get_by_role("button", name="Delete second wav").click()
+        card.get_by_role("button", name="No, keep it").click()
+        expect(card).to_be_visible()
+        card.get_by_role("button", name="Delete second wav").click()
+        card.get_by_role("button", name="Delete second wav").click()
+        expect(page.locator("#playout-result")).to_have_text("second wav is deleted.")
+        expect(card).to_have_count(0)
+
+        # 2. A message with recorded narration: both a text and a file is refused first.
+        views.get_by_role("button", name="Originate").click()
+        page.get_by_label("Event", exact=True).select_option("CEM")
+        page.get_by_label("County or state").fill("cuyah")
+        choice = "Cuyahoga County, OH (039035)"
+        expect(page.locator(f'#orig-places option[value="{choice}"]')).to_have_count(1)
+        page.get_by_label("County or state").fill(choice)
+        page.get_by_role("button", name="Add location").click()
+        page.get_by_label("Valid for (HHMM)").select_option("0030")
+        recorded = page.get_by_label("Or a recorded narration", exact=False)
+        recorded.set_input_files(str(recording))
+        page.get_by_label("Narration (spoken", exact=False).fill("spoken too")
+        page.get_by_role("button", name="Compose and preview").click()
+        expect(page.locator("#orig-audio-error")).to_contain_text("not both")
+        page.get_by_label("Narration (spoken", exact=False).fill("")
+        page.get_by_role("button", name="Compose and preview").click()
+        expect(page.locator("#composed-header")).to_contain_text("-CEM-039035+0030-")
+        expect(page.locator("#composed-source")).to_contain_text("the recording you uploaded")
+        page.get_by_role("button", name="Send to air").click()
+        expect(page.locator("#composed-result")).to_contain_text("Queued for air as item")
+        item = re.search(r"item (\d+)", page.locator("#composed-result").inner_text())
+        assert item
+
+        # 3. Aired, then aired again after the second question.
+        views.get_by_role("button", name="Playout").click()
+        output = page.locator("#output-list > li").first
+        expect(output).to_contain_text(f"last: item {item.group(1)} aired", timeout=60_000)
+        output.get_by_role("button", name=f"Air item {item.group(1)} again").click()
+        expect(output).to_contain_text(f"Air item {item.group(1)} again now, on every output?")
+        output.get_by_role("button", name="Air it again").click()
+        expect(page.locator("#playout-result")).to_contain_text(
+            f"Item {item.group(1)} is queued again as item"
+        )
+        again = re.search(r"again as item (\d+)", page.locator("#playout-result").inner_text())
+        assert again and again.group(1) != item.group(1)
+        expect(page.locator("#output-list > li").first).to_contain_text(
+            f"last: item {again.group(1)} aired", timeout=60_000
+        )
+
+        # 4. A user deleted after the second question.
+        views.get_by_role("button", name="Users").click()
+        page.get_by_label("New user's name").fill("temporary")
+        page.get_by_label("Initial password").fill(VIEWER_PASSWORD)
+        page.get_by_role("button", name="Create user").click()
+        row = page.locator('#user-body tr[data-user="temporary"]')
+        expect(row).to_be_visible()
+        row.get_by_role("button", name="Delete temporary").click()
+        row.get_by_role("button", name="Delete temporary").click()
+        expect(page.locator("#users-result")).to_have_text(
+            "temporary is deleted; their sessions ended."
+        )
+        expect(row).to_have_count(0)
+
+        violations = _axe_every_screen(browser, station, ("playout", "originate", "users"))
         assert not violations, json.dumps(violations, indent=1)
         browser.close()
     assert not problems, problems

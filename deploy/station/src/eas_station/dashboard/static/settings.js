@@ -187,7 +187,7 @@ export function createSettings({ api, detailOf, announce }) {
     input.addEventListener("input", findPlaces);
     input.addEventListener("keydown", (ev) => { if (ev.key === "Enter") { ev.preventDefault(); addPlace(); } });
     return h("div", { class: "field places", dataset: { field: f.path } },
-      h("label", { for: "set-place" }, "Add a county or state by name"),
+      h("label", { for: "set-place" }, "Add a county or a state by name"),
       h("div", { class: "actions" }, input, h("datalist", { id: "set-places" }),
         h("button", { type: "button", id: "set-place-add", "data-perm": "settings:write", onclick: addPlace }, "Add to the area")),
       h("p", { id: "set-place-hint", class: "meta" }, "Type two letters of its name, pick it, then Add."),
