@@ -1085,6 +1085,32 @@ def test_map_of_polygon_and_code_only_alerts(
         expect(other.locator("#map-main svg")).to_have_count(0)
         bare.close()
 
+        # An alert arriving while the map is shown is drawn from its own polygon (fetched
+        # because /ws named an alert the map had not seen).
+        bus.publish(
+            ALERTS_INGESTED,
+            ingested_envelope(
+                make_alert(
+                    event="Severe Thunderstorm Warning",
+                    same_event="SVR",
+                    severity=CapSeverity.SEVERE,
+                    same_codes=("039049",),
+                    ugc_codes=(),
+                    polygon=[
+                        (40.1, -83.1),
+                        (40.1, -82.8),
+                        (39.9, -82.8),
+                        (39.9, -83.1),
+                        (40.1, -83.1),
+                    ],
+                )
+            ),
+        )
+        expect(root.locator('path.alert-shape.sev-severe[data-kind="polygon"]')).to_have_count(
+            1, timeout=60_000
+        )
+        expect(root.locator("path.alert-shape")).to_have_count(3)
+
         violations = _axe_every_screen(browser, station, ("map",))
         assert not violations, json.dumps(violations, indent=1)
         browser.close()
@@ -1245,6 +1271,37 @@ def test_settings_screen_relay_rule_validation_history_import(
         )
         assert _http(station, "GET", "/api/settings", admin)["version"] == rolled["version"]
         page.screenshot(path=str(shots / "settings.png"), full_page=True)
+
+        # An operator reads the settings and changes nothing: no save, rollback or import,
+        # every field disabled; on Playout no output form and no output edit or delete.
+        _http(
+            station,
+            "POST",
+            "/api/users",
+            admin,
+            {"username": "duty", "password": VIEWER_PASSWORD, "role": "operator"},
+        )
+        other = browser.new_context(viewport={"width": 1280, "height": 900})
+        operator = other.new_page()
+        operator.on("pageerror", lambda exc: problems.append(f"operator page error: {exc}"))
+        operator.set_default_timeout(30_000)
+        _sign_in(operator, station.url, "duty", VIEWER_PASSWORD)
+        nav = operator.get_by_role("navigation", name="Screens")
+        nav.get_by_role("button", name="Settings").click()
+        expect(operator.get_by_label("Event codes relayed", exact=False)).to_have_value("TOR")
+        expect(operator.get_by_label("Event codes relayed", exact=False)).to_be_disabled()
+        expect(operator.locator("#view-settings button:visible", has_text="Save")).to_have_count(0)
+        expect(operator.locator("#set-import")).to_be_hidden()
+        expect(operator.locator("#settings-versions > li").first).to_be_visible()
+        expect(operator.locator("#settings-versions button", has_text="Roll back")).to_have_count(0)
+        expect(operator.locator("#set-location-same_codes button")).to_have_count(0)
+        expect(operator.get_by_label("Add a county or a state by name")).to_be_hidden()
+        nav.get_by_role("button", name="Playout").click()
+        expect(operator.locator("#output-list > li").first).to_be_visible()
+        expect(operator.locator("#output-form")).to_be_hidden()
+        expect(operator.locator("#output-list button", has_text="Edit")).to_have_count(0)
+        expect(operator.locator("#output-list button", has_text="Delete")).to_have_count(0)
+        other.close()
 
         violations = _axe_every_screen(browser, station, ("settings",))
         assert not violations, json.dumps(violations, indent=1)

@@ -1,5 +1,5 @@
 // The Settings screen over station-api's /api/settings: one form per section (identity and
-// area, feeds, relay rules, scheduled tests, retention), each saved as a JSON merge patch of
+// area, feeds, relay rules, scheduled tests, monitor defaults, messages, retention), each saved as a JSON merge patch of
 // its own section against the version it was loaded from (a 409 says someone saved since);
 // every bad field of a 422 is shown at its field (the answer's `fields` are dotted paths such
 // as settings.relay.delay_s); version history with the changes of each version, rollback,
@@ -87,6 +87,30 @@ const SECTIONS = [
       { path: "tests.monthly.day", label: "RMT day", kind: "select", options: DAYS },
       { path: "tests.monthly.start", label: "RMT window starts (HH:MM)", kind: "text", max: 5, pattern: "[0-2][0-9]:[0-5][0-9]" },
       { path: "tests.monthly.end", label: "RMT window ends (HH:MM)", kind: "text", max: 5, pattern: "[0-2][0-9]:[0-5][0-9]" },
+    ],
+  },
+  {
+    key: "monitor", title: "Monitor input defaults",
+    fields: [
+      { path: "monitor.sample_rate_hz", label: "Sample rate (Hz, 8000-192000)", kind: "int", min: 8000, max: 192000 },
+      { path: "monitor.silence_threshold_dbfs", label: "Silence below (dBFS)", kind: "number", min: -120, max: 0, step: 0.5 },
+      { path: "monitor.silence_alarm_s", label: "Silence alarm after (seconds)", kind: "int", min: 1, max: 3600 },
+      { path: "monitor.clip_threshold_dbfs", label: "Clipping above (dBFS)", kind: "number", min: -20, max: 0, step: 0.1 },
+      { path: "monitor.decoder_enabled", label: "Decode SAME headers", kind: "bool" },
+      { path: "monitor.attention_tone_detection", label: "Detect attention signals", kind: "bool" },
+    ],
+  },
+  {
+    key: "messages", title: "Composed messages",
+    fields: [
+      { path: "messages.sample_rate_hz", label: "Sample rate (Hz)", kind: "select", int: true, options: [8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000].map((r) => [String(r), `${r} Hz`]) },
+      { path: "messages.attention_signal_s", label: "Attention signal (seconds, 8-25)", kind: "number", min: 8, max: 25, step: 0.5 },
+      { path: "messages.attention_kind", label: "Attention signal", kind: "select", options: [["broadcast", "broadcast (853 + 960 Hz)"], ["nwr", "NOAA Weather Radio (1050 Hz)"]] },
+      { path: "messages.tts_engine", label: "Text-to-speech engine", kind: "text", max: 32 },
+      { path: "messages.tts_voice", label: "Voice", kind: "text", max: 64 },
+      { path: "messages.tts_rate_wpm", label: "Speaking rate (words per minute)", kind: "int", min: 80, max: 300 },
+      { path: "messages.cap_audio_max_bytes", label: "Largest CAP audio fetched (bytes)", kind: "int", min: 65536, max: 209715200 },
+      { path: "messages.narration_max_s", label: "Narration cut at (seconds, at most 120)", kind: "number", min: 10, max: 120, step: 1 },
     ],
   },
   {
@@ -187,11 +211,13 @@ export function createSettings({ api, detailOf, announce }) {
     input.addEventListener("input", findPlaces);
     input.addEventListener("keydown", (ev) => { if (ev.key === "Enter") { ev.preventDefault(); addPlace(); } });
     return h("div", { class: "field places", dataset: { field: f.path } },
-      h("label", { for: "set-place" }, "Add a county or a state by name"),
-      h("div", { class: "actions" }, input, h("datalist", { id: "set-places" }),
-        h("button", { type: "button", id: "set-place-add", "data-perm": "settings:write", onclick: addPlace }, "Add to the area")),
-      h("p", { id: "set-place-hint", class: "meta" }, "Type two letters of its name, pick it, then Add."),
+      h("p", { class: "label" }, f.label),
       h("ul", { id, class: "locations", "aria-label": f.label }),
+      h("div", { "data-perm": "settings:write" },
+        h("label", { for: "set-place" }, "Add a county or a state by name"),
+        h("div", { class: "actions" }, input, h("datalist", { id: "set-places" }),
+          h("button", { type: "button", id: "set-place-add", onclick: addPlace }, "Add to the area")),
+        h("p", { id: "set-place-hint", class: "meta" }, "Type two letters of its name, pick it, then Add.")),
       h("p", { id: err, class: "field-error" }));
   }
 
@@ -288,8 +314,6 @@ export function createSettings({ api, detailOf, announce }) {
     for (const el of $("settings-forms").querySelectorAll("input, select, textarea")) {
       if (el.id !== "set-place" && !el.id.startsWith("set-comment-")) el.disabled = !write;
     }
-    $("set-place").hidden = !write;
-    $("set-place-hint").hidden = !write;
     for (const el of $("view-settings").querySelectorAll("[data-perm]")) el.hidden = !can(el.dataset.perm);
     $("settings-version").textContent = doc.version
       ? `Version ${doc.version}, saved ${formatDateTime(doc.saved_at)} by ${doc.saved_by || "?"} (${doc.action || "update"}).`
@@ -318,6 +342,8 @@ export function createSettings({ api, detailOf, announce }) {
         const text = $(id).value.trim();
         value = text === "" ? null : Number(text);
         if (Number.isNaN(value)) value = text;
+      } else if (f.kind === "select" && f.int) {
+        value = Number($(id).value);
       } else if (f.kind === "secret") {
         if (!$(id).value) continue; // blank keeps the stored secret (omitted from the patch)
         value = $(id).value;
@@ -338,7 +364,6 @@ export function createSettings({ api, detailOf, announce }) {
   /** Each 422 problem at its field: settings.relay.delay_s -> the delay field; a list item
    * (….events.1) at its list; a whole-section rule (settings.relay) at the section. */
   function showErrors(s, r) {
-    const form = $(`set-form-${s.key}`);
     const detail = Array.isArray(r.doc && r.doc.detail) ? r.doc.detail : [];
     let first = null;
     for (const e of detail) {
@@ -368,8 +393,7 @@ export function createSettings({ api, detailOf, announce }) {
     if (!detail.length) $(`set-${s.key}-error`).textContent = detailOf(r);
     const problems = detail.length;
     announce(`Not saved: ${problems || 1} ${problems > 1 ? "fields need" : "field needs"} a change.`, false);
-    if (first && !form.contains(document.activeElement)) first.focus();
-    else if (first) first.focus();
+    if (first) first.focus();
   }
 
   async function save(s) {
