@@ -720,7 +720,9 @@ def test_console_relay_playout_log_and_origination(
         page.get_by_role("button", name="Add location").click()
         expect(page.locator("#orig-locations")).to_contain_text("Cuyahoga County, OH 039035")
         page.get_by_label("Valid for (HHMM)").select_option("0030")
-        page.get_by_label("Narration", exact=False).fill("This is a console test. *** Only a test.")
+        page.get_by_label("Narration (spoken", exact=False).fill(
+            "This is a console test. *** Only a test."
+        )
         page.get_by_role("button", name="Compose and preview").click()
         expect(page.locator("#composed-header")).to_contain_text("-CEM-039035+0030-")
         expect(page.locator("#orig-locations-error")).to_have_text("")
@@ -885,10 +887,23 @@ def test_console_relay_playout_log_and_origination(
 
 
 AXE = Path(__file__).resolve().parents[2] / ".vendor/npm/node_modules/axe-core/axe.min.js"
-SCREENS = ("board", "relay", "playout", "log", "originate", "inputs", "users", "account")
+SCREENS = (
+    "board",
+    "map",
+    "relay",
+    "playout",
+    "log",
+    "originate",
+    "inputs",
+    "settings",
+    "users",
+    "account",
+)
 
 
-def _axe_every_screen(browser: Any, station: Station) -> list[dict[str, Any]]:
+def _axe_every_screen(
+    browser: Any, station: Station, screens: tuple[str, ...] = SCREENS
+) -> list[dict[str, Any]]:
     """Serious and critical axe-core violations of each screen, as an admin sees it."""
     from playwright.sync_api import expect
 
@@ -902,7 +917,7 @@ def _axe_every_screen(browser: Any, station: Station) -> list[dict[str, Any]]:
     _sign_in(page, station.url, ADMIN, PASSWORD)
     page.add_script_tag(path=str(AXE))
     found: list[dict[str, Any]] = []
-    for screen in SCREENS:
+    for screen in screens:
         page.locator(f'#views button[data-view="{screen}"]').click()
         target = "#board" if screen == "board" else f"#view-{screen}"
         expect(page.locator(target)).to_be_visible()
@@ -936,3 +951,515 @@ def _axe_every_screen(browser: Any, station: Station) -> list[dict[str, Any]]:
         assert reached, f"Tab reaches no control on the {screen} screen"
     context.close()
     return found
+
+
+# ---- the map -------------------------------------------------------------------------------
+
+# A Tornado Warning's polygon over Cleveland (lat, lon), closed, as CAP gives it.
+CLEVELAND = [(41.55, -81.75), (41.55, -81.50), (41.38, -81.50), (41.38, -81.75), (41.55, -81.75)]
+EXTREME_FILL = "rgb(194, 24, 91)"  # --sev-extreme
+MODERATE_FILL = "rgb(245, 124, 0)"  # --sev-moderate
+
+
+def _fills(page: Any, selector: str) -> list[str]:
+    fills: list[str] = page.eval_on_selector_all(
+        selector, "els => els.map(e => getComputedStyle(e).fill)"
+    )
+    return fills
+
+
+def test_map_of_polygon_and_code_only_alerts(
+    station: Station, bus: SyncBus, redis_url: str, bus_namespace: str, tmp_path: Path
+) -> None:
+    """The map draws a polygon alert as its polygon and a code-only alert as the counties its
+    SAME and UGC county codes name (a UGC zone said to be not drawn), the station's area
+    highlighted, colours by severity; a shape opens the alert's detail; ?wall=1 has the map
+    beside the alert list; without the vendored map data the page says so."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from eas_schemas.cap import CapSeverity
+
+    executable = _chromium()
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    admin = _token(station, ADMIN, PASSWORD)
+    _http(
+        station,
+        "PATCH",
+        "/api/settings",
+        admin,
+        {"patch": {"location": {"same_codes": ["039035"]}}},
+    )
+    bus.publish(
+        ALERTS_INGESTED,
+        ingested_envelope(make_alert(event="Tornado Warning", polygon=CLEVELAND)),
+    )
+    bus.publish(
+        ALERTS_INGESTED,
+        ingested_envelope(
+            make_alert(
+                event="Flood Warning",
+                same_event="FLW",
+                severity=CapSeverity.MODERATE,
+                same_codes=("039093",),
+                ugc_codes=("OHC093", "OHZ014"),
+            )
+        ),
+    )
+    problems: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(executable), args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+        page.set_default_timeout(30_000)
+        _sign_in(page, station.url, ADMIN, PASSWORD)
+        expect(page.locator("#alert-list > li")).to_have_count(2, timeout=60_000)
+        page.get_by_role("navigation", name="Screens").get_by_role("button", name="Map").click()
+        root = page.locator("#map-main")
+        expect(root).to_have_attribute("data-state", "drawn", timeout=60_000)
+        polygon = root.locator('path.alert-shape.sev-extreme[data-kind="polygon"]')
+        expect(polygon).to_have_count(1)
+        # SAME 039093 and UGC OHC093 are one county (Lorain): one shape, not two.
+        counties = root.locator("path.alert-shape.sev-moderate")
+        expect(counties).to_have_count(1)
+        assert _fills(page, "#map-main path.alert-shape.sev-extreme") == [EXTREME_FILL]
+        assert _fills(page, "#map-main path.alert-shape.sev-moderate") == [MODERATE_FILL]
+        assert root.locator("path.alert-shape").count() == 2
+        expect(root.locator("path.station-area")).to_have_count(1)
+        # A polygon wound the wrong way round for d3 would fill the whole map but this one.
+        # The map is zoomed to the alerts and the station's area (two counties and a bit).
+        svg_box = root.locator("svg.alert-map").bounding_box()
+        box = polygon.bounding_box()
+        area_box = root.locator("path.station-area").bounding_box()
+        assert svg_box and box and area_box
+        assert 0 < box["width"] < svg_box["width"] / 3, (box, svg_box)
+        assert area_box["width"] < svg_box["width"] / 2, (area_box, svg_box)
+        # Over the station's own county (Cuyahoga): the two boxes overlap.
+        assert box["x"] < area_box["x"] + area_box["width"]
+        assert area_box["x"] < box["x"] + box["width"]
+        for d in page.eval_on_selector_all(
+            "#map-main path.alert-shape", "els => els.map(e => e.getAttribute('d'))"
+        ):
+            assert d and len(d) > 20 and "NaN" not in d, d
+        flood = root.locator(".map-legend li", has_text="Flood Warning")
+        expect(flood).to_contain_text("drawn from 1 county or state")
+        expect(flood).to_contain_text("forecast zones OHZ014 not drawn")
+        expect(root.locator(".map-legend li", has_text="Tornado Warning")).to_contain_text(
+            "drawn from its polygon"
+        )
+        page.screenshot(path=str(shots / "map.png"), full_page=True)
+        page.get_by_role("button", name="Show the whole country").click()
+        box = polygon.bounding_box()
+        assert box and box["width"] < svg_box["width"] / 40, (box, svg_box)
+        page.screenshot(path=str(shots / "map-country.png"), full_page=True)
+        page.get_by_role("button", name="Zoom to the alerts").click()
+        polygon.click()
+        dialog = page.locator("#detail")
+        expect(dialog).to_be_visible()
+        expect(page.locator("#detail-title")).to_have_text("Tornado Warning")
+        page.keyboard.press("Escape")
+        flood.get_by_role("button", name="Flood Warning").click()
+        expect(page.locator("#detail-title")).to_have_text("Flood Warning")
+        page.keyboard.press("Escape")
+
+        # The wall display: the map beside the alert list, drawn the same.
+        wall = context.new_page()
+        wall.on("pageerror", lambda exc: problems.append(f"wall page error: {exc}"))
+        wall.set_viewport_size({"width": 1920, "height": 1080})
+        wall.goto(f"{station.url}/?wall=1")
+        expect(wall.locator("#alert-list > li")).to_have_count(2, timeout=30_000)
+        expect(wall.locator("#map-wall")).to_have_attribute("data-state", "drawn", timeout=60_000)
+        expect(wall.locator("#map-wall path.alert-shape")).to_have_count(2)
+        alerts_box = wall.locator("#alerts").bounding_box()
+        map_box = wall.locator("#map-panel").bounding_box()
+        assert alerts_box and map_box
+        assert map_box["x"] >= alerts_box["x"] + alerts_box["width"] - 1, (alerts_box, map_box)
+        assert map_box["y"] < alerts_box["y"] + alerts_box["height"], (alerts_box, map_box)
+        wall.screenshot(path=str(shots / "map-wall.png"))
+        wall.close()
+
+        # Without the vendored map files: a clear message, and the list still there.
+        bare = browser.new_context(viewport={"width": 1280, "height": 900})
+        bare.route("**/static/vendor/**", lambda route: route.fulfill(status=404, body="no"))
+        other = bare.new_page()
+        other.set_default_timeout(30_000)
+        _sign_in(other, station.url, ADMIN, PASSWORD)
+        other.get_by_role("navigation", name="Screens").get_by_role("button", name="Map").click()
+        expect(other.locator("#map-main")).to_have_attribute("data-state", "missing")
+        expect(other.locator("#map-main .map-status")).to_contain_text("Map data not installed")
+        expect(other.locator("#map-main .map-legend li")).to_have_count(2)
+        expect(other.locator("#map-main svg")).to_have_count(0)
+        bare.close()
+
+        # An alert arriving while the map is shown is drawn from its own polygon (fetched
+        # because /ws named an alert the map had not seen).
+        bus.publish(
+            ALERTS_INGESTED,
+            ingested_envelope(
+                make_alert(
+                    event="Severe Thunderstorm Warning",
+                    same_event="SVR",
+                    severity=CapSeverity.SEVERE,
+                    same_codes=("039049",),
+                    ugc_codes=(),
+                    polygon=[
+                        (40.1, -83.1),
+                        (40.1, -82.8),
+                        (39.9, -82.8),
+                        (39.9, -83.1),
+                        (40.1, -83.1),
+                    ],
+                )
+            ),
+        )
+        expect(root.locator('path.alert-shape.sev-severe[data-kind="polygon"]')).to_have_count(
+            1, timeout=60_000
+        )
+        expect(root.locator("path.alert-shape")).to_have_count(3)
+
+        violations = _axe_every_screen(browser, station, ("map",))
+        assert not violations, json.dumps(violations, indent=1)
+        browser.close()
+    assert not problems, problems
+    target = os.environ.get("EAS_SCREENSHOT_DIR")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        for shot in shots.iterdir():
+            shutil.copy(shot, Path(target) / shot.name)
+
+
+# ---- settings ------------------------------------------------------------------------------
+
+
+def test_settings_screen_relay_rule_validation_history_import(
+    station: Station, bus: SyncBus, redis_url: str, bus_namespace: str, tmp_path: Path
+) -> None:
+    """The Settings screen against the real station: a bad relay delay is shown at its field
+    and nothing is saved; SVR added to the relayed events and the next SVR alert is relayed
+    where the one before was ignored; the area's county added by name; the version's changes
+    shown and rolled back; the export downloads and a bad import names its field."""
+    from playwright.sync_api import expect, sync_playwright
+
+    executable = _chromium()
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    admin = _token(station, ADMIN, PASSWORD)
+    saved = _http(
+        station,
+        "PATCH",
+        "/api/settings",
+        admin,
+        {
+            "patch": {
+                "identity": {"name": "Settings FM", "callsign": "WSET/FM"},
+                "location": {"same_codes": ["039035"]},
+                "relay": {"enabled": True, "events": ["TOR"], "delay_s": 0},
+            }
+        },
+    )
+    _wait_for_settings(redis_url, bus_namespace, saved["version"])
+    problems: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(executable), args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+        page.set_default_timeout(30_000)
+        _sign_in(page, station.url, ADMIN, PASSWORD)
+        views = page.get_by_role("navigation", name="Screens")
+
+        # Before: SVR is not a relayed event, so an SVR alert is ignored.
+        views.get_by_role("button", name="Relay").click()
+        bus.publish(
+            ALERTS_INGESTED,
+            ingested_envelope(make_alert(event="Severe Thunderstorm Warning", same_event="SVR")),
+        )
+        svr = page.locator("#decision-list > li", has_text="Severe Thunderstorm Warning")
+        expect(svr.first.locator(".pill.state-ignored")).to_be_visible(timeout=60_000)
+
+        views.get_by_role("button", name="Settings").click()
+        events = page.get_by_label("Event codes relayed (space-separated, e.g. TOR SVR)")
+        expect(events).to_have_value("TOR")
+        expect(page.locator("#settings-version")).to_contain_text(f"Version {saved['version']}")
+        relay = page.locator("#set-form-relay")
+
+        # A validation error at its field; nothing saved.
+        delay = page.get_by_label("Delay before relaying", exact=False)
+        delay.fill("9999")
+        events.fill("TOR SVR")
+        relay.get_by_role("button", name="Save relay rules").click()
+        expect(page.locator("#set-relay-delay_s-error")).to_contain_text("600")
+        expect(delay).to_have_attribute("aria-invalid", "true")
+        expect(delay).to_be_focused()
+        expect(page.locator("#set-relay-result")).to_have_text("")
+        page.screenshot(path=str(shots / "settings-error.png"), full_page=True)
+        unchanged = _http(station, "GET", "/api/settings", admin)
+        assert unchanged["version"] == saved["version"]
+
+        # The rule changed in the screen; the next SVR decision follows it.
+        delay.fill("0")
+        relay.get_by_label("Why (optional, kept with the version)").fill("county EM asked")
+        relay.get_by_role("button", name="Save relay rules").click()
+        expect(page.locator("#set-relay-result")).to_contain_text("Saved as version")
+        expect(page.locator("#set-relay-delay_s-error")).to_have_text("")
+        expect(delay).not_to_have_attribute("aria-invalid", "true")
+        found = re.search(r"version (\d+)", page.locator("#set-relay-result").inner_text())
+        assert found
+        version = int(found.group(1))
+        assert version == saved["version"] + 1
+        after = _http(station, "GET", "/api/settings", admin)["settings"]["relay"]
+        assert after["events"] == ["TOR", "SVR"] and after["delay_s"] == 0
+        _wait_for_settings(redis_url, bus_namespace, version)
+        views.get_by_role("button", name="Relay").click()
+        bus.publish(
+            ALERTS_INGESTED,
+            ingested_envelope(make_alert(event="Severe Thunderstorm Warning", same_event="SVR")),
+        )
+        expect(svr).to_have_count(2, timeout=60_000)
+        expect(
+            svr.first.locator(".pill.state-scheduled, .pill.state-confirmed, .pill.state-aired")
+        ).to_have_count(1, timeout=60_000)
+        expect(svr.nth(1).locator(".pill.state-ignored")).to_be_visible()
+
+        # The area's county by name, with its SAME code.
+        views.get_by_role("button", name="Settings").click()
+        place = page.get_by_label("Add a county or a state by name")
+        place.fill("lorai")
+        choice = "Lorain County, OH (039093)"
+        expect(page.locator(f'#set-places option[value="{choice}"]')).to_have_count(1)
+        place.fill(choice)
+        page.get_by_role("button", name="Add to the area").click()
+        area = page.locator("#set-location-same_codes")
+        expect(area).to_contain_text("Lorain County, OH 039093")
+        expect(area).to_contain_text("039035")
+        page.locator("#set-form-location").get_by_role(
+            "button", name="Save the station's area"
+        ).click()
+        expect(page.locator("#set-location-result")).to_contain_text("Saved as version")
+        located = _http(station, "GET", "/api/settings", admin)
+        assert located["settings"]["location"]["same_codes"] == ["039035", "039093"]
+
+        # History: the relay version's changes, then a rollback to the version before it.
+        item = page.locator(f'#settings-versions > li[data-version="{version}"]')
+        expect(item).to_contain_text("county EM asked")
+        item.get_by_role("button", name=f"Show the changes of version {version}").click()
+        expect(item.locator("table.diff")).to_contain_text("relay.events")
+        expect(item.locator("table.diff")).to_contain_text('["TOR","SVR"]')
+        rows = item.locator("table.diff tbody tr")
+        assert rows.count() == 1, rows.all_inner_texts()
+        page.screenshot(path=str(shots / "settings-history.png"), full_page=True)
+        first = page.locator(f'#settings-versions > li[data-version="{saved["version"]}"]')
+        first.get_by_role("button", name=f"Roll back to version {saved['version']}").click()
+        expect(page.locator("#settings-result")).to_contain_text(
+            f"Version {saved['version']} is current again"
+        )
+        expect(events).to_have_value("TOR")
+        rolled = _http(station, "GET", "/api/settings", admin)
+        assert rolled["action"] == "rollback"
+        assert rolled["settings"]["relay"]["events"] == ["TOR"]
+        assert rolled["settings"]["location"]["same_codes"] == ["039035"]
+
+        # Export; a bad import named at its field, nothing saved.
+        exported = page.request.get(
+            f"{station.url}{page.locator('#set-export').get_attribute('href')}"
+        )
+        assert exported.status == 200
+        document = exported.json()
+        assert document["format"] == "eas-station-settings"
+        document["settings"]["identity"]["callsign"] = "TOO-LONG-CALL"
+        bad = tmp_path / "bad-settings.json"
+        bad.write_text(json.dumps(document))
+        page.get_by_label("Settings file to import").set_input_files(str(bad))
+        page.get_by_role("button", name="Import this file", exact=True).click()
+        expect(page.locator("#set-import-error")).to_contain_text("identity.callsign")
+        expect(page.get_by_label("Settings file to import")).to_have_attribute(
+            "aria-invalid", "true"
+        )
+        assert _http(station, "GET", "/api/settings", admin)["version"] == rolled["version"]
+        page.screenshot(path=str(shots / "settings.png"), full_page=True)
+
+        # An operator reads the settings and changes nothing: no save, rollback or import,
+        # every field disabled; on Playout no output form and no output edit or delete.
+        _http(
+            station,
+            "POST",
+            "/api/users",
+            admin,
+            {"username": "duty", "password": VIEWER_PASSWORD, "role": "operator"},
+        )
+        other = browser.new_context(viewport={"width": 1280, "height": 900})
+        operator = other.new_page()
+        operator.on("pageerror", lambda exc: problems.append(f"operator page error: {exc}"))
+        operator.set_default_timeout(30_000)
+        _sign_in(operator, station.url, "duty", VIEWER_PASSWORD)
+        nav = operator.get_by_role("navigation", name="Screens")
+        nav.get_by_role("button", name="Settings").click()
+        expect(operator.get_by_label("Event codes relayed", exact=False)).to_have_value("TOR")
+        expect(operator.get_by_label("Event codes relayed", exact=False)).to_be_disabled()
+        expect(operator.locator("#view-settings button:visible", has_text="Save")).to_have_count(0)
+        expect(operator.locator("#set-import")).to_be_hidden()
+        expect(operator.locator("#settings-versions > li").first).to_be_visible()
+        expect(operator.locator("#settings-versions button", has_text="Roll back")).to_have_count(0)
+        expect(operator.locator("#set-location-same_codes button")).to_have_count(0)
+        expect(operator.get_by_label("Add a county or a state by name")).to_be_hidden()
+        nav.get_by_role("button", name="Playout").click()
+        expect(operator.locator("#output-list > li").first).to_be_visible()
+        expect(operator.locator("#output-form")).to_be_hidden()
+        expect(operator.locator("#output-list button", has_text="Edit")).to_have_count(0)
+        expect(operator.locator("#output-list button", has_text="Delete")).to_have_count(0)
+        other.close()
+
+        violations = _axe_every_screen(browser, station, ("settings",))
+        assert not violations, json.dumps(violations, indent=1)
+        browser.close()
+    assert not problems, problems
+    target = os.environ.get("EAS_SCREENSHOT_DIR")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        for shot in shots.iterdir():
+            shutil.copy(shot, Path(target) / shot.name)
+
+
+# ---- outputs, recorded narration, resend, user delete ---------------------------------------
+
+
+def test_console_outputs_recorded_narration_resend_and_user_delete(
+    station: Station, redis_url: str, bus_namespace: str, tmp_path: Path
+) -> None:
+    """Outputs added (a bad folder at its field), edited and deleted from the Playout screen; a
+    message composed with an uploaded recording, sent, aired and aired again after a second
+    question; a user deleted after a second question."""
+    from playwright.sync_api import expect, sync_playwright
+
+    executable = _chromium()
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    admin = _token(station, ADMIN, PASSWORD)
+    saved = _http(
+        station,
+        "PATCH",
+        "/api/settings",
+        admin,
+        {
+            "patch": {
+                "identity": {"name": "Console FM", "callsign": "WCON/FM"},
+                "location": {"same_codes": ["039035"]},
+            }
+        },
+    )
+    _wait_for_settings(redis_url, bus_namespace, saved["version"])
+    recording = tmp_path / "narration.wav"
+    t = np.arange(22050 * 2) / 22050
+    sf.write(recording, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 22050)
+    second = tmp_path / "second-output"
+    second.mkdir()
+    problems: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(executable), args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+        page.set_default_timeout(30_000)
+        _sign_in(page, station.url, ADMIN, PASSWORD)
+        views = page.get_by_role("navigation", name="Screens")
+
+        # 1. An output: a relative folder refused at its field, then added, edited, deleted.
+        views.get_by_role("button", name="Playout").click()
+        expect(page.locator("#output-list > li").first).to_be_visible()
+        form = page.locator("#output-form")
+        form.get_by_label("Output name").fill("second wav")
+        form.get_by_label("Type of output").select_option("wav_folder")
+        form.get_by_label("Folder on the station (absolute path)").fill("relative/folder")
+        form.get_by_role("button", name="Add output").click()
+        expect(page.locator("#out-folder-error")).to_contain_text("absolute")
+        expect(form.get_by_label("Folder on the station (absolute path)")).to_have_attribute(
+            "aria-invalid", "true"
+        )
+        form.get_by_label("Folder on the station (absolute path)").fill(str(second))
+        form.get_by_role("button", name="Add output").click()
+        expect(page.locator("#playout-result")).to_have_text("second wav is added.")
+        card = page.locator('#output-list > li[data-output="second wav"]')
+        expect(card).to_contain_text("wav_folder")
+        card.get_by_role("button", name="Edit second wav").click()
+        expect(form.get_by_label("Folder on the station (absolute path)")).to_have_value(
+            str(second)
+        )
+        form.get_by_label("Gain (dB, -60 to 20)").fill("-3")
+        form.get_by_label("Output enabled").uncheck()
+        form.get_by_role("button", name="Save output").click()
+        expect(page.locator("#playout-result")).to_have_text("second wav is saved.")
+        expect(card).to_contain_text("disabled")
+        stored = _http(station, "GET", "/api/audio/outputs/second%20wav", admin)
+        assert stored["config"]["gain_db"] == -3 and stored["enabled"] is False
+        page.screenshot(path=str(shots / "outputs.png"), full_page=True)
+        card.get_by_role("button", name="Delete second wav").click()
+        card.get_by_role("button", name="No, keep it").click()
+        expect(card).to_be_visible()
+        card.get_by_role("button", name="Delete second wav").click()
+        card.get_by_role("button", name="Delete second wav").click()
+        expect(page.locator("#playout-result")).to_have_text("second wav is deleted.")
+        expect(card).to_have_count(0)
+
+        # 2. A message with recorded narration: both a text and a file is refused first.
+        views.get_by_role("button", name="Originate").click()
+        page.get_by_label("Event", exact=True).select_option("CEM")
+        page.get_by_label("County or state").fill("cuyah")
+        choice = "Cuyahoga County, OH (039035)"
+        expect(page.locator(f'#orig-places option[value="{choice}"]')).to_have_count(1)
+        page.get_by_label("County or state").fill(choice)
+        page.get_by_role("button", name="Add location").click()
+        page.get_by_label("Valid for (HHMM)").select_option("0030")
+        recorded = page.get_by_label("Or a recorded narration", exact=False)
+        recorded.set_input_files(str(recording))
+        page.get_by_label("Narration (spoken", exact=False).fill("spoken too")
+        page.get_by_role("button", name="Compose and preview").click()
+        expect(page.locator("#orig-audio-error")).to_contain_text("not both")
+        page.get_by_label("Narration (spoken", exact=False).fill("")
+        page.get_by_role("button", name="Compose and preview").click()
+        expect(page.locator("#composed-header")).to_contain_text("-CEM-039035+0030-")
+        expect(page.locator("#composed-source")).to_contain_text("the recording you uploaded")
+        page.get_by_role("button", name="Send to air").click()
+        expect(page.locator("#composed-result")).to_contain_text("Queued for air as item")
+        item = re.search(r"item (\d+)", page.locator("#composed-result").inner_text())
+        assert item
+
+        # 3. Aired, then aired again after the second question.
+        views.get_by_role("button", name="Playout").click()
+        output = page.locator("#output-list > li").first
+        expect(output).to_contain_text(f"last: item {item.group(1)} aired", timeout=60_000)
+        output.get_by_role("button", name=f"Air item {item.group(1)} again").click()
+        expect(output).to_contain_text(f"Air item {item.group(1)} again now, on every output?")
+        output.get_by_role("button", name="Air it again").click()
+        expect(page.locator("#playout-result")).to_contain_text(
+            f"Item {item.group(1)} is queued again as item"
+        )
+        again = re.search(r"again as item (\d+)", page.locator("#playout-result").inner_text())
+        assert again and again.group(1) != item.group(1)
+        expect(page.locator("#output-list > li").first).to_contain_text(
+            f"last: item {again.group(1)} aired", timeout=60_000
+        )
+
+        # 4. A user deleted after the second question.
+        views.get_by_role("button", name="Users").click()
+        page.get_by_label("New user's name").fill("temporary")
+        page.get_by_label("Initial password").fill(VIEWER_PASSWORD)
+        page.get_by_role("button", name="Create user").click()
+        row = page.locator('#user-body tr[data-user="temporary"]')
+        expect(row).to_be_visible()
+        row.get_by_role("button", name="Delete temporary").click()
+        row.get_by_role("button", name="Delete temporary").click()
+        expect(page.locator("#users-result")).to_have_text(
+            "temporary is deleted; their sessions ended."
+        )
+        expect(row).to_have_count(0)
+
+        violations = _axe_every_screen(browser, station, ("playout", "originate", "users"))
+        assert not violations, json.dumps(violations, indent=1)
+        browser.close()
+    assert not problems, problems
+    target = os.environ.get("EAS_SCREENSHOT_DIR")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        for shot in shots.iterdir():
+            shutil.copy(shot, Path(target) / shot.name)

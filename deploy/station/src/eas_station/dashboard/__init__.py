@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import html
+import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -90,11 +92,22 @@ class _Headers:
 
 
 class _CachedStatic(StaticFiles):
-    """Static files are addressed with ?v=<digest>, so they may be cached for long."""
+    """A file asked for with ?v=<digest> (what the page links) may be cached for long; one
+    without it (what an ES module imports: ``import "./console.js"``, the map's vendored files)
+    is revalidated (ETag, 304) on each load, so an upgraded station never runs a stale module
+    beside a fresh app.js."""
 
-    def file_response(self, *args: object, **kwargs: object) -> Response:
-        response = super().file_response(*args, **kwargs)  # type: ignore[arg-type]
-        response.headers["cache-control"] = "public, max-age=86400"
+    def file_response(
+        self,
+        full_path: str | os.PathLike[str],
+        stat_result: os.stat_result,
+        scope: Scope,
+        status_code: int = 200,
+    ) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        versioned = query.get("v") == [asset_version()]
+        response.headers["cache-control"] = "public, max-age=86400" if versioned else "no-cache"
         return response
 
 

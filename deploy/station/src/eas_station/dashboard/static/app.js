@@ -4,6 +4,8 @@
 
 import { createConsole } from "./console.js";
 import { LiveConnection, compareIds } from "./live.js";
+import { createAlertMap } from "./map.js";
+import { createSettings } from "./settings.js";
 import {
   SEVERITY_RANK, ago, clear, cookie, countdown, formatClock, formatDateTime, formatDuration,
   h, setTimeZone, severityClass, tick, timeZone,
@@ -136,6 +138,9 @@ async function loadPrincipal() {
 async function loadSettings() {
   const r = await api("/api/settings");
   let zoneName = null;
+  // The station's area on the maps; a role without settings:read is told it is not shown.
+  const area = r.ok && r.doc && r.doc.settings ? r.doc.settings.location || null : null;
+  for (const m of maps) m.setArea(r.ok || r.status === 403 ? area : undefined);
   if (r.ok && r.doc && typeof r.doc === "object") {
     const doc = r.doc.settings || r.doc.current || r.doc;
     const identity = (doc && doc.identity) || {};
@@ -248,7 +253,7 @@ function onEvent(msg) {
     default:
       break;
   }
-  if (["relay", "playout", "levels", "monitor"].includes(msg.topic)) screens.onEvent(msg);
+  if (["relay", "playout", "levels", "monitor", "settings"].includes(msg.topic)) screens.onEvent(msg);
 }
 
 function onResync(topic, msg, windowMs) {
@@ -452,6 +457,7 @@ function renderAlerts() {
     if (list.children[i] !== el) list.insertBefore(el, list.children[i] || null);
   });
   state.fresh.clear();
+  for (const m of maps) m.update(state.alerts);
 }
 
 function sameText(data) {
@@ -840,6 +846,8 @@ async function boot() {
 
 function setupChrome() {
   document.documentElement.classList.toggle("wall", wall);
+  $("map-panel").hidden = !wall;
+  if (wallMap) wallMap.show(true);
   const toggle = $("wall-toggle");
   const other = new URLSearchParams(location.search);
   if (wall) other.delete("wall");
@@ -868,6 +876,13 @@ function setupChrome() {
   setInterval(redraw, 1000);
 }
 
-const screens = createConsole({ api, detailOf, announce });
+const mapOptions = { api, detailOf, onOpen: (id) => openDetail(id) };
+const mainMap = createAlertMap({ ...mapOptions, root: $("map-main"), titleId: "map-title" });
+// The wall display has the map beside the alert list, on the board itself.
+const wallMap = wall ? createAlertMap({ ...mapOptions, root: $("map-wall"), titleId: "map-panel-title" }) : null;
+const maps = wallMap ? [mainMap, wallMap] : [mainMap];
+const screens = createConsole({
+  api, detailOf, announce, map: mainMap, settings: createSettings({ api, detailOf, announce }),
+});
 setupChrome();
 boot();

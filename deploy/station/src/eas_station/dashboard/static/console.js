@@ -29,6 +29,7 @@ const STATE_TEXT = {
   aired: "aired",
 };
 const FORWARDABLE = new Set(["ignored", "expired"]);
+const RESENDABLE = new Set(["aired", "interrupted"]);
 const LOG_PAGE = 50;
 const DECISION_PAGE = 25;
 
@@ -64,7 +65,7 @@ function meter(label, level) {
   h("span", { class: "peak", style: `left:${pct(has ? level.peak_dbfs : -60)}%` }));
 }
 
-export function createConsole({ api, detailOf, announce }) {
+export function createConsole({ api, detailOf, announce, map, settings }) {
   let perms = ANONYMOUS;
   let current = "board";
   const can = (p) => perms.has(p);
@@ -82,6 +83,8 @@ export function createConsole({ api, detailOf, announce }) {
     users: loadUsers,
     inputs: loadInputs,
     account: () => {},
+    map: () => {},
+    settings: () => settings.load(perms),
   };
 
   // ---- navigation -----------------------------------------------------------------------------
@@ -101,6 +104,7 @@ export function createConsole({ api, detailOf, announce }) {
     }
     $("board").hidden = view !== "board";
     for (const name of Object.keys(loaders)) $(`view-${name}`).hidden = name !== view;
+    if (map) map.show(view === "map");
     if (loaders[view]) loaders[view]();
   }
 
@@ -124,6 +128,22 @@ export function createConsole({ api, detailOf, announce }) {
 
   function noteField(id, label) {
     return [h("label", { for: id }, label), h("input", { id, maxlength: "500", autocomplete: "off" })];
+  }
+
+  /** A button that asks once more, in place, before `run` (for what cannot be undone or puts
+   * something on air): the question and Yes / No replace it until answered. */
+  function confirmButton(label, question, run, { cls = "", yes = "Yes" } = {}) {
+    const box = h("span", { class: "confirm-inline" });
+    const first = h("button", { type: "button", class: cls }, label);
+    const ask = () => {
+      const no = h("button", { type: "button", onclick: () => { clear(box).append(first); first.focus(); } }, "No, keep it");
+      const ok = h("button", { type: "button", class: cls || "primary", onclick: () => { ok.disabled = true; run(); } }, yes);
+      clear(box).append(h("span", { role: "group", "aria-label": question }, h("span", {}, `${question} `), ok, " ", no));
+      ok.focus();
+    };
+    first.addEventListener("click", ask);
+    box.append(first);
+    return box;
   }
 
   async function act(errorId, path, note) {
@@ -322,7 +342,135 @@ export function createConsole({ api, detailOf, announce }) {
         ? h("p", { class: "meta" }, `last: item ${st.last.item_id} ${st.last.state}, ${formatDateTime(st.last.finished_at || st.last.started_at)}`,
           st.last.error ? h("span", { class: "bad" }, ` ${st.last.error}`) : null)
         : h("p", { class: "meta" }, "nothing aired on it yet"),
-      tone ? h("div", { class: "actions" }, tone) : null);
+      st.last && RESENDABLE.has(st.last.state) && can("audio:write")
+        ? h("div", { class: "actions" }, confirmButton(`Air item ${st.last.item_id} again`,
+          `Air item ${st.last.item_id} again now, on every output?`, () => resend(st.last.item_id), { yes: "Air it again" }))
+        : null,
+      tone ? h("div", { class: "actions" }, tone) : null,
+      can("settings:write")
+        ? h("div", { class: "actions" },
+          h("button", { type: "button", onclick: () => editOutput(out) }, `Edit ${out.name}`),
+          confirmButton(`Delete ${out.name}`, `Delete the output ${out.name}?`, () => deleteOutput(out.name), { cls: "danger", yes: `Delete ${out.name}` }))
+        : null);
+  }
+
+  // ---- output configuration (settings:write) -------------------------------------------------
+
+  let editingOutput = null; // the name of the output the form edits, else null (a new one)
+
+  function showOutputFields() {
+    const kind = $("out-kind").value;
+    const keying = $("out-keying").value;
+    for (const el of $("output-form").querySelectorAll("[data-out]")) el.hidden = el.dataset.out !== kind;
+    for (const el of $("output-form").querySelectorAll("[data-key]")) el.hidden = !el.dataset.key.split(" ").includes(keying);
+  }
+
+  function num(value) {
+    const text = String(value).trim();
+    if (text === "") return null;
+    return Number.isNaN(Number(text)) ? text : Number(text);
+  }
+
+  function outputBody(form) {
+    const kind = form.kind.value;
+    const config = { kind, gain_db: num(form.gain_db.value) ?? 0 };
+    if (kind === "wav_folder") Object.assign(config, { folder: form.folder.value.trim(), subtype: form.subtype.value });
+    if (kind === "null") config.realtime = form.realtime.checked;
+    if (kind === "device") {
+      const dev = form.device.value.trim();
+      Object.assign(config, { device: /^\d+$/.test(dev) ? Number(dev) : dev, channels: Number(form.channels.value), latency: form.latency.value });
+    }
+    if (kind === "stream") {
+      Object.assign(config, {
+        url: form.url.value.trim(), username: form.username.value.trim(), format: form.format.value,
+        bitrate_kbps: num(form.bitrate_kbps.value),
+      });
+    }
+    const k = form.keying.value;
+    const keying = { kind: k };
+    if (k === "gpio") Object.assign(keying, { pin: num(form.pin.value), active_high: form.active_high.checked });
+    if (k === "serial") Object.assign(keying, { port: form.port.value.trim(), line: form.line.value, active_high: form.active_high.checked });
+    const body = { name: form.name.value.trim(), config, keying, enabled: form.enabled.checked };
+    // A blank password keeps the stored one (left out); only a stream has one.
+    if (kind === "stream" && form.secret.value) body.secret = form.secret.value;
+    return body;
+  }
+
+  function editOutput(out) {
+    const form = $("output-form");
+    endOutputEditing();
+    editingOutput = out.name;
+    const c = out.config || {};
+    form.name.value = out.name;
+    form.kind.value = out.kind;
+    form.enabled.checked = Boolean(out.enabled);
+    form.gain_db.value = String(c.gain_db ?? 0);
+    for (const key of ["folder", "subtype", "device", "channels", "latency", "url", "username", "format", "bitrate_kbps"]) {
+      if (c[key] !== undefined && c[key] !== null) form[key].value = String(c[key]);
+    }
+    form.realtime.checked = Boolean(c.realtime);
+    const k = out.keying || { kind: "none" };
+    form.keying.value = k.kind;
+    if (k.pin !== undefined) form.pin.value = String(k.pin);
+    if (k.port !== undefined) form.port.value = k.port;
+    if (k.line !== undefined) form.line.value = k.line;
+    form.active_high.checked = k.active_high !== false;
+    $("out-secret").placeholder = out.has_secret ? "stored (blank keeps it)" : "";
+    showOutputFields();
+    $("output-form-title").textContent = `Edit ${out.name}`;
+    $("out-submit").textContent = "Save output";
+    $("out-cancel").hidden = false;
+    form.name.focus();
+  }
+
+  function endOutputEditing() {
+    editingOutput = null;
+    $("output-form").reset();
+    clearFieldErrors("output-form");
+    $("out-secret").placeholder = "";
+    showOutputFields();
+    $("output-form-title").textContent = "New output";
+    $("out-submit").textContent = "Add output";
+    $("out-cancel").hidden = true;
+  }
+
+  async function saveOutput(ev) {
+    ev.preventDefault();
+    const form = $("output-form");
+    clearFieldErrors("output-form");
+    $("playout-error").textContent = "";
+    $("playout-result").textContent = "";
+    const body = outputBody(form);
+    const path = editingOutput ? `/api/audio/outputs/${encodeURIComponent(editingOutput)}` : "/api/audio/outputs";
+    const r = await api(path, {
+      method: editingOutput ? "PUT" : "POST", body: JSON.stringify(body), headers: { "Content-Type": "application/json" },
+    });
+    if (!r.ok) {
+      const placed = fieldErrors("output-form", "out-", r);
+      if (!placed) {
+        if (r.status === 409 && /name/i.test(detailOf(r))) $("out-name-error").textContent = detailOf(r);
+        else $("out-config-error").textContent = detailOf(r);
+      }
+      return;
+    }
+    $("playout-result").textContent = editingOutput ? `${r.doc.name} is saved.` : `${r.doc.name} is added.`;
+    endOutputEditing();
+    loadPlayout();
+  }
+
+  async function deleteOutput(name) {
+    $("playout-error").textContent = "";
+    const r = await api(`/api/audio/outputs/${encodeURIComponent(name)}`, { method: "DELETE" });
+    if (!r.ok) $("playout-error").textContent = `${name}: ${detailOf(r)}`;
+    else $("playout-result").textContent = `${name} is deleted.`;
+    if (editingOutput === name) endOutputEditing();
+    loadPlayout();
+  }
+
+  async function resend(itemId) {
+    const reply = await act("playout-error", `/api/audio/playout/${itemId}/resend`);
+    if (reply) $("playout-result").textContent = `Item ${itemId} is queued again as item ${reply.item_id} (${reply.state}).`;
+    loadPlayout();
   }
 
   async function stopPlayout() {
@@ -541,6 +689,7 @@ export function createConsole({ api, detailOf, announce }) {
     clearFieldErrors("originate-form");
     $("originate-error").textContent = "";
     const text = form.text.value.trim();
+    const recording = form.audio.files[0] || null;
     const doc = {
       event_code: form.event_code.value,
       originator: form.originator.value || null,
@@ -555,13 +704,35 @@ export function createConsole({ api, detailOf, announce }) {
       form.event_code.focus();
       return;
     }
+    if (recording && text) {
+      $("orig-audio-error").textContent = "Either a narration text or a recording, not both: clear one.";
+      form.audio.setAttribute("aria-invalid", "true");
+      form.audio.focus();
+      return;
+    }
+    let request;
+    if (recording) {
+      // The recorded narration goes as multipart; the browser sets the boundary itself.
+      const body = new FormData();
+      body.set("event_code", doc.event_code);
+      if (doc.originator) body.set("originator", doc.originator);
+      body.set("locations", doc.locations.join(","));
+      body.set("duration", doc.duration);
+      body.set("audio", recording, recording.name);
+      request = api("/api/audio/originations/upload", { method: "POST", body });
+    } else {
+      request = api("/api/audio/originations", {
+        method: "POST", body: JSON.stringify(doc), headers: { "Content-Type": "application/json" },
+      });
+    }
     $("orig-submit").disabled = true;
-    const r = await api("/api/audio/originations", {
-      method: "POST", body: JSON.stringify(doc), headers: { "Content-Type": "application/json" },
-    });
+    const r = await request;
     $("orig-submit").disabled = false;
     if (!r.ok) {
-      if (!fieldErrors("originate-form", "orig-", r, { locations: $("orig-place") })) {
+      if (recording && (r.status === 413 || r.status === 415)) {
+        $("orig-audio-error").textContent = detailOf(r);
+        form.audio.setAttribute("aria-invalid", "true");
+      } else if (!fieldErrors("originate-form", "orig-", r, { locations: $("orig-place") })) {
         $("originate-error").textContent = `Could not compose the message: ${detailOf(r)}`;
       }
       return;
@@ -592,6 +763,9 @@ export function createConsole({ api, detailOf, announce }) {
     composed = msg;
     $("composed").hidden = false;
     $("composed-header").textContent = msg.header;
+    $("composed-source").textContent = {
+      upload: "Narration: the recording you uploaded.", tts: "Narration: your text, spoken.", none: "No narration: header, tones and end of message.",
+    }[msg.narration_source] || "";
     $("composed-audio").src = msg.audio_url || `/api/audio/messages/${msg.id}/audio`;
     $("composed-result").textContent = "";
     $("composed-send").hidden = false;
@@ -811,7 +985,8 @@ export function createConsole({ api, detailOf, announce }) {
           h("button", {
             type: "button",
             onclick: () => patchUser(name, { disabled: !u.disabled }, `${name} is ${u.disabled ? "enabled" : "disabled"}.`),
-          }, `${u.disabled ? "Enable" : "Disable"} ${name}`)),
+          }, `${u.disabled ? "Enable" : "Disable"} ${name}`),
+          confirmButton(`Delete ${name}`, `Delete ${name} and end their sessions?`, () => deleteUser(name), { cls: "danger", yes: `Delete ${name}` })),
         h("div", { class: "actions" },
           h("label", { for: pwId }, `New password for ${name}`),
           h("input", { id: pwId, type: "password", autocomplete: "new-password" }),
@@ -827,6 +1002,15 @@ export function createConsole({ api, detailOf, announce }) {
               patchUser(name, { password: pw }, `${name}'s password is reset; their sessions ended.`);
             },
           }, `Reset password of ${name}`))));
+  }
+
+  async function deleteUser(name) {
+    $("users-error").textContent = "";
+    $("users-result").textContent = "";
+    const r = await api(`/api/users/${encodeURIComponent(name)}`, { method: "DELETE" });
+    if (!r.ok) $("users-error").textContent = `${name}: ${detailOf(r)}`;
+    else $("users-result").textContent = `${name} is deleted; their sessions ended.`;
+    loadUsers();
   }
 
   async function createUser(ev) {
@@ -880,6 +1064,11 @@ export function createConsole({ api, detailOf, announce }) {
   $("decisions-filter").addEventListener("submit", (ev) => { ev.preventDefault(); loadRelay(); });
   $("decisions-more").addEventListener("click", moreDecisions);
   $("playout-stop").addEventListener("click", stopPlayout);
+  $("output-form").addEventListener("submit", saveOutput);
+  $("out-kind").addEventListener("change", showOutputFields);
+  $("out-keying").addEventListener("change", showOutputFields);
+  $("out-cancel").addEventListener("click", endOutputEditing);
+  showOutputFields();
   $("log-filter").addEventListener("submit", (ev) => { ev.preventDefault(); loadLog(false); });
   $("log-more").addEventListener("click", () => loadLog(true));
   const now = new Date();
@@ -919,6 +1108,7 @@ export function createConsole({ api, detailOf, announce }) {
         const data = (msg.envelope || {}).data || {};
         if (data.state === "playing" && data.event_code) announce(`On air: ${data.event_code}${data.output ? ` on ${data.output}` : ""}.`, false);
       } else if (msg.topic === "levels") onLevel((msg.envelope || {}).data);
+      else if (msg.topic === "settings" && current === "settings") settings.onChanged((msg.envelope || {}).data);
     },
     show,
     get view() { return current; },
