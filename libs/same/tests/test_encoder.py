@@ -164,8 +164,9 @@ def test_attention_tone_kind_is_compared_by_value() -> None:
     x = attention_tone(1.0, 16000, kind).astype(np.float64)  # type: ignore[arg-type]
     f = np.fft.rfftfreq(len(x), 1 / 16000)
     assert f[np.argmax(np.abs(np.fft.rfft(x)))] == pytest.approx(1050.0, abs=1.0)
-    with pytest.raises(ValueError, match="unknown attention tone kind 'tone'"):
-        attention_tone(1.0, 16000, "tone")  # type: ignore[arg-type]
+    for wrong in ("tone", "alarm", "Broadcast", ""):  # after, before, beside the two kinds
+        with pytest.raises(ValueError, match=f"unknown attention tone kind '{wrong}'"):
+            attention_tone(1.0, 16000, wrong)  # type: ignore[arg-type]
 
 
 HEADER = "ZCZC-WXR-TOR-039035+0100-3181518-KXYZ/FM -"

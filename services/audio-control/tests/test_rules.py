@@ -293,6 +293,21 @@ def test_onset_holds_only_when_the_station_asks(make_cap: CapFactory) -> None:
     assert "held until its onset time" in check(held, "not_yet_effective").detail
 
 
+def test_an_onset_before_the_effective_time_holds_until_the_effective_time(
+    make_cap: CapFactory,
+) -> None:
+    # The hold is the later of the two: the reason names that one, not the onset.
+    effective = NOW + timedelta(minutes=20)
+    candidate = make_cap(effective=effective, onset=NOW + timedelta(minutes=5))
+    held = decide(candidate, hold_until_onset=True)
+    assert held.relay_at == effective
+    assert "held until its effective time" in check(held, "not_yet_effective").detail
+    # And with no onset at all, asking to hold for it holds for the effective time.
+    no_onset = decide(make_cap(effective=effective, onset=None), hold_until_onset=True)
+    assert no_onset.relay_at == effective
+    assert "held until its effective time" in check(no_onset, "not_yet_effective").detail
+
+
 def test_relay_time_after_a_confirmation(make_cap: CapFactory) -> None:
     rules = RelayRules.model_validate({**BASE_RULES, "delay_s": 15})
     confirmed_at = NOW + timedelta(minutes=3)
@@ -608,7 +623,9 @@ def test_a_received_rmt_waits_for_confirmation_no_longer_than_its_60_minute_wind
     assert long_wait.action is RelayAction.CONFIRM
     # 60 minutes from receipt, less the relay delay that follows the confirmation.
     assert long_wait.confirm_by == NOW + timedelta(minutes=55)
-    assert "47 CFR 11.61" in (check(long_wait, "rmt_window").reference or "")
+    window = check(long_wait, "rmt_window")
+    assert "47 CFR 11.61" in (window.reference or "")
+    assert window.values["window_minutes"] == 60 and "by 19:00 UTC" in window.detail
     short = decide(
         rmt,
         events=["RMT"],
