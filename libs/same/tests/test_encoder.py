@@ -149,6 +149,27 @@ def test_an_attention_tone_shorter_than_two_ramps_is_ramped_over_its_halves() ->
     t = np.arange(88) / rate
     expected = 0.5 * np.sin(2 * np.pi * 1050.0 * t) * raised_cosine_envelope(88, 44)
     assert np.allclose(x, expected, atol=1e-6)
+    # three samples: a ramp of one, so the tone still ends at zero
+    x = attention_tone(3 / rate, rate, "nwr").astype(np.float64)
+    assert len(x) == 3 and x[0] == 0.0 and x[2] == 0.0 and x[1] != 0.0
+
+
+@pytest.mark.parametrize(("kind", "freqs"), [("broadcast", (853.0, 960.0)), ("nwr", (1050.0,))])
+def test_attention_tone_frequencies_within_half_a_hertz(
+    kind: str, freqs: tuple[float, ...]
+) -> None:
+    # 10 s at 8 kHz: 0.1 Hz per FFT bin, fine enough to tell 960 Hz from 959 Hz.
+    rate = 8000
+    x = attention_tone(10.0, rate, kind).astype(np.float64)  # type: ignore[arg-type]
+    spec = np.abs(np.fft.rfft(x))
+    f = np.fft.rfftfreq(len(x), 1 / rate)
+    top = sorted(f[np.argsort(spec)[-len(freqs) :]])
+    assert top == pytest.approx(list(freqs), abs=0.5 / 2)
+    # and nothing else: all but a sliver of the energy is within 2 Hz of the tones
+    near = np.zeros(len(f), dtype=bool)
+    for freq in freqs:
+        near |= np.abs(f - freq) <= 2.0
+    assert np.sum(spec[near] ** 2) > 0.99 * np.sum(spec**2)
 
 
 def test_broadcast_attention_tone_peaks_at_the_amplitude_not_above() -> None:

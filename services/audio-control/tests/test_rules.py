@@ -316,6 +316,14 @@ def test_relay_time_after_a_confirmation(make_cap: CapFactory) -> None:
     assert relay_time(make_cap(effective=effective), rules, confirmed_at) == effective + timedelta(
         seconds=15
     )
+    # An effective time already past holds nothing back: never scheduled before the
+    # confirmation (a time in the past would air it with no delay at all).
+    past = make_cap(effective=NOW - timedelta(minutes=30), onset=NOW - timedelta(minutes=20))
+    for hold_onset in (False, True):
+        held = RelayRules.model_validate(
+            {**BASE_RULES, "delay_s": 15, "hold_until_onset": hold_onset}
+        )
+        assert relay_time(past, held, confirmed_at) == confirmed_at + timedelta(seconds=15)
 
 
 NO_CODE = {"same_event": None, "event": "Tornado Warning"}
