@@ -200,8 +200,20 @@ def test_lowest_sample_rate_is_6000_hz() -> None:
         generate(HEADER, 5999)
 
 
+def test_long_bursts_stay_phase_continuous_at_every_rate() -> None:
+    # A full-length header (31 locations) is over 2000 bits: well past the bit index where a
+    # phase error from mixing up the exact integer arithmetic would begin.
+    bits = np.tile([1, 0, 0, 1, 1, 1, 0], 500)  # 3500 bits
+    for rate in COMMON_RATES:
+        x = modulate_bits(bits, rate, amplitude=1.0).astype(np.float64)
+        assert np.max(np.abs(np.diff(x))) <= 2 * np.pi * MARK_HZ / rate * 1.001, rate
+
+
 def test_default_rate_is_22050() -> None:
     assert len(generate(HEADER)) == len(generate(HEADER, 22050))
+    # half a second of silence before and after by default
+    bare = 3 * len(encode_burst(HEADER, 8000)) + 2 * 8000
+    assert len(generate(HEADER, 8000, attention=None, eom=False)) == bare + 8000
     assert len(generate(HEADER, attention=None, eom=False, lead=1.0, tail=0, gap=0)) == (
         22050 + 3 * len(encode_burst(HEADER, 22050))
     )

@@ -614,6 +614,24 @@ def test_what_was_received_long_ago_is_not_relayed_automatically(
         assert stale.passed is (action is RelayAction.RELAY), (candidate.source, stale.detail)
         if action is RelayAction.IGNORE:
             assert result.action is RelayAction.IGNORE and "operator may forward" in stale.detail
+            # The operator reads how long ago, in minutes.
+            assert stale.detail.startswith(f"Received {age_s / 60:.0f} min ago"), stale.detail
+        else:
+            assert stale.detail == f"Received {age_s} s ago."
+
+
+def test_an_expired_alert_is_said_to_have_expired(
+    make_cap: CapFactory, make_air: AirFactory
+) -> None:
+    # Already past its purge time: "expired", not "would air after it expires".
+    for candidate in (
+        make_cap(sent=NOW - timedelta(hours=2)),
+        make_air(issued=NOW - timedelta(hours=2)),
+    ):
+        expired = check(decide(candidate), "expired")
+        assert expired.consequence is RelayAction.IGNORE
+        assert expired.detail.startswith("Expired at "), expired.detail
+        assert expired.values["now"] == NOW.isoformat()
 
 
 def test_a_received_rmt_waits_for_confirmation_no_longer_than_its_60_minute_window(
