@@ -8,6 +8,7 @@ survivors are run again; a whole new session would repeat hours of mutants alrea
     MUTATION_DIR=$PWD/var/mutation-recheck scripts/mutation.sh same-encoder
     uv run --frozen python scripts/mutation_recheck.py merge same-encoder
 
+(Set MUTATION_RECHECK_DIR, and MUTATION_DIR to the same, to recheck two sessions at once.)
 ``prepare`` copies var/mutation/NAME.sqlite to var/mutation-recheck/ keeping only the
 survivors, as not yet run (a session still running may go on meanwhile); mutation.sh then runs
 just those, on a fresh copy of the tree. ``merge`` writes their new outcomes back into the
@@ -16,13 +17,15 @@ session, so its report and score are those of the current tests.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 MAIN = ROOT / "var" / "mutation"
-RECHECK = ROOT / "var" / "mutation-recheck"
+# Sessions rechecked side by side each need their own folder (each run copies its own tree).
+RECHECK = Path(os.environ.get("MUTATION_RECHECK_DIR", ROOT / "var" / "mutation-recheck"))
 
 
 def prepare(name: str) -> None:

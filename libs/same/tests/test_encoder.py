@@ -211,6 +211,10 @@ def test_long_bursts_stay_phase_continuous_at_every_rate() -> None:
 
 def test_default_rate_is_22050() -> None:
     assert len(generate(HEADER)) == len(generate(HEADER, 22050))
+    # an 8-second attention signal (47 CFR 11.31: 8 to 25 s)
+    with_tone = generate(HEADER, 8000, eom=False)
+    assert len(with_tone) == len(generate(HEADER, 8000, attention=8.0, eom=False))
+    assert len(with_tone) == len(generate(HEADER, 8000, attention=None, eom=False)) + 9 * 8000
     # half a second of silence before and after by default
     bare = 3 * len(encode_burst(HEADER, 8000)) + 2 * 8000
     assert len(generate(HEADER, 8000, attention=None, eom=False)) == bare + 8000

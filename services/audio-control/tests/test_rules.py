@@ -663,3 +663,10 @@ def test_a_received_rmt_waits_for_confirmation_no_longer_than_its_60_minute_wind
     tor = decide(make_air(), require_confirmation=["TOR"], confirmation_timeout_s=3 * 3600)
     assert tor.confirm_by == NOW + timedelta(hours=3)
     assert all(c.rule != "rmt_window" for c in tor.checks)
+
+
+def test_a_refused_scope_is_named_in_the_check(make_cap: CapFactory) -> None:
+    refused = check(decide(make_cap(scope=CapScope.PRIVATE)), "scope")
+    assert refused.consequence is RelayAction.IGNORE
+    assert refused.detail == "Scope Private is not relayed."
+    assert refused.values["scope"] == "Private" and refused.values["relayed"] == ["Public"]
