@@ -415,3 +415,47 @@ async def test_creating_the_group_again_is_harmless_but_other_errors_are_not(
     wrong = GroupConsumer(aredis, "not.a.stream", "g", "c1", Singles(), namespace=bus_namespace)
     with pytest.raises(aioredis.ResponseError, match="WRONGTYPE"):
         await wrong.ensure_group()
+
+
+async def test_a_large_reclaimed_batch_out_of_retries_is_dead_lettered_whole(
+    aredis: aioredis.Redis, bus_namespace: str
+) -> None:
+    # The delivery count of every reclaimed entry is looked up, not only the first few: an
+    # entry whose count went missing would count as a first delivery and be retried forever.
+    key = stream_key(STREAM, bus_namespace)
+    await aredis.xgroup_create(key, "g", id="0", mkstream=True)
+    ids = await add(aredis, bus_namespace, *range(40))
+    await aredis.xreadgroup("g", "dead", {key: ">"}, count=100)  # delivery 1, never acked
+    store = Store(aredis, bus_namespace)
+    singles = Singles()
+    c = GroupConsumer(
+        aredis,
+        STREAM,
+        "g",
+        "c1",
+        singles,
+        namespace=bus_namespace,
+        batch_handler=store.batch,
+        min_idle_ms=0,
+        max_deliveries=1,
+        batch_size=64,
+    )
+    assert await c.reclaim_idle() == 40  # delivery 2 of each: out of retries
+    letters = await dead_letters(aredis, bus_namespace)
+    assert sorted(d["entry_id"] for d in letters) == sorted(ids)
+    assert {d["reason"] for d in letters} == {"retries exhausted"}
+    assert {d["deliveries"] for d in letters} == {2}
+    assert (store.batches, singles.done) == ([], [])
+    assert await pending_ids(aredis, bus_namespace) == []
+
+
+async def test_lag_of_a_group_not_on_the_stream_is_zero(
+    aredis: aioredis.Redis, bus_namespace: str
+) -> None:
+    key = stream_key(STREAM, bus_namespace)
+    await aredis.xgroup_create(key, "someone-else", id="0", mkstream=True)
+    await add(aredis, bus_namespace, 1, 2)
+    c = GroupConsumer(aredis, STREAM, "g", "c1", Singles(), namespace=bus_namespace)
+    assert await c.lag() == 0  # no such group yet: nothing is behind for it
+    await c.ensure_group()
+    assert await c.lag() == 2
