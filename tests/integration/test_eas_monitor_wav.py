@@ -204,7 +204,27 @@ async def test_two_inputs_hearing_one_transmission_give_one_header(
     envs = await same_events(
         aredis, bus_namespace, lambda es: len(of_type(es, "same.eom")) >= 1, timeout=90
     )
-    await asyncio.sleep(3.0)  # anything late would show up now
+    # Barriers instead of "wait and see if anything late shows up": every byte was written,
+    # both workers have taken in every sample, and both were stopped. A stopping worker
+    # publishes (or finds already published) everything it still holds before it exits, and
+    # stop answers once the worker is gone: whatever either could still add is on the stream.
+    for t in feeders:
+        t.join(60)
+        assert not t.is_alive()
+    samples = len(pcm) // 2
+    deadline = time.monotonic() + 60
+    while True:
+        taken = {
+            s["input_id"]: s["samples_total"] for s in (await monitor.get(f"{BASE}/status")).json()
+        }
+        if all(taken.get(i, 0) >= samples for i in ids):
+            break
+        assert time.monotonic() < deadline, (taken, samples)
+        await asyncio.sleep(0.2)
+    for input_id in ids:
+        stopped = await monitor.post(f"{BASE}/inputs/{input_id}/stop")
+        assert stopped.status_code == 200, stopped.text
+        assert stopped.json()["status"]["state"] == "stopped"
     envs = await same_events(aredis, bus_namespace, lambda es: True, timeout=1)
     headers = of_type(envs, "same.header")
     assert len(headers) == 1, [h["data"]["inputs"] for h in headers]

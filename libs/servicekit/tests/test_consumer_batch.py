@@ -329,3 +329,133 @@ async def test_lag_and_pending_are_what_redis_holds(
     with pytest.raises(Killed):
         await c.poll_once()  # read, never acknowledged
     assert (await c.lag(), await c.pending_count()) == (0, 3)
+
+
+# ---- the one-by-one path, one poll at a time ------------------------------------------------
+
+
+async def test_a_dead_letter_says_where_it_came_from_and_keeps_the_entry(
+    aredis: aioredis.Redis, bus_namespace: str
+) -> None:
+    # What an operator needs to put it back: stream, group, entry id, deliveries, the fields.
+    store = Store(aredis, bus_namespace)
+    c = GroupConsumer(
+        aredis, STREAM, "g", "c1", Singles(), namespace=bus_namespace, source="svc/one"
+    )
+    await c.ensure_group()
+    garbage_id = str(await aredis.xadd(stream_key(STREAM, bus_namespace), {"garbage": "x"}))
+    await c.poll_once()
+    rows: Any = await aredis.xrange(stream_key(DEAD_LETTER, bus_namespace))
+    (letter_envelope,) = [decode_entry(fields) for _, fields in rows]
+    assert letter_envelope.type == "bus.deadletter"
+    assert (letter_envelope.source, letter_envelope.subject) == ("svc/one", garbage_id)
+    letter = letter_envelope.data
+    assert (letter["stream"], letter["group"], letter["entry_id"]) == (STREAM, "g", garbage_id)
+    assert letter["deliveries"] == 1 and letter["fields"] == {"garbage": "x"}
+    assert letter["reason"].startswith("not an event envelope")
+    assert store.batches == [] and await pending_ids(aredis, bus_namespace) == []
+
+
+async def test_a_failing_entry_stays_pending_and_is_counted_until_its_last_delivery(
+    aredis: aioredis.Redis, bus_namespace: str
+) -> None:
+    singles = Singles(broken={5})
+    c = GroupConsumer(
+        aredis,
+        STREAM,
+        "g",
+        "c1",
+        singles,
+        namespace=bus_namespace,
+        min_idle_ms=0,
+        max_deliveries=2,
+        block_ms=100,
+    )
+    await c.ensure_group()
+    (broken_id,) = await add(aredis, bus_namespace, 5)
+    await c.poll_once()  # delivery 1: fails, stays pending, not acknowledged
+    assert (c.stats.failed, c.stats.handled, c.stats.dead_lettered) == (1, 0, 0)
+    assert await pending_ids(aredis, bus_namespace) == [broken_id]
+    # Reclaimed (min_idle 0): delivery 2 fails too, the last one: dead-lettered.
+    assert await c.reclaim_idle() == 1
+    (ok_id,) = await add(aredis, bus_namespace, 6)
+    await c.poll_once()
+    assert singles.attempts == {5: 2, 6: 1} and singles.done == [6]
+    assert (c.stats.failed, c.stats.handled, c.stats.dead_lettered) == (2, 1, 1)
+    assert c.stats.reclaimed == 1 and c.stats.last_entry_id == ok_id
+    (letter,) = await dead_letters(aredis, bus_namespace)
+    assert letter["deliveries"] == 2 and letter["reason"] == "RuntimeError: item 5 is broken"
+    assert await pending_ids(aredis, bus_namespace) == []
+
+
+async def test_an_entry_pending_for_less_than_min_idle_is_not_taken_over(
+    aredis: aioredis.Redis, bus_namespace: str
+) -> None:
+    # Another consumer is still working on it: reclaiming early would handle it twice.
+    key = stream_key(STREAM, bus_namespace)
+    await aredis.xgroup_create(key, "g", id="0", mkstream=True)
+    await add(aredis, bus_namespace, 1)
+    await aredis.xreadgroup("g", "other", {key: ">"}, count=10)  # "other" holds it now
+    singles = Singles()
+    c = GroupConsumer(
+        aredis, STREAM, "g", "c1", singles, namespace=bus_namespace, min_idle_ms=60_000, block_ms=1
+    )
+    await c.poll_once()
+    assert singles.done == [] and c.stats.reclaimed == 0
+    assert len(await pending_ids(aredis, bus_namespace)) == 1
+
+
+async def test_creating_the_group_again_is_harmless_but_other_errors_are_not(
+    aredis: aioredis.Redis, bus_namespace: str
+) -> None:
+    c = GroupConsumer(aredis, STREAM, "g", "c1", Singles(), namespace=bus_namespace)
+    await c.ensure_group()
+    await c.ensure_group()  # BUSYGROUP: already there
+    await aredis.set(stream_key("not.a.stream", bus_namespace), "x")
+    wrong = GroupConsumer(aredis, "not.a.stream", "g", "c1", Singles(), namespace=bus_namespace)
+    with pytest.raises(aioredis.ResponseError, match="WRONGTYPE"):
+        await wrong.ensure_group()
+
+
+async def test_a_large_reclaimed_batch_out_of_retries_is_dead_lettered_whole(
+    aredis: aioredis.Redis, bus_namespace: str
+) -> None:
+    # The delivery count of every reclaimed entry is looked up, not only the first few: an
+    # entry whose count went missing would count as a first delivery and be retried forever.
+    key = stream_key(STREAM, bus_namespace)
+    await aredis.xgroup_create(key, "g", id="0", mkstream=True)
+    ids = await add(aredis, bus_namespace, *range(40))
+    await aredis.xreadgroup("g", "dead", {key: ">"}, count=100)  # delivery 1, never acked
+    store = Store(aredis, bus_namespace)
+    singles = Singles()
+    c = GroupConsumer(
+        aredis,
+        STREAM,
+        "g",
+        "c1",
+        singles,
+        namespace=bus_namespace,
+        batch_handler=store.batch,
+        min_idle_ms=0,
+        max_deliveries=1,
+        batch_size=64,
+    )
+    assert await c.reclaim_idle() == 40  # delivery 2 of each: out of retries
+    letters = await dead_letters(aredis, bus_namespace)
+    assert sorted(d["entry_id"] for d in letters) == sorted(ids)
+    assert {d["reason"] for d in letters} == {"retries exhausted"}
+    assert {d["deliveries"] for d in letters} == {2}
+    assert (store.batches, singles.done) == ([], [])
+    assert await pending_ids(aredis, bus_namespace) == []
+
+
+async def test_lag_of_a_group_not_on_the_stream_is_zero(
+    aredis: aioredis.Redis, bus_namespace: str
+) -> None:
+    key = stream_key(STREAM, bus_namespace)
+    await aredis.xgroup_create(key, "someone-else", id="0", mkstream=True)
+    await add(aredis, bus_namespace, 1, 2)
+    c = GroupConsumer(aredis, STREAM, "g", "c1", Singles(), namespace=bus_namespace)
+    assert await c.lag() == 0  # no such group yet: nothing is behind for it
+    await c.ensure_group()
+    assert await c.lag() == 2

@@ -39,6 +39,12 @@ Factory = Callable[..., Candidate]
         ({"expires_in": timedelta(hours=2)}, {"duration": "0100"}, False, "+0200 / +0100"),
         ({}, {"event": "SVR"}, False, "events differ (TOR / SVR)"),
         ({"codes": ("039035", "039093")}, {}, False, "only ['039093'] / only []"),
+        (
+            {"codes": ("039035", "039093")},
+            {"locations": ("039035", "039101")},
+            False,
+            "only ['039093'] / only ['039101']",
+        ),
         ({}, {"locations": ("039035", "039093")}, False, "locations differ"),
         # Without a SAME code the event looked up from the name is compared...
         ({"same_event": None}, {}, True, "same TOR"),

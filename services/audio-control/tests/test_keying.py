@@ -153,10 +153,15 @@ def test_unkey_in_time_stops_the_watchdog() -> None:
     factory = MockFactory()
     keyer = keying_for({"kind": "gpio", "pin": 23}, pin_factory=factory)
     keyer.key(max_s=0.2)
+    first = keyer._timer
+    assert first is not None
     keyer.unkey()
     keyer.key(max_s=30)
-    time.sleep(0.4)  # past the first max_s: its timer was cancelled, the second holds
-    assert factory.pin(23).state and not keyer.watchdog_fired
+    # The first watchdog's thread ends either cancelled or having fired: joined, it has done
+    # whatever it was going to do (a barrier instead of sleeping past its max_s).
+    first.join(10)
+    assert not first.is_alive()
+    assert factory.pin(23).state and keyer.keyed and not keyer.watchdog_fired
     keyer.close()
     assert not factory.pin(23).state
 

@@ -275,9 +275,13 @@ def test_an_ean_preempts_a_local_message_which_ends_with_eom_and_airs_again(
     thread.start()
     try:
         deadline = time.monotonic() + 30
-        while items(rig)[local].state != "playing" and time.monotonic() < deadline:
+        # The EAN arrives mid-message: once the output has been given half a second of the
+        # local message's audio (a condition, not a sleep).
+        while time.monotonic() < deadline and not (
+            rig.sinks.get("fm") and sum(len(b) for b in rig.sinks["fm"][0].blocks) >= RATE // 2
+        ):
             time.sleep(0.05)
-        time.sleep(0.5)
+        assert items(rig)[local].state == "playing"
         ean = queue(rig, "EAN", 0, seconds=0.5)
         queued_at = time.monotonic()
         deadline = time.monotonic() + 60
@@ -386,12 +390,12 @@ def test_an_ean_decision_cuts_a_local_message_before_its_own_message_is_queued(
     thread.start()
     bus = SyncBus(sync_redis(redis_url), bus_namespace)
 
-    def preempt(precedence: int) -> None:
+    def preempt(precedence: int, decision_id: int) -> None:
         command = PlayoutCommand(
             command_id=f"preempt-{precedence}-test",
             kind=CommandKind.PREEMPT,
             precedence=precedence,
-            decision_id=41,
+            decision_id=decision_id,
             actor="audio-control/test",
             at=datetime.now(UTC),
         )
@@ -404,10 +408,26 @@ def test_an_ean_decision_cuts_a_local_message_before_its_own_message_is_queued(
         deadline = time.monotonic() + 30
         while items(rig)[local].state != "playing" and time.monotonic() < deadline:
             time.sleep(0.05)
-        preempt(3)  # the same precedence cuts nothing
-        time.sleep(0.5)
+        preempt(3, 40)  # the same precedence cuts nothing
+        # Barrier: the worker reads commands in order, so once it answers a status sent after
+        # the preempt, it has weighed the preempt. Had it cut, the cut would name decision 40
+        # (the first reason sticks), which the reason check below refuses.
+        status = PlayoutCommand(
+            command_id="status-after-preempt",
+            kind=CommandKind.STATUS,
+            actor="audio-control/test",
+            at=datetime.now(UTC),
+        )
+        bus.publish(
+            PLAYOUT_COMMANDS,
+            EventEnvelope[PlayoutCommand](type=PLAYOUT_COMMAND_TYPE, source="t", data=status),
+        )
+        got = bus.client.blpop([bus.key(f"{PLAYOUT_REPLY_KEY}:status-after-preempt")], timeout=20)
+        assert got is not None
+        answer = PlayoutReply.model_validate_json(got[1])
+        assert answer.ok and answer.state["playing_item"] == local
         assert items(rig)[local].state == "playing"
-        preempt(0)
+        preempt(0, 41)
         while items(rig)[local].state == "playing" and time.monotonic() < deadline:
             time.sleep(0.05)
     finally:
@@ -415,6 +435,7 @@ def test_an_ean_decision_cuts_a_local_message_before_its_own_message_is_queued(
         thread.join(30)
     row = items(rig)[local]
     assert row.state == "interrupted" and "decision 41" in row.reason
+    assert "decision 40" not in row.reason
     (again,) = [i for i in items(rig).values() if i.requeue_of == local]
     assert again.state in ("queued", "playing", "aired")
     cut = rig.sinks["fm"][0].audio

@@ -293,6 +293,21 @@ def test_onset_holds_only_when_the_station_asks(make_cap: CapFactory) -> None:
     assert "held until its onset time" in check(held, "not_yet_effective").detail
 
 
+def test_an_onset_before_the_effective_time_holds_until_the_effective_time(
+    make_cap: CapFactory,
+) -> None:
+    # The hold is the later of the two: the reason names that one, not the onset.
+    effective = NOW + timedelta(minutes=20)
+    candidate = make_cap(effective=effective, onset=NOW + timedelta(minutes=5))
+    held = decide(candidate, hold_until_onset=True)
+    assert held.relay_at == effective
+    assert "held until its effective time" in check(held, "not_yet_effective").detail
+    # And with no onset at all, asking to hold for it holds for the effective time.
+    no_onset = decide(make_cap(effective=effective, onset=None), hold_until_onset=True)
+    assert no_onset.relay_at == effective
+    assert "held until its effective time" in check(no_onset, "not_yet_effective").detail
+
+
 def test_relay_time_after_a_confirmation(make_cap: CapFactory) -> None:
     rules = RelayRules.model_validate({**BASE_RULES, "delay_s": 15})
     confirmed_at = NOW + timedelta(minutes=3)
@@ -301,6 +316,14 @@ def test_relay_time_after_a_confirmation(make_cap: CapFactory) -> None:
     assert relay_time(make_cap(effective=effective), rules, confirmed_at) == effective + timedelta(
         seconds=15
     )
+    # An effective time already past holds nothing back: never scheduled before the
+    # confirmation (a time in the past would air it with no delay at all).
+    past = make_cap(effective=NOW - timedelta(minutes=30), onset=NOW - timedelta(minutes=20))
+    for hold_onset in (False, True):
+        held = RelayRules.model_validate(
+            {**BASE_RULES, "delay_s": 15, "hold_until_onset": hold_onset}
+        )
+        assert relay_time(past, held, confirmed_at) == confirmed_at + timedelta(seconds=15)
 
 
 NO_CODE = {"same_event": None, "event": "Tornado Warning"}
@@ -591,6 +614,24 @@ def test_what_was_received_long_ago_is_not_relayed_automatically(
         assert stale.passed is (action is RelayAction.RELAY), (candidate.source, stale.detail)
         if action is RelayAction.IGNORE:
             assert result.action is RelayAction.IGNORE and "operator may forward" in stale.detail
+            # The operator reads how long ago, in minutes.
+            assert stale.detail.startswith(f"Received {age_s / 60:.0f} min ago"), stale.detail
+        else:
+            assert stale.detail == f"Received {age_s} s ago."
+
+
+def test_an_expired_alert_is_said_to_have_expired(
+    make_cap: CapFactory, make_air: AirFactory
+) -> None:
+    # Already past its purge time: "expired", not "would air after it expires".
+    for candidate in (
+        make_cap(sent=NOW - timedelta(hours=2)),
+        make_air(issued=NOW - timedelta(hours=2)),
+    ):
+        expired = check(decide(candidate), "expired")
+        assert expired.consequence is RelayAction.IGNORE
+        assert expired.detail.startswith("Expired at "), expired.detail
+        assert expired.values["now"] == NOW.isoformat()
 
 
 def test_a_received_rmt_waits_for_confirmation_no_longer_than_its_60_minute_window(
@@ -608,7 +649,9 @@ def test_a_received_rmt_waits_for_confirmation_no_longer_than_its_60_minute_wind
     assert long_wait.action is RelayAction.CONFIRM
     # 60 minutes from receipt, less the relay delay that follows the confirmation.
     assert long_wait.confirm_by == NOW + timedelta(minutes=55)
-    assert "47 CFR 11.61" in (check(long_wait, "rmt_window").reference or "")
+    window = check(long_wait, "rmt_window")
+    assert "47 CFR 11.61" in (window.reference or "")
+    assert window.values["window_minutes"] == 60 and "by 19:00 UTC" in window.detail
     short = decide(
         rmt,
         events=["RMT"],
@@ -620,3 +663,10 @@ def test_a_received_rmt_waits_for_confirmation_no_longer_than_its_60_minute_wind
     tor = decide(make_air(), require_confirmation=["TOR"], confirmation_timeout_s=3 * 3600)
     assert tor.confirm_by == NOW + timedelta(hours=3)
     assert all(c.rule != "rmt_window" for c in tor.checks)
+
+
+def test_a_refused_scope_is_named_in_the_check(make_cap: CapFactory) -> None:
+    refused = check(decide(make_cap(scope=CapScope.PRIVATE)), "scope")
+    assert refused.consequence is RelayAction.IGNORE
+    assert refused.detail == "Scope Private is not relayed."
+    assert refused.values["scope"] == "Private" and refused.values["relayed"] == ["Public"]

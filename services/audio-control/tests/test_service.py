@@ -234,9 +234,20 @@ async def test_cancel_withdraws_and_update_supersedes(
         ALERT_EVENTS,
         lifecycle(AlertEventType.UPDATED, second, 2, AlertState.UPDATED, "superseded"),
     )
-    await asyncio.sleep(0.5)
-    again = latest(await decisions_seen(aredis, bus_namespace, lambda es: True))
+    # The barrier instead of a sleep: alert events are handled one at a time, in order, each
+    # publishing its decisions before the next is read; so once the decision on a marker
+    # alert sent after the alert.updated is out, anything that update caused is out too.
+    await publish(
+        aredis, bus_namespace, ALERT_EVENTS, created(now_cap(identifier="marker"), alert_id=4)
+    )
+
+    def marker_decided(es: list[RelayDecisionEvent]) -> bool:
+        return any(d.alert_id == 4 for d in es)
+
+    again = latest(await decisions_seen(aredis, bus_namespace, marker_decided))
+    assert any(d.alert_id == 4 for d in again.values())
     assert again[by_alert[2].decision_id].revision == by_alert[2].revision
+    assert again[by_alert[2].decision_id].state.value == "superseded"
 
 
 # ---- on air ---------------------------------------------------------------------------------

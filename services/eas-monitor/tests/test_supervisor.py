@@ -124,12 +124,21 @@ async def test_a_stalled_worker_is_killed_restarted_and_reported(make, aredis, s
     assert stalled[0]["running"] is False
 
 
-async def test_a_configuration_error_fails_without_retrying(make, settings):
+async def test_a_configuration_error_fails_without_retrying(make, settings, aredis):
+    # Input 7 has a configuration error; input 8, the marker, dies at once and again.
+    scripts = {7: FATAL, 8: DIES}
     sup = make(FATAL)
+    sup.command = lambda input_id: [sys.executable, "-c", scripts[input_id]]
     await sup.start([RECORD])
     rt = sup.runtimes[7]
     await wait_until(lambda: rt.state == InputState.FAILED, what=rt.status)
-    await asyncio.sleep(1.0)
+    # The barrier instead of a sleep: the marker is restarted only by the supervision loop,
+    # which looks at input 7 on the same passes; after its restarts after backoff, the loop
+    # has had its chances to restart input 7, and did not.
+    marker = await sup.upsert(
+        InputRecord(id=8, name="marker", config=RECORD.config, wanted_running=True)
+    )
+    await wait_until(lambda: marker.restarts >= 2, what=marker.status)
     assert rt.state == InputState.FAILED and rt.restarts == 0
     assert rt.last_error == "cannot open /x.wav: no such file"
     # a new explicit start tries again
@@ -141,10 +150,15 @@ async def test_status_is_published_on_change_only(make, aredis, settings):
     sup = make(HEALTHY)
     await sup.start([RECORD])
     rt = sup.runtimes[7]
-    await wait_until(lambda: rt.state == InputState.RUNNING and rt.samples_total > 0)
-    await asyncio.sleep(0.3)
+    # Each report is applied, then published if it changed anything, before the next one is
+    # read: once report n is applied, whatever report n - 1 caused is on the stream.
+    report = 800  # samples per report in HEALTHY
+    await wait_until(lambda: rt.state == InputState.RUNNING and rt.samples_total >= 2 * report)
+    seen = rt.samples_total
     before = len(await published(aredis, settings.bus_namespace))
-    await asyncio.sleep(2.0)  # ~20 progress reports with a changing rate
+    # 20 progress reports with a changing rate, and the one after them (a condition, not a
+    # sleep).
+    await wait_until(lambda: rt.samples_total >= seen + 21 * report)
     after = await published(aredis, settings.bus_namespace)
     assert len(after) == before, [s["state"] for s in after]
     assert after[-1]["running"] is True and after[-1]["signal_present"] is True

@@ -84,20 +84,32 @@ async def test_instance_marked_down_after_missed_beats_and_back_up(
         return any(i["instance"] == "host-a-1" and i["status"] == "down" for i in view["instances"])
 
     await wait_for(down)
-    await asyncio.sleep(0.3)  # still one alarm, however long it stays down
-    got = await alarms(aredis, bus_namespace)
+    # Still one alarm however long it stays down. The barrier, instead of a sleep: a marker
+    # instance that beats once now and goes silent. Its own down alarm can only be published
+    # by check passes that run after it, while host-a-1 is still down, so once it is on the
+    # stream those passes have happened and any repeat for host-a-1 would be there too.
+    await beat(bus, "host-a-marker", interval_s=0.05)
+
+    async def marker_announced() -> bool:
+        return any(a.instance == "host-a-marker" for a in await alarms(aredis, bus_namespace))
+
+    await wait_for(marker_announced)
+    got = [a for a in await alarms(aredis, bus_namespace) if a.instance == "host-a-1"]
     assert [(a.state, a.service, a.instance) for a in got] == [("down", "alerts-api", "host-a-1")]
     assert got[0].silent_for_s > 0.6 and got[0].version == "1.2.3"
     view = await fleet(client, viewer)
-    assert view["down"] == 1 and view["down"] + view["up"] + view["not_ready"] == view["total"]
+    assert view["down"] == 2 and view["down"] + view["up"] + view["not_ready"] == view["total"]
 
     await beat(bus, "host-a-1")
 
+    async def of_host_a() -> list[SystemAlarm]:
+        return [a for a in await alarms(aredis, bus_namespace) if a.instance == "host-a-1"]
+
     async def two_alarms() -> bool:
-        return len(await alarms(aredis, bus_namespace)) == 2
+        return len(await of_host_a()) == 2
 
     await wait_for(two_alarms)
-    got = await alarms(aredis, bus_namespace)
+    got = await of_host_a()
     assert got[1].state == "up" and got[1].instance == "host-a-1"
     inst = next(
         i for i in (await fleet(client, viewer))["instances"] if i["instance"] == "host-a-1"
@@ -164,13 +176,26 @@ async def test_replicas_announce_a_transition_once(aredis, bus_namespace):
             )
 
         await wait_for(both_down)
-        await asyncio.sleep(0.2)
+        # A barrier instead of a sleep: a marker that beats once, after host-d-1 is down in
+        # both. Each replica marks it down in a later pass than the one that queued (and then
+        # published or deduplicated) host-d-1's alarm, so once both see the marker down, any
+        # second announcement of host-d-1 would already be on the stream.
+        await beat(bus, "host-d-marker", interval_s=0.05)
+
+        async def marker_down() -> bool:
+            return all(
+                "alerts-api/host-d-marker" in m.instances
+                and m.instances["alerts-api/host-d-marker"].down
+                for m in monitors
+            )
+
+        await wait_for(marker_down)
     finally:
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
     got = await alarms(aredis, bus_namespace)
-    assert [(a.state, a.instance) for a in got] == [("down", "host-d-1")]
-    assert sum(m.stats.alarms_published for m in monitors) == 1
+    assert [(a.state, a.instance) for a in got] == [("down", "host-d-1"), ("down", "host-d-marker")]
+    assert sum(m.stats.alarms_published for m in monitors) == 2
 
 
 async def test_malformed_heartbeats_are_skipped(client, viewer, aredis, bus_namespace):
