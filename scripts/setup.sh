@@ -5,13 +5,13 @@
 # use), Chromium for the dashboard's browser test (driven by Playwright's Python API), npm
 # (axe-core for that test's accessibility check), icecast2 (the stream output's real server
 # in the tests), PortAudio (libportaudio2, the sound-device output through sounddevice), nginx
-# (the single origin of scripts/scaled and its tests) and redis-server (the fault test's private,
-# append-only Redis that it restarts).
+# (the single origin of scripts/scaled and its tests), redis-server (the fault test's private,
+# append-only Redis that it restarts) and wrk (the HTTP load generator of bench/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for pair in multimon-ng:multimon-ng minimodem:minimodem sox:sox ffmpeg:ffmpeg espeak-ng:espeak-ng flite:flite chromium:chromium npm:npm icecast2:icecast2 nginx:nginx redis-server:redis-server; do
+for pair in multimon-ng:multimon-ng minimodem:minimodem sox:sox ffmpeg:ffmpeg espeak-ng:espeak-ng flite:flite chromium:chromium npm:npm icecast2:icecast2 nginx:nginx redis-server:redis-server wrk:wrk; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair##*:}")
 done
 for lib in libportaudio2; do

@@ -108,7 +108,7 @@ def db_counts(url: str) -> dict[str, int]:
         q = conn.execute
         rows = q("SELECT count(*), count(DISTINCT (sender, identifier, sent)) FROM alerts")
         total, distinct = rows.fetchone()
-        from alerts_api.tables import outbox as outbox_table  # its name changes with the schema
+        from alerts_api.tables import alert_outbox as outbox_table
 
         outbox = q(f"SELECT count(*) FROM {outbox_table.name}").fetchone()[0]
         unresolved = q(

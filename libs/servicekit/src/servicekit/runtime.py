@@ -29,6 +29,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from fastapi import APIRouter, FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.middleware import Middleware
 
 from servicekit.auth.loading import load_verifier
 from servicekit.auth.revocation import RevocationList, follow_revocations
@@ -168,12 +169,15 @@ def service_app(
     metrics: ServiceMetrics | None = None,
     verifier: Callable[[], TokenVerifier | None] | None = None,
     readiness: Sequence[ReadinessCheck] = (),
+    inner_middleware: Sequence[Middleware] = (),
 ) -> FastAPI:
     """A service's FastAPI app: its routers, the common routes and limits, and a lifespan that
     makes a ``ServiceRuntime`` (``app.state.runtime``) and runs ``setup`` inside it.
 
     ``verifier`` replaces the public-key verifier (station-api verifies with its private key's
     public half); ``readiness`` adds checks to the database and Redis ones.
+    ``inner_middleware`` runs inside the common layers (proxy headers, limits, security
+    headers, CORS, metrics), outermost first: a response it answers by itself still gets them.
     """
     metrics = metrics or ServiceMetrics(info.name)
 
@@ -219,6 +223,9 @@ def service_app(
             await extra(request, out)
         return out
 
+    # Added before install_common: add_middleware puts each new layer outside the earlier ones.
+    for layer in reversed(inner_middleware):
+        app.add_middleware(layer.cls, *layer.args, **layer.kwargs)
     install_common(app, settings, metrics, ready, asyncapi=info.asyncapi)
     app.state.metrics = metrics
     return app

@@ -179,8 +179,8 @@ async def alert_stats(request: Request, _: Reader) -> AlertStats:
     response_model=AlertDetail,
     responses={404: error("no alert with this id")},
 )
-async def get_alert(request: Request, alert_id: AlertId, _: Reader) -> AlertDetail:
-    return await _service(request).detail(alert_id)
+async def get_alert(request: Request, alert_id: AlertId, _: Reader) -> Response:
+    return Response(await _service(request).detail(alert_id), media_type="application/json")
 
 
 def _created(body: CreatedAlert) -> JSONResponse:

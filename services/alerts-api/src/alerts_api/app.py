@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from prometheus_client.core import CounterMetricFamily, Metric
+from starlette.middleware import Middleware
 
 from alerts_api import __version__
 from alerts_api.api import router
@@ -26,9 +27,13 @@ from eas_schemas.streams import (
     SETTINGS_CHANGED,
 )
 from servicekit.asyncapi import build_asyncapi
+from servicekit.auth.permissions import Permission
+from servicekit.bus import stream_key
 from servicekit.consumer import GroupConsumer
+from servicekit.read_cache import CachedReads, ResponseCache
 from servicekit.runtime import ServiceInfo, ServiceRuntime, service_app
 from servicekit.settings_follower import SettingsFollower, SettingsVersion, configured
+from servicekit.tail import StreamTail
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +114,31 @@ INFO = ServiceInfo(
 )
 
 
+async def _follow_alert_events(
+    redis: Any, namespace: str, cache: ResponseCache, stop: asyncio.Event
+) -> None:
+    """Every alert.* event seen on this replica drops the cached pages at once.
+
+    The watermark check is what bounds staleness (an event can be missed); this makes the
+    usual case a bus hop, whatever the check interval.
+    """
+    tail = StreamTail(redis, {stream_key(ALERT_EVENTS, namespace): "$"})
+    while not stop.is_set():
+        try:
+            if await tail.read(count=1000, block_ms=500):
+                cache.invalidate()
+        except Exception as exc:
+            log.warning("read cache: alert.events tail failed: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=1.0)
+
+
 def create_app(settings: AlertsApiSettings | None = None) -> FastAPI:
     settings = settings or AlertsApiSettings()
+    # Plain memory, no resource: made here so the middleware can hold it; fed in the lifespan.
+    cache = ResponseCache(
+        max_entries=settings.read_cache_entries, max_lag_s=settings.read_cache_max_lag_s
+    )
 
     @contextlib.asynccontextmanager
     async def setup(app: FastAPI, rt: ServiceRuntime) -> AsyncIterator[None]:
@@ -169,6 +197,19 @@ def create_app(settings: AlertsApiSettings | None = None) -> FastAPI:
             rt.spawn(follower.run(rt.stop), name="settings-follower")
         if settings.run_consumer:
             rt.spawn(consumer.run(rt.stop), name="ingest-consumer")
+        app.state.read_cache = cache
+        if settings.read_cache:
+            cache.watermark = service.watermark
+            rt.spawn(
+                _follow_alert_events(rt.redis, settings.bus_namespace, cache, rt.stop),
+                name="read-cache-events",
+            )
         yield
 
-    return service_app(INFO, settings, [router], setup)
+    return service_app(
+        INFO,
+        settings,
+        [router],
+        setup,
+        inner_middleware=[Middleware(CachedReads, cache, Permission.ALERTS_READ, ["/api/alerts"])],
+    )

@@ -9,11 +9,30 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, func, or_, select, text, tuple_, update
+from sqlalchemy import (
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    tuple_,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from alerts_api.tables import alert_codes, alert_history, alert_references, alerts
+from alerts_api.tables import (
+    alert_changes,
+    alert_codes,
+    alert_history,
+    alert_references,
+    alerts,
+)
 
 
 def _insert(conn: AsyncConnection, table: Any) -> Any:
@@ -322,6 +341,17 @@ async def lock_for_cancel(conn: AsyncConnection, alert_id: int) -> bool:
 # ---- reads -------------------------------------------------------------------------------
 
 
+async def watermark(conn: AsyncConnection) -> int:
+    """A number that changes exactly when a write to the alert store commits.
+
+    Maintained by triggers (migration 0002) in the writing transaction itself, so it is
+    visible at the same instant as the write, and only this database's alert writes move it
+    (PostgreSQL's snapshot would also move with every other database's writes on a shared
+    server: measured, it changed on every poll while other tests ran).
+    """
+    return int((await conn.execute(select(func.sum(alert_changes.c.n)))).scalar_one() or 0)
+
+
 @dataclass(frozen=True)
 class AlertFilters:
     states: tuple[str, ...] | None = None
@@ -434,6 +464,43 @@ async def list_page(
     return list((await conn.execute(stmt)).all())
 
 
+# The detail's four reads on PostgreSQL, straight to asyncpg (prepared and cached per
+# connection by the driver): SQLAlchemy's statement handling was most of this route's CPU.
+_PG_DETAIL = (
+    "SELECT id, item_json, cap, geometry_json FROM alerts WHERE id = $1",
+    "SELECT ref_sender, ref_identifier, ref_sent, ref_alert_id FROM alert_references "
+    "WHERE alert_id = $1 ORDER BY ref_sent, ref_identifier",
+    "SELECT a.id, a.identifier, a.msg_type, a.sent FROM alerts a JOIN alert_references r "
+    "ON r.alert_id = a.id WHERE r.ref_alert_id = $1 ORDER BY a.sent, a.id",
+    "SELECT at, from_state, to_state, reason, by_alert_id FROM alert_history "
+    "WHERE alert_id = $1 ORDER BY id",
+)
+
+
+async def detail_rows(
+    conn: AsyncConnection, alert_id: int
+) -> tuple[Any, list[Any], list[Any], list[Any]] | None:
+    """(alert, references, referrers, history) rows; None when no such alert."""
+    if conn.dialect.name == "postgresql":
+        raw = (await conn.get_raw_connection()).driver_connection
+        assert raw is not None
+        row = await raw.fetchrow(_PG_DETAIL[0], alert_id)
+        if row is None:
+            return None
+        refs, later, hist = [await raw.fetch(sql, alert_id) for sql in _PG_DETAIL[1:]]
+        return row, list(refs), list(later), list(hist)
+    found = await get_alert(conn, alert_id)
+    if found is None:
+        return None
+    # Mappings, so callers read both drivers' rows by column name alike.
+    return (
+        found._mapping,
+        [r._mapping for r in await references_of(conn, alert_id)],
+        [r._mapping for r in await referenced_by(conn, alert_id)],
+        [r._mapping for r in await history(conn, alert_id)],
+    )
+
+
 async def get_alert(conn: AsyncConnection, alert_id: int) -> Any:
     stmt = select(alerts.c.id, alerts.c.item_json, alerts.c.cap, alerts.c.geometry_json).where(
         alerts.c.id == alert_id
@@ -478,6 +545,31 @@ async def counts_by(
     if since is not None:
         stmt = stmt.where(alerts.c.sent >= since)
     return {str(k): int(v) for k, v in (await conn.execute(stmt)).all()}
+
+
+STAT_COLUMNS = ("event", "severity", "source", "state")
+
+
+async def stats_counts(
+    conn: AsyncConnection, day: datetime, week: datetime
+) -> list[tuple[str, str, int, int, int]]:
+    """(column, value, count, count sent since ``day``, count sent since ``week``) for every
+    value of every STAT_COLUMNS column, in one statement."""
+    c = alerts.c
+    since_day = func.sum(case((c.sent >= day, 1), else_=0))
+    since_week = func.sum(case((c.sent >= week, 1), else_=0))
+    parts = [
+        select(
+            literal(name).label("kind"),
+            c[name].label("value"),
+            func.count().label("n"),
+            since_day.label("n_day"),
+            since_week.label("n_week"),
+        ).group_by(c[name])
+        for name in STAT_COLUMNS
+    ]
+    rows = (await conn.execute(union_all(*parts))).all()
+    return [(str(k), str(v), int(n), int(d or 0), int(w or 0)) for k, v, n, d, w in rows]
 
 
 async def count(

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from alerts_api import repository as repo
 from alerts_api.render import AlertItem, build_item, geometry_json, summary_of
 from alerts_api.schemas import (
-    AlertDetail,
     AlertStats,
     CreatedAlert,
     HistoryEntry,
@@ -523,6 +523,10 @@ class AlertService:
 
     # ---- reads -----------------------------------------------------------------------
 
+    async def watermark(self) -> int:
+        async with self.read_engine.connect() as conn:
+            return await repo.watermark(conn)
+
     async def list_page(
         self, filters: repo.AlertFilters, after: Any, limit: int, with_geometry: bool
     ) -> tuple[list[Any], str | None]:
@@ -536,41 +540,66 @@ class AlertService:
         more, rows = len(rows) > limit, rows[:limit]
         return rows, repo.encode_cursor(rows[-1].sent, rows[-1].id) if more else None
 
-    async def detail(self, alert_id: int) -> AlertDetail:
-        async with self.engine.connect() as conn:
-            row = await repo.get_alert(conn, alert_id)
-            if row is None:
-                raise NotFound(f"no alert with id {alert_id}")
-            refs = await repo.references_of(conn, alert_id)
-            later = await repo.referenced_by(conn, alert_id)
-            hist = await repo.history(conn, alert_id)
-        return AlertDetail(
-            alert=AlertItem.model_validate_json(row.item_json),
-            cap=CapAlert.model_validate_json(row.cap),
-            geometry=json.loads(row.geometry_json) if row.geometry_json else None,
-            references=[
-                ReferenceOut(
-                    sender=r.ref_sender,
-                    identifier=r.ref_identifier,
-                    sent=r.ref_sent,
-                    alert_id=r.ref_alert_id,
-                )
-                for r in refs
-            ],
-            referenced_by=[
-                RelatedAlert(id=r.id, identifier=r.identifier, msg_type=r.msg_type, sent=r.sent)
-                for r in later
-            ],
-            history=[
-                HistoryEntry(
-                    at=h.at,
-                    from_state=h.from_state,
-                    to_state=h.to_state,
-                    reason=h.reason,
-                    by_alert_id=h.by_alert_id,
-                )
-                for h in hist
-            ],
+    async def detail(self, alert_id: int) -> bytes:
+        """The AlertDetail document as JSON bytes.
+
+        ``item_json`` and ``cap`` were rendered by their models when stored, so they are
+        spliced in as they are: parsing the CAP document into a model and dumping it again
+        on every read was most of this route's cost and gave back the same text. The four
+        reads run in autocommit (no BEGIN/ROLLBACK round trips): each part is committed
+        state, and a state change racing the read shows in the next one.
+        """
+        async with self.read_engine.connect() as conn:
+            found = await repo.detail_rows(conn, alert_id)
+        if found is None:
+            raise NotFound(f"no alert with id {alert_id}")
+        row, refs, later, hist = found
+        related = (
+            _Related(
+                references=[
+                    ReferenceOut(
+                        sender=r["ref_sender"],
+                        identifier=r["ref_identifier"],
+                        sent=r["ref_sent"],
+                        alert_id=r["ref_alert_id"],
+                    )
+                    for r in refs
+                ],
+                referenced_by=[
+                    RelatedAlert(
+                        id=r["id"],
+                        identifier=r["identifier"],
+                        msg_type=r["msg_type"],
+                        sent=r["sent"],
+                    )
+                    for r in later
+                ],
+                history=[
+                    HistoryEntry(
+                        at=h["at"],
+                        from_state=h["from_state"],
+                        to_state=h["to_state"],
+                        reason=h["reason"],
+                        by_alert_id=h["by_alert_id"],
+                    )
+                    for h in hist
+                ],
+            )
+            .model_dump_json()
+            .encode()
+        )
+        geometry = (row["geometry_json"] or "null").encode()
+        item: str = row["item_json"]
+        cap: str = row["cap"]
+        return (
+            b'{"alert":'
+            + item.encode()
+            + b',"cap":'
+            + cap.encode()
+            + b',"geometry":'
+            + geometry
+            + b","
+            + related[1:]
         )
 
     async def created(self, alert_id: int) -> CreatedAlert:
@@ -583,20 +612,39 @@ class AlertService:
     async def stats(self) -> AlertStats:
         now = utcnow()
         day, week = now - timedelta(days=1), now - timedelta(days=7)
-        async with self.engine.connect() as conn:
-            return AlertStats(
-                total=await repo.count(conn),
-                active=await repo.count(conn, state="active"),
-                last_24h=await repo.count(conn, since=day),
-                last_7d=await repo.count(conn, since=week),
-                by_event=await repo.counts_by(conn, "event", None),
-                by_severity=await repo.counts_by(conn, "severity", None),
-                by_source=await repo.counts_by(conn, "source", None),
-                by_state=await repo.counts_by(conn, "state", None),
-                by_event_7d=await repo.counts_by(conn, "event", week),
-                by_severity_7d=await repo.counts_by(conn, "severity", week),
-                by_source_7d=await repo.counts_by(conn, "source", week),
-            )
+        # One statement instead of eleven: every count comes from one scan of the table.
+        async with self.read_engine.connect() as conn:
+            counts = await repo.stats_counts(conn, day, week)
+        by: dict[str, dict[str, int]] = {k: {} for k in repo.STAT_COLUMNS}
+        by_7d: dict[str, dict[str, int]] = {k: {} for k in repo.STAT_COLUMNS}
+        last_24h = last_7d = 0
+        for kind, value, n, n_24h, n_7d in counts:
+            by[kind][value] = n
+            if n_7d:
+                by_7d[kind][value] = n_7d
+            if kind == "state":
+                last_24h, last_7d = last_24h + n_24h, last_7d + n_7d
+        return AlertStats(
+            total=sum(by["state"].values()),
+            active=by["state"].get("active", 0),
+            last_24h=last_24h,
+            last_7d=last_7d,
+            by_event=by["event"],
+            by_severity=by["severity"],
+            by_source=by["source"],
+            by_state=by["state"],
+            by_event_7d=by_7d["event"],
+            by_severity_7d=by_7d["severity"],
+            by_source_7d=by_7d["source"],
+        )
+
+
+class _Related(BaseModel):
+    """The tail of AlertDetail, after the stored documents (same field order)."""
+
+    references: list[ReferenceOut]
+    referenced_by: list[RelatedAlert]
+    history: list[HistoryEntry]
 
 
 def _identity(cap: CapAlert) -> tuple[str, str, datetime]:

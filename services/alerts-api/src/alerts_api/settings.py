@@ -47,6 +47,13 @@ class AlertsApiSettings(StoreSettings):
     )
     settings_sync_timeout_s: float = Field(default=3.0, gt=0)
     page_size_max: int = Field(default=500, ge=1)
+    read_cache: bool = Field(
+        default=True,
+        description="answer repeated GETs of /api/alerts* from memory (PostgreSQL only)",
+    )
+    # The freshness bound: a cached page lags the newest commit by at most this.
+    read_cache_max_lag_s: float = Field(default=0.08, gt=0, le=0.1)
+    read_cache_entries: int = Field(default=512, ge=1)
 
     @field_validator("station_same_codes", mode="before")
     @classmethod

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     ForeignKey,
     Index,
+    Integer,
     String,
     Table,
     Text,
@@ -92,3 +94,12 @@ alert_history = Table(
 )
 
 alert_outbox = outbox_table(metadata, "alert_outbox")
+
+# The read cache's watermark: bumped by triggers (migration 0002) on every statement that
+# writes alerts, alert_references or alert_history; sum(n) changes exactly at such a commit.
+alert_changes = Table(
+    "alert_changes",
+    metadata,
+    Column("shard", Integer, primary_key=True, autoincrement=False),
+    Column("n", BigInteger, nullable=False),
+)

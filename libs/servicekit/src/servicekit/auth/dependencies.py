@@ -17,6 +17,7 @@ from typing import Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
 from servicekit.auth.permissions import Permission
 from servicekit.auth.tokens import Principal, TokenError, TokenVerifier, csrf_hash
@@ -60,34 +61,52 @@ def enforce_csrf(request: Request, bound_hash: str | None = None) -> None:
         raise HTTPException(status_code=status.HTTP_403_FORBIDDEN, detail=reason)
 
 
+def bearer_token(request: Request) -> str | None:
+    """The ``Authorization: Bearer`` token, read exactly as ``oauth2_scheme`` reads it."""
+    authorization = request.headers.get("Authorization")
+    scheme, param = get_authorization_scheme_param(authorization)
+    if not authorization or scheme.lower() != "bearer":
+        return None
+    return param
+
+
+def authorize(request: Request, token: str | None, permission: Permission) -> Principal:
+    """The caller's principal if it holds ``permission``; raises the 401/403 otherwise.
+
+    Shared by :func:`require` and by layers that answer before routing (the read cache), so
+    both enforce the same rules.
+    """
+    verifier: TokenVerifier | None = getattr(request.app.state, "verifier", None)
+    anonymous_read: bool = getattr(request.app.state, "anonymous_read", False)
+    from_cookie = token is None and ACCESS_COOKIE in request.cookies
+    raw = token or request.cookies.get(ACCESS_COOKIE)
+    if raw is None:
+        anon = Principal.anonymous_reader()
+        if anonymous_read and permission in anon.permissions:
+            return anon
+        raise _unauthorized("authentication required: send a Bearer token")
+    if verifier is None:
+        raise _unauthorized("this service has no public key configured to verify tokens")
+    try:
+        principal = verifier.verify(raw)
+    except TokenError as exc:
+        raise _unauthorized(str(exc)) from exc
+    if from_cookie:
+        enforce_csrf(request, principal.csrf_hash)
+    if permission not in principal.permissions:
+        raise HTTPException(
+            status_code=status.HTTP_403_FORBIDDEN,
+            detail=f"role {principal.role} lacks permission {permission.value}",
+        )
+    request.state.principal = principal
+    return principal
+
+
 def require(permission: Permission) -> Callable[..., Coroutine[Any, Any, Principal]]:
     """Dependency: the caller's principal, if it holds ``permission``; 401/403 otherwise."""
 
     async def dependency(request: Request, token: str | None = Depends(oauth2_scheme)) -> Principal:
-        verifier: TokenVerifier | None = getattr(request.app.state, "verifier", None)
-        anonymous_read: bool = getattr(request.app.state, "anonymous_read", False)
-        from_cookie = token is None and ACCESS_COOKIE in request.cookies
-        raw = token or request.cookies.get(ACCESS_COOKIE)
-        if raw is None:
-            anon = Principal.anonymous_reader()
-            if anonymous_read and permission in anon.permissions:
-                return anon
-            raise _unauthorized("authentication required: send a Bearer token")
-        if verifier is None:
-            raise _unauthorized("this service has no public key configured to verify tokens")
-        try:
-            principal = verifier.verify(raw)
-        except TokenError as exc:
-            raise _unauthorized(str(exc)) from exc
-        if from_cookie:
-            enforce_csrf(request, principal.csrf_hash)
-        if permission not in principal.permissions:
-            raise HTTPException(
-                status_code=status.HTTP_403_FORBIDDEN,
-                detail=f"role {principal.role} lacks permission {permission.value}",
-            )
-        request.state.principal = principal
-        return principal
+        return authorize(request, token, permission)
 
     dependency.__name__ = f"require_{permission.value.replace(':', '_')}"
     # Declared on the dependency so tools and tests can read every route's permission.
