@@ -20,11 +20,6 @@ from servicekit.errors import DATABASE_UNAVAILABLE
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
-@pytest.mark.xfail(
-    reason="known bug after merging the read cache (issue 10): during the database outage some "
-    "alert reads answer 404 instead of 503; every count is exact",
-    strict=False,
-)
 def test_every_alert_once_through_kills_a_redis_restart_and_a_database_outage(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
