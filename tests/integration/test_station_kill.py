@@ -147,18 +147,25 @@ def test_kill_9_mid_ingest_and_mid_playout(
     station = StationProcess(tmp_path / "var", cap)
     began = time.monotonic()
     notes: list[str] = []
+    def mark(what: str) -> None:
+        notes.append(f"{time.monotonic() - began:5.1f}s {what}")
+
     try:
         station.start()
+        mark("station ready")
         ingested, note = asyncio.run(kill_mid_ingest(station, cap))
-        notes.append(note)
+        mark(note)
         # The bus dies with the station (it is the station's own): nothing is left holding
         # the data folder's Redis files when the station starts again.
         asyncio.run(until("the embedded Redis gone", lambda: redis_gone(station), 15))
         station.start()
+        mark("restarted")
         local = asyncio.run(kill_mid_playout(station, cap, ingested))
-        notes.append("killed while the relayed message was on air")
+        mark("killed while the relayed message was on air")
         station.start()
+        mark("restarted")
         asyncio.run(check_counts(station, ingested, local, notes))
+        mark("counted")
     finally:
         code = station.stop()
         with capsys.disabled():

@@ -135,24 +135,28 @@ class EmbeddedRedis:
                 time.sleep(0.05)
         raise RuntimeError("embedded redis did not start in time")
 
-    def _stop_stale(self, timeout_s: float) -> None:
-        """A server a killed station left running on this data folder (its pid file names a
-        live server started with this ``--dir``) is stopped before a new one opens the files."""
+    def stale_pid(self) -> int | None:
+        """The pid of a server still running on this data folder that this object did not
+        start (a killed station's): its pid file names a live process whose working folder,
+        as a server's is, is this data folder."""
         try:
             pid = int(self.pid_file.read_text().split()[0])
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except (OSError, ValueError, IndexError):
+            return None
+        if self.process is not None and self.process.pid == pid:
+            return None
+        return pid if _alive(pid) and _cwd(pid) == self.data_dir.resolve() else None
+
+    def _stop_stale(self, timeout_s: float) -> None:
+        pid = self.stale_pid()
+        if pid is None:
             return
-        if str(self.data_dir).encode() not in argv or not any(
-            b"redis" in a or b"valkey" in a for a in argv[:1]
-        ):
-            return  # the pid was reused by something else
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)  # a clean shutdown: its append-only file is flushed
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        while time.monotonic() < deadline and _alive(pid):
             time.sleep(0.05)
-        if Path(f"/proc/{pid}").exists():
+        if _alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 
@@ -182,3 +186,19 @@ def _die_with(parent: int) -> Callable[[], None] | None:
             os.kill(os.getpid(), signal.SIGTERM)
 
     return arm
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie, dead but not yet reaped, is not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def _cwd(pid: int) -> Path | None:
+    try:
+        return Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        return None

@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 
 from servicekit.auth.permissions import Role
-from servicekit.auth.tokens import TokenSigner
-from servicekit.embedded import free_port
+from servicekit.auth.tokens import TokenSigner, write_keypair
+from servicekit.embedded import EmbeddedRedis, free_port
 
 # Every setting a test's own environment might carry: the station must see only its own.
 _PREFIXES = (
@@ -126,15 +126,87 @@ class StationProcess:
         return (self.data_dir / "redis" / "url").read_text().strip()
 
     def embedded_redis_pid(self) -> int | None:
-        try:
-            pid = int((self.data_dir / "redis" / "server.pid").read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            return None
-        return pid if Path(f"/proc/{pid}").exists() else None
+        """The embedded Redis still running on the data folder, when no station is."""
+        return EmbeddedRedis(self.data_dir / "redis").stale_pid()
 
     def token(self, role: Role = Role.ADMIN) -> str:
         key = (self.data_dir / "keys" / "signing.pem").read_text()
         return TokenSigner(key).mint("station-test", role, ttl_s=3600)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-8000:]
+
+
+def gateway_env(
+    work: Path, database_url: str, redis_url: str, namespace: str, anonymous_read: bool = True
+) -> dict[str, str]:
+    """The one-port gateway's environment on a given database and bus (the dashboard tests):
+    fresh signing keys, fast heartbeats, no setting inherited from the test's environment."""
+    private, public = write_keypair(work / "keys")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_PREFIXES)}
+    env.update(
+        EAS_REDIS_URL=redis_url,
+        EAS_BUS_NAMESPACE=namespace,
+        EAS_DATABASE_URL=database_url,
+        EAS_AUTH_PUBLIC_KEY_FILE=str(public),
+        EAS_AUTH_SIGNING_KEY_FILE=str(private),
+        EAS_ANONYMOUS_READ="true" if anonymous_read else "false",
+        EAS_LOG_JSON="false",
+        EAS_HEARTBEAT_INTERVAL_S="1",
+        ALERTS_API_STATION_SAME_CODES="039035",
+        ALERTS_API_OUTBOX_INTERVAL_S="0.3",
+        EAS_MONITOR_DATA_DIR=str(work / "eas-monitor"),
+        AUDIO_CONTROL_AIRED_DIR=str(work / "aired"),
+    )
+    return env
+
+
+class GatewayProcess:
+    """``python -m eas_station.gateway serve`` (every service and the dashboard on one port)
+    as a child process in its own session."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, port: int | None = None) -> None:
+        self.env = env
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 120) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "eas_station.gateway", "serve", "--port", str(self.port)],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout_s
+        last = ""
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"the gateway exited with {self.process.returncode}:\n{self.log()}"
+                )
+            try:
+                answer = httpx.get(f"{self.url}/readyz", timeout=5)
+                if answer.status_code == 200:
+                    return
+                last = answer.text[:500]
+            except httpx.HTTPError as exc:
+                last = str(exc)
+            time.sleep(0.3)
+        raise RuntimeError(f"the gateway was not ready in {timeout_s:.0f}s ({last}):\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-8000:]

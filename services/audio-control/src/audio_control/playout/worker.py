@@ -32,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 import redis
 import soundfile as sf
+from sqlalchemy.exc import OperationalError
 
 from audio_control.playout.store import OutputSpec, PlayoutStore, item_event, make_sync_engine
 from audio_control.settings import AudioControlSettings
@@ -52,7 +53,9 @@ from eas_schemas.playout_events import (
 from eas_schemas.streams import AUDIO_METRICS, PLAYOUT_COMMANDS
 from eas_schemas.system_events import OutputAlarm
 from servicekit.bus import SyncBus, fields_to_str, sync_redis
+from servicekit.db import database_unreachable
 from servicekit.heartbeat import SyncHeartbeat
+from servicekit.web import UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
@@ -163,15 +166,21 @@ class PlayoutWorker:
         while not stop.is_set():
             try:
                 self.cycle(stop)
-            except Exception:
-                log.exception("playout cycle failed; retrying")
+            except Exception as exc:
+                if database_unreachable(exc) or isinstance(exc, OperationalError):
+                    # Nothing can be claimed or recorded until it returns; say so on the bus
+                    # (which is up) instead of falling silent.
+                    log.warning("playout waits for the database: %s", type(exc).__name__)
+                    self.heartbeat.maybe_beat(self.figures(), checks={"database": UNAVAILABLE})
+                else:
+                    log.exception("playout cycle failed; retrying")
                 stop.wait(1.0)
         self.release()
 
     def cycle(self, stop: threading.Event) -> bool:
         """One pass: leases, commands, and the next item due. True if an item played."""
-        self.hold_outputs()
-        self.heartbeat.maybe_beat(self.figures(), ready=bool(self.held))
+        self.hold_outputs()  # reads the outputs: the database answered
+        self.heartbeat.maybe_beat(self.figures(), bool(self.held), {"database": "ok"})
         for command in self.read_commands(block_ms=0):
             self.answer_idle(command)
         if not self.held:
