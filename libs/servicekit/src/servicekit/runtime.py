@@ -36,7 +36,7 @@ from servicekit.auth.loading import load_verifier
 from servicekit.auth.revocation import RevocationList, follow_revocations
 from servicekit.auth.tokens import TokenVerifier
 from servicekit.bus import AsyncBus, async_redis
-from servicekit.db import make_engine
+from servicekit.db import CONNECT_TIMEOUT_S, make_engine
 from servicekit.docs import install_docs
 from servicekit.heartbeat import Figures, run_heartbeat
 from servicekit.settings import ServiceSettings, StoreSettings
@@ -140,8 +140,9 @@ class ServiceRuntime:
 
     async def dependency_checks(self) -> dict[str, str]:
         """The database (when the service has one) and Redis, as /readyz checks them; each
-        bounded by the heartbeat interval, so an unreachable host cannot stall the beats."""
-        bound = max(1.0, self.settings.heartbeat_interval_s)
+        bounded (as long as a database connect may take: a busy machine is not an outage),
+        so an unreachable host delays a beat by seconds at most."""
+        bound = max(CONNECT_TIMEOUT_S + 1.0, self.settings.heartbeat_interval_s)
         out: dict[str, str] = {}
         if self._engine is not None:
             engine = self._engine
