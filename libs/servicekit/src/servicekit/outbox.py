@@ -180,21 +180,26 @@ class Outbox:
         for key, ids in wanted.items():
             cursor, seen = f"{start}-0", 0
             while ids - found and seen < SCAN_LIMIT:
-                page = await self.bus.client.xrange(key, min=cursor, max="+", count=1000)
+                got = await self.bus.client.xrange(key, min=cursor, max="+", count=1000)
+                page: list[Any] = list(got or [])
                 if cursor != f"{start}-0":
                     page = page[1:]  # the cursor entry itself was on the previous page
                 if not page:
                     break
                 for _entry_id, fields in page:
-                    value = fields.get("id", fields.get(b"id"))
-                    text = value.decode() if isinstance(value, bytes) else value
-                    if text in ids:
-                        found.add(text)
+                    value: Any = {_text(k): v for k, v in (fields or {}).items()}.get("id")
+                    if value is not None and _text(value) in ids:
+                        found.add(_text(value))
                 seen += len(page)
                 last = page[-1][0]
-                cursor = last.decode() if isinstance(last, bytes) else str(last)
+                cursor = _text(last)
         return found
 
     async def _delete(self, conn: AsyncConnection, ids: Sequence[int]) -> None:
         if ids:
             await conn.execute(delete(self.table).where(self.table.c.id.in_(list(ids))))
+
+
+def _text(value: Any) -> str:
+    """A Redis reply as text, whether the client decodes replies or not."""
+    return value.decode() if isinstance(value, bytes) else str(value)
