@@ -17,6 +17,7 @@ twice on the same output; a message cut by a dead worker gets its EOM on restart
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import math
@@ -440,9 +441,7 @@ class PlayoutWorker:
             now = utcnow()
             for output in cut:
                 try:
-                    sink = self.sinks(output, 22_050, f"item{item.id}-EOM-after-restart")
-                    sink.write(eom_tail(22_050))
-                    sink.finish()
+                    self._air_eom(output, f"item{item.id}-EOM-after-restart")
                     note = "EOM sent on restart"
                 except Exception as exc:
                     note = f"EOM could not be sent on restart: {exc}"
@@ -462,6 +461,31 @@ class PlayoutWorker:
                 "The playout worker stopped while it was on air; not aired again.",
                 None,
             )
+
+    def _air_eom(self, output: OutputSpec, label: str) -> None:
+        """The EOM on ``output`` with its transmitter keyed, as a message goes out: the
+        receivers that heard the cut header are on the air side of the keying too."""
+        rate = 22_050
+        tail = eom_tail(rate)
+        sink = self.sinks(output, rate, label)
+        keying = self.keyers(output)
+        try:
+            keying.key(max_s=len(tail) / rate + keying.pre_roll_s + keying.post_roll_s + 5.0)
+            if keying.pre_roll_s:
+                time.sleep(keying.pre_roll_s)
+            sink.write(tail)
+            sink.finish()
+            if keying.post_roll_s:
+                time.sleep(keying.post_roll_s)
+        except Exception:
+            with contextlib.suppress(Exception):
+                sink.abort()
+            raise
+        finally:
+            try:
+                keying.unkey()
+            finally:
+                keying.close()
 
     # ---- commands ----------------------------------------------------------------------
 
