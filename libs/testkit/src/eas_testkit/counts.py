@@ -1,7 +1,7 @@
 """Counting what the pipeline did, from the bus and the API themselves: alerts stored,
 ``alert.created`` announced, relay decisions made, messages aired, dead letters. The scaled
-fault run (``eas_testkit.faults``) and the one-machine kill test (``eas_testkit.station``)
-judge their runs with the same counts."""
+fault run (``eas_testkit.faults``) and the one-machine kill test
+(``tests/integration/test_station_kill.py``) judge their runs with the same counts."""
 
 from __future__ import annotations
 
