@@ -100,6 +100,10 @@ def test_the_dashboard_shows_a_database_outage_until_it_ends(
             expect(banner).to_contain_text("The database is unavailable", timeout=WAIT_MS)
             expect(banner).to_contain_text("wait on the station's bus", timeout=WAIT_MS)
             expect(page.locator("#outage-who")).to_contain_text("alerts-api", timeout=WAIT_MS)
+            # The playout worker too: it cannot claim or record an airing, and says so.
+            expect(page.locator("#outage-who")).to_contain_text(
+                "audio-control-playout", timeout=WAIT_MS
+            )
             expect(page.locator("#outage-who")).to_contain_text("cannot reach it", timeout=WAIT_MS)
             expect(banner).to_have_attribute("data-sources", "heartbeat", timeout=WAIT_MS)
             expect(pill).to_have_text("not ready", timeout=WAIT_MS)

@@ -163,15 +163,26 @@ class PlayoutWorker:
 
     def run(self, stop: threading.Event) -> None:
         self._commands_after = self._last_command_id()
-        self.recover()
+        recovered = False
+        waiting_for_database = False
         while not stop.is_set():
             try:
+                if not recovered:
+                    # First, what a dead worker left on air; retried like a cycle (a worker
+                    # started during a database outage waits instead of crash-looping).
+                    self.recover()
+                    recovered = True
                 self.cycle(stop)
+                if waiting_for_database:
+                    log.info("playout: the database is back")
+                    waiting_for_database = False
             except Exception as exc:
                 if database_unreachable(exc) or isinstance(exc, OperationalError):
                     # Nothing can be claimed or recorded until it returns; say so on the bus
-                    # (which is up) instead of falling silent.
-                    log.warning("playout waits for the database: %s", type(exc).__name__)
+                    # (which is up) instead of falling silent. Logged once per outage.
+                    if not waiting_for_database:
+                        log.warning("playout waits for the database: %s", exc)
+                        waiting_for_database = True
                     self.heartbeat.maybe_beat(self.figures(), checks={"database": UNAVAILABLE})
                 else:
                     log.exception("playout cycle failed; retrying")
