@@ -34,28 +34,8 @@ if [ ! -f .vendor/npm/node_modules/axe-core/axe.min.js ] \
   npm install --no-save --no-package-lock --no-audit --no-fund --silent --prefix .vendor/npm "axe-core@$AXE_VERSION"
 fi
 
-# The dashboard's map, offline: U.S. Census county and state shapes (us-atlas, ISC) drawn
-# with topojson-client and d3-geo (ISC; d3-array is d3-geo's one dependency). Copied, with
-# their licences, into the dashboard's static files (git-ignored), so the page loads them
-# from the station itself under its CSP (script-src 'self'); without them the map says so.
-MAP_PACKAGES="us-atlas@3.0.1 topojson-client@3.1.0 d3-geo@3.1.2 d3-array@3.2.5"
-MAP_DIR=deploy/station/src/eas_station/dashboard/static/vendor
-MAP_STAMP="$MAP_DIR/VERSIONS"
-if [ "$(cat "$MAP_STAMP" 2>/dev/null)" != "$MAP_PACKAGES" ]; then
-  # shellcheck disable=SC2086  # one word per package
-  npm install --no-save --no-package-lock --no-audit --no-fund --silent --prefix .vendor/npm \
-    "axe-core@$AXE_VERSION" $MAP_PACKAGES
-  modules=.vendor/npm/node_modules
-  mkdir -p "$MAP_DIR"
-  cp "$modules/us-atlas/counties-10m.json" "$MAP_DIR/"
-  cp "$modules/topojson-client/dist/topojson-client.min.js" "$MAP_DIR/"
-  cp "$modules/d3-geo/dist/d3-geo.min.js" "$MAP_DIR/"
-  cp "$modules/d3-array/dist/d3-array.min.js" "$MAP_DIR/"
-  for pkg in us-atlas topojson-client d3-geo d3-array; do
-    cp "$modules/$pkg/LICENSE" "$MAP_DIR/LICENSE.$pkg"
-  done
-  printf '%s\n' "$MAP_PACKAGES" >"$MAP_STAMP"
-fi
+# The dashboard's map, offline (us-atlas, topojson-client, d3-geo): see the script.
+scripts/vendor-map.sh
 
 command -v uv >/dev/null 2>&1 || python3 -m pip install -q uv
 # The lock file pins every Python dependency; uv uses the system CPython (>= 3.11).

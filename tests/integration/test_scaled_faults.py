@@ -30,16 +30,19 @@ def test_every_alert_once_through_kills_a_redis_restart_and_a_database_outage(
 ) -> None:
     plan = FaultPlan(alerts=40, pg_outage_s=6, aired_every=20, settle_bound_s=180)
     report = asyncio.run(run_faults(plan, tmp_path / "faults"))
+    summary = "\n".join(report.lines())
     with capsys.disabled():
-        print("\n" + "\n".join(report.lines()))
-    assert report.stored == plan.alerts and report.stored_twice == {}
-    assert report.created_events == plan.alerts and report.created_twice == {}
-    assert report.decided == plan.alerts and report.decided_twice == {}
-    assert report.relayed_expected == plan.alerts // plan.aired_every
-    assert report.aired == report.relayed_expected and report.aired_twice == {}
-    assert report.ws_missing == {}
-    assert all(twice == 0 for _, twice, _ in report.ws.values()), report.ws
-    assert report.dead_letters == []
-    assert report.outage_reads, "no read was made during the outage"
-    assert set(report.outage_reads) == {f"503 {DATABASE_UNAVAILABLE}"}, report.outage_reads
-    assert report.outage_slowest_s < 15  # an answer, not a hang
+        print("\n" + summary)
+    # Each check names the whole report: a failure in CI shows every count, not only one.
+    assert report.unsettled == [], summary
+    assert report.stored == plan.alerts and report.stored_twice == {}, summary
+    assert report.created_events == plan.alerts and report.created_twice == {}, summary
+    assert report.decided == plan.alerts and report.decided_twice == {}, summary
+    assert report.relayed_expected == plan.alerts // plan.aired_every, summary
+    assert report.aired == report.relayed_expected and report.aired_twice == {}, summary
+    assert report.ws_missing == {}, summary
+    assert all(twice == 0 for _, twice, _ in report.ws.values()), summary
+    assert report.dead_letters == [], summary
+    assert report.outage_reads, f"no read was made during the outage\n{summary}"
+    assert set(report.outage_reads) == {f"503 {DATABASE_UNAVAILABLE}"}, summary
+    assert report.outage_slowest_s < 15, summary  # an answer, not a hang

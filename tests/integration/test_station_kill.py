@@ -147,6 +147,7 @@ def test_kill_9_mid_ingest_and_mid_playout(
     station = StationProcess(tmp_path / "var", cap)
     began = time.monotonic()
     notes: list[str] = []
+
     def mark(what: str) -> None:
         notes.append(f"{time.monotonic() - began:5.1f}s {what}")
 

@@ -34,6 +34,7 @@ from eas_same.header import SameHeader
 from eas_schemas.envelope import EventEnvelope, decode_entry
 from eas_schemas.playout_events import (
     PLAYOUT_COMMAND_TYPE,
+    PLAYOUT_LEASE_KEY,
     PLAYOUT_REPLY_KEY,
     CommandKind,
     PlayoutCommand,
@@ -490,3 +491,116 @@ def test_a_worker_that_died_mid_message_never_airs_it_again_but_sends_its_eom(ri
     assert "not aired again" in items(rig)[item].reason
     # On the air, not into an unkeyed transmitter: keyed around it, and unkeyed after.
     assert [what for out, what, _ in rig.log if out == "fm"] == ["key", "finish", "unkey"]
+
+
+def _left_playing_by_a_dead_worker(rig: Rig, output_id: int, item: int) -> None:
+    with rig.worker("setup").store.begin() as conn:
+        conn.execute(
+            playout_items.update().where(playout_items.c.id == item).values(state="playing")
+        )
+        conn.execute(
+            insert(playout_airings).values(
+                item_id=item,
+                output_id=output_id,
+                state="playing",
+                started_at=datetime.now(UTC),
+                result="{}",
+            )
+        )
+
+
+def test_a_dead_workers_lease_still_running_delays_its_eom_but_does_not_skip_it(
+    rig: Rig, redis_url: str, bus_namespace: str
+) -> None:
+    # The scaled mode: the restarted worker is a new instance, and the killed one's lease on
+    # the output runs out only after it starts. The cut message still gets its EOM and its
+    # "interrupted" event once the output is taken (it used to be closed with neither).
+    output_id = add_output(rig, "fm")
+    item = queue(rig, "TOR", 3, seconds=1.0)
+    _left_playing_by_a_dead_worker(rig, output_id, item)
+    lease = SyncBus(sync_redis(redis_url), bus_namespace).key(f"{PLAYOUT_LEASE_KEY}:{output_id}")
+    sync_redis(redis_url).set(lease, "dead", px=1500)
+    run_worker(rig.worker("fresh"), lambda: items(rig)[item].state == "interrupted")
+    (sink,) = rig.sinks["fm"]
+    decoded, _ = decode_samples(sink.audio.astype(np.float64), 22_050)
+    assert [e.type for e in decoded] == ["eom"]
+    cut = [e for e in events(redis_url, bus_namespace) if e["type"] == "playout.interrupted"]
+    assert [(e["item_id"], e["output"]) for e in cut] == [(item, "fm")]
+    with rig.worker("setup").store.engine.connect() as conn:
+        airing = conn.execute(select(playout_airings)).one()
+    assert airing.state == "interrupted"
+
+
+def test_an_item_claimed_by_a_worker_that_died_before_airing_it_airs(rig: Rig) -> None:
+    add_output(rig, "fm")
+    item = queue(rig, "TOR", 3, seconds=0.5)
+    with rig.worker("setup").store.begin() as conn:
+        conn.execute(
+            playout_items.update()
+            .where(playout_items.c.id == item)
+            .values(state="playing", started_at=datetime.now(UTC) - timedelta(seconds=30))
+        )
+    run_worker(rig.worker("fresh"), lambda: items(rig)[item].state == "aired")
+    (sink,) = rig.sinks["fm"]
+    assert [e.type for e in decode_samples(sink.audio.astype(np.float64), RATE)[0]][-1] == "eom"
+
+
+class DatabaseAway(Exception):
+    """What the store raises while PostgreSQL is stopped."""
+
+
+def test_a_database_outage_on_air_neither_cuts_nor_loses_the_message(
+    rig: Rig, redis_url: str, bus_namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # While the message plays, every database call fails (the EAN check, then the records of
+    # the end); the message plays to its end and is recorded when the database is back. It
+    # used to be abandoned mid-air: left "playing" for ever, with no end event and its audio
+    # threads still running while the worker took the next item.
+    add_output(rig, "fm")
+    first = queue(rig, "TOR", 3, seconds=2.0)
+    second = queue(rig, "SVR", 3, seconds=0.3)
+    worker = rig.worker()
+    store = worker.store
+    away = threading.Event()
+    failures: list[str] = []
+
+    def unless_away(name: str) -> Any:
+        real = getattr(store, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if away.is_set():
+                failures.append(name)
+                if name == "finish_airing" and failures.count(name) >= 3:
+                    away.clear()  # back after a few tries of the record
+                else:
+                    raise DatabaseAway("connection refused")
+            return real(*args, **kwargs)
+
+        return call
+
+    real_start = store.start_airing
+
+    def start_then_go_away(*args: Any, **kwargs: Any) -> Any:
+        done = real_start(*args, **kwargs)
+        if args[0].id == first:
+            away.set()
+        return done
+
+    for name in ("preempting", "finish_airing", "finish_item", "claim_next", "outputs"):
+        setattr(store, name, unless_away(name))
+    store.start_airing = start_then_go_away  # type: ignore[method-assign]
+    caplog.set_level("WARNING", logger="audio_control.playout.worker")
+    run_worker(worker, lambda: items(rig)[second].state == "aired")
+    rows = items(rig)
+    assert rows[first].state == "aired" and rows[second].state == "aired"
+    assert "preempting" in failures and failures.count("finish_airing") >= 3
+    # Both whole, one after the other: the second began after the first's end was written.
+    first_sink, second_sink = rig.sinks["fm"]
+    for sink in (first_sink, second_sink):
+        kinds = [e.type for e in decode_samples(sink.audio.astype(np.float64), RATE)[0]]
+        assert kinds[0] == "header" and kinds[-1] == "eom"
+    finishes = [t for o, k, t in rig.log if k == "finish"]
+    assert len(finishes) == 2 and rows[second].started_at >= rows[first].finished_at
+    ends = [e for e in events(redis_url, bus_namespace) if e["type"] == "playout.finished"]
+    assert sorted(e["item_id"] for e in ends) == [first, second]
+    assert "the message plays on" in caplog.text

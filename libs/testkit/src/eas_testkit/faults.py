@@ -83,6 +83,8 @@ class FaultReport:
     outage_reads: Counter[str] = field(default_factory=Counter)
     outage_slowest_s: float = 0.0
     faults: list[str] = field(default_factory=list)
+    # The settle conditions not reached within the bound, with the seconds waited for each.
+    unsettled: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
 
     def lines(self) -> list[str]:
@@ -105,6 +107,7 @@ class FaultReport:
             f"longest time a stage stayed behind: {behind}",
             f"reads during the PostgreSQL outage: {reads} (slowest answer "
             f"{self.outage_slowest_s:.2f}s)",
+            f"not settled within the bound: {', '.join(self.unsettled) or 'none'}",
             f"elapsed: {self.elapsed_s:.0f}s",
         ]
 
@@ -266,10 +269,16 @@ async def _scenario(
         # Each check reads whole streams: gently, on a long run.
         every = 0.5 if plan.alerts <= 1000 else 5.0
         bound = plan.settle_bound_s
-        await _poll(lambda: _count_created(bus, ns, written), bound, every)
-        await _poll(lambda: _all_decided(bus, ns, written), bound, every)
-        await _poll(lambda: _all_seen(watchers, written), bound, every)
-        await _poll(lambda: _aired_enough(bus, ns, len(relayed)), bound, every)
+        settle: list[tuple[str, Callable[[], Any]]] = [
+            ("alert.created of every alert", lambda: _count_created(bus, ns, written)),
+            ("a decision for every alert", lambda: _all_decided(bus, ns, written)),
+            ("every /ws client saw every alert", lambda: _all_seen(watchers, written)),
+            ("every relayed message aired", lambda: _aired_enough(bus, ns, len(relayed))),
+        ]
+        for what, check in settle:
+            waited = time.monotonic()
+            if not await _poll(check, bound, every):
+                report.unsettled.append(f"{what} ({time.monotonic() - waited:.0f}s)")
         report.longest_behind_s = await sampler.stop()
         for w in watchers:
             await w.stop()

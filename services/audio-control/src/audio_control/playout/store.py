@@ -129,6 +129,38 @@ class PlayoutStore:
                 select(playout_items).where(playout_items.c.state == ItemState.PLAYING.value)
             ).all()
 
+    def playing_on(self, output_id: int) -> Sequence[Any]:
+        """Items whose airing on ``output_id`` began and never ended."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(playout_items)
+                .join(playout_airings, playout_airings.c.item_id == playout_items.c.id)
+                .where(
+                    playout_airings.c.output_id == output_id,
+                    playout_airings.c.state == ItemState.PLAYING.value,
+                )
+                .order_by(playout_items.c.id)
+            ).all()
+
+    def unclaim(self, item_id: int) -> None:
+        """A claimed item that never went on air, back in the queue (its unfinished airing
+        records go: none of them played a sample)."""
+        with self.begin() as conn:
+            conn.execute(
+                delete(playout_airings).where(
+                    playout_airings.c.item_id == item_id,
+                    playout_airings.c.state == ItemState.PLAYING.value,
+                )
+            )
+            conn.execute(
+                update(playout_items)
+                .where(
+                    playout_items.c.id == item_id,
+                    playout_items.c.state == ItemState.PLAYING.value,
+                )
+                .values(state=ItemState.QUEUED.value, started_at=None)
+            )
+
     def audio(self, message_id: int) -> bytes:
         with self.engine.connect() as conn:
             wav = conn.execute(

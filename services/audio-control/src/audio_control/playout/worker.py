@@ -154,6 +154,10 @@ class PlayoutWorker:
         self._renew = self.client.register_script(_RENEW)
         self._commands_after = "$"
         self.held: dict[int, OutputSpec] = {}
+        # Outputs newly held (at start, or taken over from a worker whose lease lapsed): what
+        # a dead worker left on air there is ended before anything new plays on them.
+        self._to_recover: set[int] = set()
+        self._stop = threading.Event()
         self.current: Any = None
         self.aired = 0
         self.interrupted = 0
@@ -162,16 +166,11 @@ class PlayoutWorker:
     # ---- the loop ----------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
+        self._stop = stop
         self._commands_after = self._last_command_id()
-        recovered = False
         waiting_for_database = False
         while not stop.is_set():
             try:
-                if not recovered:
-                    # First, what a dead worker left on air; retried like a cycle (a worker
-                    # started during a database outage waits instead of crash-looping).
-                    self.recover()
-                    recovered = True
                 self.cycle(stop)
                 if waiting_for_database:
                     log.info("playout: the database is back")
@@ -198,6 +197,9 @@ class PlayoutWorker:
         if not self.held:
             stop.wait(0.5)
             return False
+        if self._to_recover:
+            self.recover(self._to_recover & set(self.held))
+            self._to_recover.clear()
         item = self.store.claim_next(utcnow())
         if item is None:
             for command in self.read_commands(block_ms=100):
@@ -232,8 +234,26 @@ class PlayoutWorker:
                 held[output.id] = output
         for gone in set(self.held) - set(held):
             log.warning("playout lost output %s", self.held[gone].name)
+        self._to_recover |= set(held) - set(self.held)
         self.held = held
         self.client.set(self._presence_key(), ttl_ms, px=ttl_ms)
+
+    def renew_held(self) -> set[int]:
+        """While on air: renew the leases of the outputs held (Redis only, so a database
+        outage cannot make them lapse mid-message); the ids of those lost."""
+        ttl_ms = int(self.settings.lease_ttl_s * 1000)
+        me = self.settings.instance
+        lost = set()
+        for oid, output in self.held.items():
+            key = self._lease_key(output)
+            # Lapsed (Redis was away longer than the lease) but nobody took it: take it back.
+            if not (
+                self._renew(keys=[key], args=[me, ttl_ms])
+                or self.client.set(key, me, nx=True, px=ttl_ms)
+            ):
+                lost.add(oid)
+        self.client.set(self._presence_key(), ttl_ms, px=ttl_ms)
+        return lost
 
     def _presence_key(self) -> str:
         return self.bus.key(f"{PLAYOUT_WORKER_KEY}:{self.settings.instance}")
@@ -256,24 +276,33 @@ class PlayoutWorker:
             self.current = None
 
     def _play(self, item: Any) -> None:
-        samples, rate = _decode(self.store.audio(item.message_id))
-        done = self.store.airings(item.id)
-        runs = [_Run(o) for o in self.held.values() if o.id not in done]
-        now = utcnow()
-        if not runs:
-            reason = (
-                "No output to air it on: configure one (GET /api/audio/outputs)."
-                if not self.held
-                else "Already aired on every output this worker holds."
+        try:
+            samples, rate = _decode(self.store.audio(item.message_id))
+            done = self.store.airings(item.id)
+            runs = [_Run(o) for o in self.held.values() if o.id not in done]
+            now = utcnow()
+            if not runs:
+                reason = (
+                    "No output to air it on: configure one (GET /api/audio/outputs)."
+                    if not self.held
+                    else "Already aired on every output this worker holds."
+                )
+                state = ItemState.FAILED if not done else ItemState.AIRED
+                self.store.finish_item(item.id, state, now, reason, None)
+                return
+            started = []
+            for run in runs:
+                event = item_event(
+                    item, item.id, ItemState.PLAYING, now, "On air.", output=run.output
+                )
+                if self.store.start_airing(item, run.output, now, event):
+                    started.append(run)
+        except Exception:
+            # Nothing went on air yet: the item goes back to the queue, to air when this works.
+            self._recorded(
+                f"the return of item {item.id} to the queue", self.store.unclaim, item.id
             )
-            state = ItemState.FAILED if not done else ItemState.AIRED
-            self.store.finish_item(item.id, state, now, reason, None)
-            return
-        started = []
-        for run in runs:
-            event = item_event(item, item.id, ItemState.PLAYING, now, "On air.", output=run.output)
-            if self.store.start_airing(item, run.output, now, event):
-                started.append(run)
+            raise
         length_s = len(samples) / rate
         tail = eom_tail(rate)
         for run in started:
@@ -286,15 +315,23 @@ class PlayoutWorker:
             run.thread.start()
         interrupted_by: tuple[str, str | None, bool] | None = None
         next_lease = time.monotonic() + self.settings.lease_ttl_s / 3
+        # The message is on air: a database or Redis outage now must not abandon it (the
+        # audio needs neither). Checks that fail are skipped until they work again; the
+        # message plays to its end and is recorded when the database answers.
+        trouble: set[str] = set()
         while any(r.thread is not None and r.thread.is_alive() for r in started):
             for r in started:
                 if r.thread is not None:
                     r.thread.join(timeout=0.05)
             if interrupted_by is None:
-                ean = self.store.preempting(utcnow(), item.precedence)
+                ean = self._while_on_air(
+                    "the EAN check", trouble, self.store.preempting, utcnow(), item.precedence
+                )
                 if ean is not None:
                     interrupted_by = (f"Interrupted by the EAN (item {ean.id}).", None, True)
-            for command in self.read_commands(block_ms=0):
+            for command in (
+                self._while_on_air("reading commands", trouble, self.read_commands, 0) or []
+            ):
                 if command.kind is CommandKind.PREEMPT:
                     if (
                         interrupted_by is None
@@ -312,13 +349,32 @@ class PlayoutWorker:
                 for r in started:
                     r.abort.set()
             if time.monotonic() >= next_lease:
-                self.hold_outputs()
+                lost = self._while_on_air("renewing the output leases", trouble, self.renew_held)
                 for r in started:
-                    if r.output.id not in self.held:
+                    if r.output.id in (lost or ()):
                         r.error = "the output's lease was lost to another worker"
                         r.abort.set()
                 next_lease = time.monotonic() + self.settings.lease_ttl_s / 3
         self._settle(item, started, interrupted_by)
+
+    def _while_on_air(
+        self, what: str, trouble: set[str], call: Callable[..., Any], *args: Any
+    ) -> Any:
+        """``call(*args)``, or None if it fails (logged once per message and kind of check)."""
+        try:
+            result = call(*args)
+        except Exception as exc:
+            if what not in trouble:
+                trouble.add(what)
+                log.warning(
+                    "on air, %s failed (%s: %s); the message plays on",
+                    what,
+                    type(exc).__name__,
+                    exc,
+                )
+            return None
+        trouble.discard(what)
+        return result
 
     def _play_on(
         self,
@@ -417,7 +473,17 @@ class PlayoutWorker:
                 if run.state is ItemState.FAILED
                 else None
             )
-            self.store.finish_airing(item.id, run.output.id, run.state, now, result, event, alarm)
+            self._recorded(
+                f"item {item.id} on {run.output.name}",
+                self.store.finish_airing,
+                item.id,
+                run.output.id,
+                run.state,
+                now,
+                result,
+                event,
+                alarm,
+            )
         states = {r.state for r in runs}
         if ItemState.INTERRUPTED in states:
             state, reason = ItemState.INTERRUPTED, interrupted_by[0] if interrupted_by else ""
@@ -428,8 +494,9 @@ class PlayoutWorker:
         else:
             state, reason = ItemState.FAILED, "Every output failed."
             self.failed += 1
-        self.store.finish_item(
-            item.id, state, now, reason, interrupted_by[1] if interrupted_by else None
+        actor = interrupted_by[1] if interrupted_by else None
+        self._recorded(
+            f"item {item.id}", self.store.finish_item, item.id, state, now, reason, actor
         )
         if (
             state is ItemState.INTERRUPTED
@@ -437,20 +504,40 @@ class PlayoutWorker:
             and interrupted_by[2]
             and self.settings.requeue_interrupted
         ):
-            self.store.requeue(item, now, f"Requeued after it was interrupted (item {item.id}).")
+            self._recorded(
+                f"the repeat of item {item.id}",
+                self.store.requeue,
+                item,
+                now,
+                f"Requeued after it was interrupted (item {item.id}).",
+            )
 
-    def recover(self) -> None:
-        """Items a dead worker left playing: their EOM on the outputs they were cut on, and
-        never played again there."""
-        self.hold_outputs()
-        for item in self.store.playing():
-            cut = [
-                o
-                for oid, st in self.store.airings(item.id).items()
-                if st == ItemState.PLAYING.value and (o := self.held.get(oid)) is not None
-            ]
-            now = utcnow()
-            for output in cut:
+    def _recorded(self, what: str, write: Callable[..., Any], *args: Any) -> None:
+        """What went on air is recorded, however long the database is away: the station log
+        and the events must say it (and a message left "playing" would never end). Given up
+        only when the worker is stopped; then the next worker ends it on its outputs."""
+        delay = 0.5
+        while True:
+            try:
+                write(*args)
+                return
+            except Exception as exc:
+                if self._stop.is_set():
+                    log.error("playout stopping: %s not recorded (%s)", what, exc)
+                    raise
+                log.warning("recording %s failed (%s); retrying in %.0f s", what, exc, delay)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 5.0)
+
+    def recover(self, output_ids: set[int]) -> None:
+        """What a dead worker left on the outputs just taken: a message cut on one of them gets
+        its EOM there and is never played again there; an item it claimed but never started
+        anywhere goes back to the queue (it never went on air: airing it is right)."""
+        now = utcnow()
+        touched: set[int] = set()
+        for output_id in sorted(output_ids):
+            output = self.held[output_id]
+            for item in self.store.playing_on(output_id):
                 try:
                     self._air_eom(output, f"item{item.id}-EOM-after-restart")
                     note = "EOM sent on restart"
@@ -464,14 +551,30 @@ class PlayoutWorker:
                     f"The playout worker stopped while it was on air; {note}.",
                     output=output,
                 )
-                self.store.finish_airing(item.id, output.id, ItemState.INTERRUPTED, now, {}, event)
-            self.store.finish_item(
-                item.id,
-                ItemState.INTERRUPTED,
-                now,
-                "The playout worker stopped while it was on air; not aired again.",
-                None,
-            )
+                self.store.finish_airing(item.id, output_id, ItemState.INTERRUPTED, now, {}, event)
+                touched.add(item.id)
+        for item in self.store.playing():
+            if self.current is not None and item.id == self.current.id:
+                continue
+            states = set(self.store.airings(item.id).values())
+            if item.id in touched and ItemState.PLAYING.value not in states:
+                self.store.finish_item(
+                    item.id,
+                    ItemState.INTERRUPTED,
+                    now,
+                    "The playout worker stopped while it was on air; not aired again.",
+                    None,
+                )
+            elif (
+                not states
+                and item.started_at is not None
+                and ((now - item.started_at).total_seconds() > 2 * self.settings.lease_ttl_s)
+            ):
+                log.warning(
+                    "item %s was claimed by a worker that died before airing it: queued again",
+                    item.id,
+                )
+                self.store.unclaim(item.id)
 
     def _air_eom(self, output: OutputSpec, label: str) -> None:
         """The EOM on ``output`` with its transmitter keyed, as a message goes out: the

@@ -3,6 +3,7 @@
 // below only redraws clocks and countdowns from data already in the page.
 
 import { createConsole } from "./console.js";
+import { staleHealthKeys } from "./health.js";
 import { LiveConnection, compareIds } from "./live.js";
 import { createAlertMap } from "./map.js";
 import { createSettings } from "./settings.js";
@@ -675,29 +676,10 @@ function healthState(entry, now) {
   return hb.ready ? ["ready", "ready"] : ["degraded", "not ready"];
 }
 
-/** Forget instances that were replaced (a restart: another instance of the same service started
- * after their last heartbeat) or that have been silent for a long time. */
-function pruneHealth(now) {
-  const started = new Map(); // service -> [started_at ms]
-  for (const entry of state.health.values()) {
-    if (entry.hb && entry.hb.started_at) {
-      const list = started.get(entry.hb.service) || [];
-      list.push(new Date(entry.hb.started_at).getTime());
-      started.set(entry.hb.service, list);
-    }
-  }
-  for (const [key, entry] of state.health) {
-    const service = entry.hb?.service || entry.alarm?.service;
-    const last = new Date(entry.time || entry.alarmTime || 0).getTime();
-    const replaced = (started.get(service) || []).some((t) => t > last);
-    if (replaced || now - last > 15 * MINUTE) state.health.delete(key);
-  }
-}
-
 function renderHealth() {
   const list = clear($("health-list"));
   const now = Date.now();
-  pruneHealth(now);
+  for (const key of staleHealthKeys(state.health, now)) state.health.delete(key);
   const entries = [...state.health.entries()].sort((a, b) => a[0].localeCompare(b[0]));
   setEmpty("health-empty", entries.length === 0);
   for (const [key, entry] of entries) {

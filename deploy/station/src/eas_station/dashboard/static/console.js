@@ -4,6 +4,7 @@
 // for a role whose permissions the API would accept (servicekit.auth.permissions mirrors this
 // table): a viewer sees the same lists without the buttons.
 
+import { createPlacePicker } from "./places.js";
 import { clear, countdown, formatDateTime, h } from "./ui.js";
 
 const VIEWER = ["alerts:read", "monitor:read", "audio:read", "system:read"];
@@ -604,9 +605,12 @@ export function createConsole({ api, detailOf, announce, map, settings }) {
   };
   let asking = null;
   let eventsLoaded = false;
-  const places = new Map(); // datalist text -> {code, name}
-  const chosen = new Map(); // code -> name, in the order added
-  let placeTimer = null;
+  const places = createPlacePicker({
+    api,
+    ids: { input: "orig-place", datalist: "orig-places", list: "orig-locations", error: "orig-locations-error" },
+    max: 31,
+    maxMessage: "A message names at most 31 locations (47 CFR 11.31).",
+  });
 
   // Legal purge times (47 CFR 11.31): 15-minute steps to an hour, then 30-minute steps.
   function durations() {
@@ -633,56 +637,6 @@ export function createConsole({ api, detailOf, announce, map, settings }) {
     dur.value = "0100";
   }
 
-  function findPlaces() {
-    clearTimeout(placeTimer);
-    const q = $("orig-place").value.trim();
-    if (q.length < 2 || places.has(q)) return;
-    // Only after the typing pauses: one lookup per word, not per key.
-    placeTimer = setTimeout(async () => {
-      const r = await api(`/api/reference/locations?${new URLSearchParams({ q, limit: "20" })}`);
-      if (!r.ok) return;
-      const list = clear($("orig-places"));
-      for (const loc of r.doc) {
-        const text = `${loc.name} (${loc.code})`;
-        places.set(text, loc);
-        list.appendChild(h("option", { value: text }));
-      }
-    }, 200);
-  }
-
-  function addPlace() {
-    const input = $("orig-place");
-    const error = $("orig-locations-error");
-    const loc = places.get(input.value.trim());
-    error.textContent = "";
-    input.removeAttribute("aria-invalid");
-    if (!loc) {
-      error.textContent = "Pick a county or state from the list (type two letters of its name).";
-      input.setAttribute("aria-invalid", "true");
-      input.focus();
-      return;
-    }
-    if (chosen.size >= 31) {
-      error.textContent = "A message names at most 31 locations (47 CFR 11.31).";
-      return;
-    }
-    chosen.set(loc.code, loc.name);
-    input.value = "";
-    renderPlaces();
-    input.focus();
-  }
-
-  function renderPlaces() {
-    const list = clear($("orig-locations"));
-    for (const [code, name] of chosen) {
-      list.appendChild(h("li", { class: "pill" }, `${name} `, h("code", {}, code), " ",
-        h("button", {
-          type: "button", class: "remove", "aria-label": `Remove ${name}`,
-          onclick: () => { chosen.delete(code); renderPlaces(); $("orig-place").focus(); },
-        }, "×")));
-    }
-  }
-
   async function composeForm(ev) {
     ev.preventDefault();
     const form = $("originate-form");
@@ -693,7 +647,7 @@ export function createConsole({ api, detailOf, announce, map, settings }) {
     const doc = {
       event_code: form.event_code.value,
       originator: form.originator.value || null,
-      locations: [...chosen.keys()],
+      locations: [...places.chosen.keys()],
       duration: form.duration.value,
       narration: text ? "tts" : "none",
       text: text || null,
@@ -1089,11 +1043,8 @@ export function createConsole({ api, detailOf, announce, map, settings }) {
   $("in-cancel").addEventListener("click", endEditing);
   showKindFields();
   $("password-form").addEventListener("submit", changePassword);
-  $("orig-place").addEventListener("input", findPlaces);
-  $("orig-add").addEventListener("click", addPlace);
-  $("orig-place").addEventListener("keydown", (ev) => {
-    if (ev.key === "Enter") { ev.preventDefault(); addPlace(); }
-  });
+  places.attach($("orig-place"));
+  $("orig-add").addEventListener("click", places.add);
 
   return {
     setPrincipal(principal) {

@@ -6,6 +6,7 @@
 // export and import. Built from the SECTIONS table below, so a field is declared once; an
 // operator (settings:read) sees the same values with no control to change them.
 
+import { createPlacePicker } from "./places.js";
 import { clear, formatDateTime, h } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
@@ -162,11 +163,14 @@ export function diffDocs(before, after) {
 export function createSettings({ api, detailOf, announce }) {
   let perms = new Set();
   let current = null; // the SettingsOut the forms were filled from
-  const places = new Map(); // picker text -> {code, name}
-  const chosen = new Map(); // SAME code -> name, the area's counties in the form
-  let placeTimer = null;
   let built = false;
   const can = (p) => perms.has(p);
+  const picker = createPlacePicker({
+    api,
+    ids: { input: "set-place", datalist: "set-places", list: idOf("location.same_codes"), error: `${idOf("location.same_codes")}-error` },
+    emptyText: "No county or state: the station serves no area yet.",
+    editable: () => can("settings:write"),
+  });
 
   // ---- forms ----------------------------------------------------------------------------
 
@@ -208,65 +212,16 @@ export function createSettings({ api, detailOf, announce }) {
       id: "set-place", list: "set-places", autocomplete: "off", maxlength: "64",
       "aria-describedby": `set-place-hint ${err}`, "data-path": f.path,
     });
-    input.addEventListener("input", findPlaces);
-    input.addEventListener("keydown", (ev) => { if (ev.key === "Enter") { ev.preventDefault(); addPlace(); } });
+    picker.attach(input);
     return h("div", { class: "field places", dataset: { field: f.path } },
       h("p", { class: "label" }, f.label),
       h("ul", { id, class: "locations", "aria-label": f.label }),
       h("div", { "data-perm": "settings:write" },
         h("label", { for: "set-place" }, "Add a county or a state by name"),
         h("div", { class: "actions" }, input, h("datalist", { id: "set-places" }),
-          h("button", { type: "button", id: "set-place-add", onclick: addPlace }, "Add to the area")),
+          h("button", { type: "button", id: "set-place-add", onclick: picker.add }, "Add to the area")),
         h("p", { id: "set-place-hint", class: "meta" }, "Type two letters of its name, pick it, then Add.")),
       h("p", { id: err, class: "field-error" }));
-  }
-
-  function findPlaces() {
-    clearTimeout(placeTimer);
-    const q = $("set-place").value.trim();
-    if (q.length < 2 || places.has(q)) return;
-    // Only after the typing pauses: one lookup per word, not per key.
-    placeTimer = setTimeout(async () => {
-      const r = await api(`/api/reference/locations?${new URLSearchParams({ q, limit: "20" })}`);
-      if (!r.ok) return;
-      const list = clear($("set-places"));
-      for (const loc of r.doc) {
-        const text = `${loc.name} (${loc.code})`;
-        places.set(text, loc);
-        list.appendChild(h("option", { value: text }));
-      }
-    }, 200);
-  }
-
-  function addPlace() {
-    const input = $("set-place");
-    const slot = $(`${idOf("location.same_codes")}-error`);
-    const loc = places.get(input.value.trim());
-    slot.textContent = "";
-    input.removeAttribute("aria-invalid");
-    if (!loc) {
-      slot.textContent = "Pick a county or state from the list (type two letters of its name).";
-      input.setAttribute("aria-invalid", "true");
-      input.focus();
-      return;
-    }
-    chosen.set(loc.code, loc.name);
-    input.value = "";
-    renderPlaces();
-    input.focus();
-  }
-
-  function renderPlaces() {
-    const list = clear($(idOf("location.same_codes")));
-    const write = can("settings:write");
-    if (!chosen.size) list.appendChild(h("li", { class: "meta" }, "No county or state: the station serves no area yet."));
-    for (const [code, name] of chosen) {
-      list.appendChild(h("li", { class: "pill" }, `${name} `, h("code", {}, code), write ? [" ",
-        h("button", {
-          type: "button", class: "remove", "aria-label": `Remove ${name}`,
-          onclick: () => { chosen.delete(code); renderPlaces(); $("set-place").focus(); },
-        }, "×")] : null));
-    }
   }
 
   function build() {
@@ -296,9 +251,7 @@ export function createSettings({ api, detailOf, announce }) {
         const value = get(doc.settings, f.path);
         const id = idOf(f.path);
         if (f.kind === "places") {
-          chosen.clear();
-          for (const code of value || []) chosen.set(code, doc.location_names[code] || code);
-          renderPlaces();
+          picker.set(value || [], doc.location_names);
         } else if (f.kind === "bool") $(id).checked = Boolean(value);
         else if (f.kind === "multi") {
           for (const box of $(id).querySelectorAll("input[type=checkbox]")) box.checked = (value || []).includes(box.value);
@@ -326,7 +279,7 @@ export function createSettings({ api, detailOf, announce }) {
       const id = idOf(f.path);
       const rel = f.path.slice(s.key.length + 1);
       let value;
-      if (f.kind === "places") value = [...chosen.keys()];
+      if (f.kind === "places") value = [...picker.chosen.keys()];
       else if (f.kind === "bool") value = $(id).checked;
       else if (f.kind === "multi") {
         // The stored order kept (a list in another order is a change in the history).
