@@ -83,9 +83,8 @@ async def kill_mid_ingest(station: StationProcess, cap: Path) -> tuple[list[str]
         await http.aclose()
     old_redis = station.embedded_redis_pid()
     station.kill9()
-    return written, f"killed with {created} announced, {decided} decided of {INGESTED}; " + (
-        f"embedded Redis pid {old_redis}"
-    )
+    note = f"killed with {created} announced, {decided} decided of {INGESTED}"
+    return written, f"{note}; embedded Redis pid {old_redis}"
 
 
 async def redis_gone(station: StationProcess) -> bool:
