@@ -49,7 +49,9 @@ window.WebSocket = FakeWebSocket;
 window.sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 window.welcome = { type: "welcome", protocol: 1, server: "ws-broadcaster/t",
   principal: { subject: "alice", role: "viewer", expires_at: null },
-  topics: [], ping_interval_s: 20, ping_timeout_s: 20, max_frame_bytes: 65536 };
+  // What the server grants a viewer: every topic but settings.
+  topics: ["alerts", "same", "monitor", "levels", "pollers", "health", "relay", "playout"],
+  ping_interval_s: 20, ping_timeout_s: 20, max_frame_bytes: 65536 };
 """
 
 
@@ -214,3 +216,22 @@ def test_resync_and_forbidden_and_unauthorized(page: Any) -> None:
     assert result["authCalls"] == 2
     assert result["sockets"] == 3  # no retry after 4403
     assert result["last"][0] == "offline"
+
+
+def test_subscribes_only_to_the_topics_the_welcome_grants(page: Any) -> None:
+    """The server refuses a whole subscribe that names one forbidden topic: a viewer (or an
+    anonymous reader) asking for settings too would get no live event at all."""
+    result = run(
+        page,
+        """
+        const conn = new window.live.LiveConnection({
+          url: "ws://station/ws", topics: ["alerts", "settings", "health"], history: {},
+          onState: () => {},
+        });
+        conn.start();
+        window.sockets[0].serverSends(window.welcome);
+        return window.sockets[0].sent;
+        """,
+    )
+    [subscribe] = [m for m in result if m["type"] == "subscribe"]
+    assert subscribe["topics"] == ["alerts", "health"]

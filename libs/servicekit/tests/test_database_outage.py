@@ -137,3 +137,54 @@ async def test_a_consumer_waits_out_a_database_outage_without_using_up_deliverie
 
 def envelope_fields() -> dict[str, str]:
     return encode_entry(EventEnvelope[dict[str, Any]](type="test.item", source="t", data={"n": 1}))
+
+
+async def test_heartbeats_name_the_database_while_it_is_down(
+    redis_url: str, bus_namespace: str, aredis: Any
+) -> None:
+    """The bus stays up through a database outage: each heartbeat says which dependency failed
+    (the checks /readyz makes), so the dashboard can say so without polling."""
+    from eas_schemas.envelope import decode_entry
+    from eas_schemas.streams import SERVICE_HEARTBEAT
+    from servicekit.runtime import ServiceInfo, ServiceRuntime
+    from servicekit.settings import StoreSettings
+
+    cluster = LocalPostgres()
+    settings = StoreSettings(
+        database_url=cluster.start(),
+        redis_url=redis_url,
+        bus_namespace=bus_namespace,
+        heartbeat_interval_s=0.2,
+        instance="beat-1",
+    )
+    runtime = ServiceRuntime(ServiceInfo("beat-test", "0.1.0", "t", "t"), settings)
+    key = stream_key(SERVICE_HEARTBEAT, bus_namespace)
+
+    async def beats_after(last: str) -> list[tuple[str, Any]]:
+        rows = await aredis.xrange(key, min=f"({last}" if last != "0" else "-")
+        return [(entry_id, decode_entry(f).data) for entry_id, f in rows]
+
+    async def next_beat(last: str, want: Any) -> tuple[str, Any]:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            for entry_id, beat in await beats_after(last):
+                last = entry_id
+                if want(beat):
+                    return entry_id, beat
+            await asyncio.sleep(0.1)
+        raise AssertionError("no such heartbeat within 30 s")
+
+    try:
+        runtime.heartbeat()
+        last, beat = await next_beat("0", lambda b: True)
+        assert beat["ready"] is True and beat["checks"] == {"database": "ok", "redis": "ok"}
+        cluster.stop_fast()
+        last, beat = await next_beat(last, lambda b: b["checks"].get("database") != "ok")
+        assert beat["ready"] is False and beat["checks"]["redis"] == "ok"
+        assert beat["checks"]["database"] == "error: unavailable"
+        cluster.start()
+        _, beat = await next_beat(last, lambda b: b["checks"].get("database") == "ok")
+        assert beat["ready"] is True
+    finally:
+        await runtime.aclose()
+        cluster.stop()

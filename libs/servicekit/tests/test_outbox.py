@@ -97,6 +97,28 @@ async def test_failed_publish_waits_for_the_flusher_which_keeps_the_envelope(
     assert await _count(engine, table) == 0
 
 
+async def test_a_process_killed_after_publishing_does_not_announce_twice(
+    setup, aredis, bus_namespace
+):
+    """kill -9 between the XADD and the delete: the rows stay, their events are on the bus.
+    The next flush (another process) finds them there and only deletes the rows."""
+    engine, table, bus = setup
+    outbox = Outbox(engine, bus, table)
+    key = stream_key(ALERT_EVENTS, bus_namespace)
+    await aredis.xadd(key, {"type": "other", "id": "unrelated", "envelope": "{}"})
+    sent, kept = _event(1), _event(2)
+    async with engine.begin() as conn:
+        pending = await outbox.add(conn, [(ALERT_EVENTS, sent), (ALERT_EVENTS, kept)])
+    # What publish() does before it dies: the first event reached the stream.
+    await bus.publish_entries([pending.entries[0]])
+    assert await _count(engine, table) == 2
+    after = Outbox(engine, bus, table)
+    assert await after.flush(grace_s=0) == 1
+    ids = [f["id"] for _, f in await aredis.xrange(key)]
+    assert ids == ["unrelated", sent.id, kept.id]
+    assert await _count(engine, table) == 0
+
+
 async def test_two_flushers_never_send_the_same_row(setup, aredis, bus_namespace):
     engine, table, bus = setup
     writer = Outbox(engine, _Broken(), table)  # type: ignore[arg-type]

@@ -489,6 +489,8 @@ def test_a_worker_that_died_mid_message_never_airs_it_again_but_sends_its_eom(ri
     decoded, _ = decode_samples(sink.audio.astype(np.float64), 22_050)
     assert [e.type for e in decoded] == ["eom"]  # the EOM only: the message never again
     assert "not aired again" in items(rig)[item].reason
+    # On the air, not into an unkeyed transmitter: keyed around it, and unkeyed after.
+    assert [what for out, what, _ in rig.log if out == "fm"] == ["key", "finish", "unkey"]
 
 
 def _left_playing_by_a_dead_worker(rig: Rig, output_id: int, item: int) -> None:

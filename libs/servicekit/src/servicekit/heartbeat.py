@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 
 from eas_schemas.envelope import EventEnvelope
@@ -17,6 +17,8 @@ from servicekit.bus import AsyncBus, SyncBus
 log = logging.getLogger(__name__)
 
 Figures = Callable[[], Awaitable[dict[str, float]]]
+# The dependency checks /readyz makes: name -> "ok" or an error word (servicekit.web.check).
+Checks = Callable[[], Awaitable[dict[str, str]]]
 
 
 def heartbeat_envelope(
@@ -27,6 +29,7 @@ def heartbeat_envelope(
     ready: bool,
     interval_s: float,
     figures: dict[str, float],
+    checks: Mapping[str, str] | None = None,
 ) -> EventEnvelope[ServiceHeartbeat]:
     now = datetime.now(UTC)
     beat = ServiceHeartbeat(
@@ -38,6 +41,7 @@ def heartbeat_envelope(
         ready=ready,
         interval_s=interval_s,
         figures=figures,
+        checks=dict(checks or {}),
     )
     return EventEnvelope[ServiceHeartbeat](
         type=HEARTBEAT_TYPE, source=f"{service}/{instance}", subject=service, time=now, data=beat
@@ -53,16 +57,23 @@ async def run_heartbeat(
     stop: asyncio.Event,
     figures: Figures | None = None,
     ready: Callable[[], Awaitable[bool]] | None = None,
+    checks: Checks | None = None,
 ) -> None:
+    """Beat every ``interval_s``. With ``checks`` each beat carries their results and is not
+    ready while one fails: the dashboard and the fleet view learn that the database is down
+    (and which service cannot reach it) from the bus, which stays up, without polling."""
     started = datetime.now(UTC)
     while not stop.is_set():
         try:
             values = await figures() if figures else {}
-            is_ready = await ready() if ready else True
+            results = await checks() if checks else {}
+            is_ready = (await ready() if ready else True) and all(
+                v == "ok" for v in results.values()
+            )
             await bus.publish(
                 SERVICE_HEARTBEAT,
                 heartbeat_envelope(
-                    service, instance, version, started, is_ready, interval_s, values
+                    service, instance, version, started, is_ready, interval_s, values, results
                 ),
             )
         except Exception as exc:
@@ -80,7 +91,9 @@ class SyncHeartbeat:
         self.started = datetime.now(UTC)
         self._next = 0.0
 
-    def maybe_beat(self, figures: dict[str, float], ready: bool = True) -> None:
+    def maybe_beat(
+        self, figures: dict[str, float], ready: bool = True, checks: Mapping[str, str] | None = None
+    ) -> None:
         now = time.monotonic()
         if now < self._next:
             return
@@ -93,9 +106,10 @@ class SyncHeartbeat:
                     self.instance,
                     self.version,
                     self.started,
-                    ready,
+                    ready and all(v == "ok" for v in (checks or {}).values()),
                     self.interval_s,
                     figures,
+                    checks,
                 ),
             )
         except Exception as exc:

@@ -6,8 +6,12 @@ the rows stay, and the flusher sends them later (rows older than a grace period,
 ``FOR UPDATE SKIP LOCKED`` on PostgreSQL so replicas never send the same row twice). So a
 committed change is never unannounced and an announced change is always committed.
 
-Delivery is at least once: a process killed between publishing and deleting sends the same
-envelope (same id) again on the next flush; subscribers drop envelope ids they have seen.
+A process killed between publishing and deleting leaves rows whose events are already on the
+bus: the flush looks for their envelope ids on their streams (from a little before the row was
+written) and deletes those rows without sending them again, so a kill -9 does not announce a
+change twice. Delivery stays at least once where that look cannot tell (the stream was trimmed
+past the entry, or more than ``SCAN_LIMIT`` entries were added since); subscribers drop
+envelope ids they have seen.
 """
 
 from __future__ import annotations
@@ -29,6 +33,10 @@ from servicekit.sqltypes import Id, UTCDateTime
 log = logging.getLogger(__name__)
 
 FLUSH_GRACE_S = 5.0
+# Stream entry ids are the Redis server's clock, the rows' created_at the service's: look
+# back this much further for an entry published right after its row was written.
+CLOCK_SKEW_S = 60.0
+SCAN_LIMIT = 20_000
 
 
 def outbox_table(metadata: MetaData, name: str) -> Table:
@@ -117,7 +125,7 @@ class Outbox:
         cutoff = datetime.now(UTC) - timedelta(seconds=grace)
         table = self.table
         stmt = (
-            select(table.c.id, table.c.stream, table.c.envelope)
+            select(table.c.id, table.c.stream, table.c.envelope, table.c.created_at)
             .where(table.c.created_at < cutoff)
             .order_by(table.c.id)
             .limit(self.batch)
@@ -142,15 +150,56 @@ class Outbox:
             if not rows:
                 return 0
             try:
-                await self.bus.publish_entries(entries)
+                done = await self._already_published(entries, min(r.created_at for r in rows))
+                fresh = [(spec, fields) for spec, fields in entries if fields["id"] not in done]
+                if fresh:
+                    await self.bus.publish_entries(fresh)
             except Exception as exc:
                 self.failures += 1
                 log.warning("outbox flush failed, will retry: %s", exc)
                 return 0
+            if done:
+                log.info(
+                    "outbox: %d events were published before the process stopped; not sent again",
+                    len(done),
+                )
             await self._delete(conn, [int(r.id) for r in rows])
-        self.published += len(entries)
-        return len(entries)
+        self.published += len(fresh)
+        return len(fresh)
+
+    async def _already_published(
+        self, entries: Sequence[tuple[StreamSpec, dict[str, str]]], since: datetime
+    ) -> set[str]:
+        """The envelope ids among ``entries`` already on their streams."""
+        assert self.bus is not None
+        wanted: dict[str, set[str]] = {}
+        for spec, fields in entries:
+            wanted.setdefault(self.bus.key(spec), set()).add(fields["id"])
+        start = max(0, int((since.timestamp() - CLOCK_SKEW_S) * 1000))
+        found: set[str] = set()
+        for key, ids in wanted.items():
+            cursor, seen = f"{start}-0", 0
+            while ids - found and seen < SCAN_LIMIT:
+                got = await self.bus.client.xrange(key, min=cursor, max="+", count=1000)
+                page: list[Any] = list(got or [])
+                if cursor != f"{start}-0":
+                    page = page[1:]  # the cursor entry itself was on the previous page
+                if not page:
+                    break
+                for _entry_id, fields in page:
+                    value: Any = {_text(k): v for k, v in (fields or {}).items()}.get("id")
+                    if value is not None and _text(value) in ids:
+                        found.add(_text(value))
+                seen += len(page)
+                last = page[-1][0]
+                cursor = _text(last)
+        return found
 
     async def _delete(self, conn: AsyncConnection, ids: Sequence[int]) -> None:
         if ids:
             await conn.execute(delete(self.table).where(self.table.c.id.in_(list(ids))))
+
+
+def _text(value: Any) -> str:
+    """A Redis reply as text, whether the client decodes replies or not."""
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -28,6 +28,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from fastapi import APIRouter, FastAPI, Request
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.middleware import Middleware
 
@@ -35,7 +36,7 @@ from servicekit.auth.loading import load_verifier
 from servicekit.auth.revocation import RevocationList, follow_revocations
 from servicekit.auth.tokens import TokenVerifier
 from servicekit.bus import AsyncBus, async_redis
-from servicekit.db import make_engine
+from servicekit.db import CONNECT_TIMEOUT_S, make_engine
 from servicekit.docs import install_docs
 from servicekit.heartbeat import Figures, run_heartbeat
 from servicekit.settings import ServiceSettings, StoreSettings
@@ -121,6 +122,7 @@ class ServiceRuntime:
         figures: Figures | None = None,
         ready: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
+        """Beat on the bus; each beat carries the dependency checks /readyz makes."""
         self.spawn(
             run_heartbeat(
                 self.bus,
@@ -131,9 +133,27 @@ class ServiceRuntime:
                 self.stop,
                 figures,
                 ready,
+                self.dependency_checks,
             ),
             name="heartbeat",
         )
+
+    async def dependency_checks(self) -> dict[str, str]:
+        """The database (when the service has one) and Redis, as /readyz checks them; each
+        bounded (as long as a database connect may take: a busy machine is not an outage),
+        so an unreachable host delays a beat by seconds at most."""
+        bound = max(CONNECT_TIMEOUT_S + 1.0, self.settings.heartbeat_interval_s)
+        out: dict[str, str] = {}
+        if self._engine is not None:
+            engine = self._engine
+
+            async def database() -> None:
+                async with engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+
+            await check("database", lambda: asyncio.wait_for(database(), bound), out)
+        await check("redis", lambda: asyncio.wait_for(self.redis.ping(), bound), out)
+        return out
 
     async def stop_tasks(self) -> None:
         """Stop the background tasks (a setup that must close something after them calls it)."""

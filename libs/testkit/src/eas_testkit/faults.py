@@ -31,17 +31,11 @@ from typing import Any
 import httpx
 import redis.asyncio as aioredis
 
-from eas_schemas.relay_events import RELAY_DECISION_TYPE
-from eas_schemas.streams import (
-    ALERT_EVENTS,
-    ALERTS_INGESTED,
-    DEAD_LETTER,
-    PLAYOUT_EVENTS,
-    RELAY_DECISIONS,
-    StreamSpec,
-)
+from eas_schemas.streams import ALERT_EVENTS, ALERTS_INGESTED, StreamSpec
 from eas_station.scaled import ScaledStation
-from eas_testkit.scaled import AlertWatcher, once_each, stream_envelopes, write_cap_files
+from eas_testkit import counts
+from eas_testkit.counts import identifier_of
+from eas_testkit.scaled import AlertWatcher, once_each, write_cap_files
 from eas_testkit.servers import LocalPostgres
 from servicekit.auth.permissions import Role
 from servicekit.auth.tokens import TokenSigner
@@ -59,10 +53,6 @@ FAST = {
 }
 STAGES: tuple[StreamSpec, ...] = (ALERTS_INGESTED, ALERT_EVENTS)
 OTHER_COUNTY = ("039093", "OHC093")  # Lorain: stored and decided (ignored), never aired
-
-
-def identifier_of(subject: str) -> str:
-    return subject.split("/")[1]
 
 
 @dataclass
@@ -293,24 +283,16 @@ async def _scenario(
         for w in watchers:
             await w.stop()
 
-        items = await _stored(http, plan.alerts)
+        items = await counts.stored(http, plan.alerts)
         report.stored = len(set(items) & set(written))
         report.stored_twice = once_each(items)
-        created = [
-            identifier_of(e.subject)
-            for e in await stream_envelopes(bus, ALERT_EVENTS, ns)
-            if e.type == "alert.created"
-        ]
+        created = await counts.created(bus, ns)
         report.created_events = len(created)
         report.created_twice = once_each(created)
-        decisions = await _decisions(bus, ns)
+        decisions = await counts.decisions(bus, ns)
         report.decided = len(set(decisions) & set(written))
         report.decided_twice = {a: len(d) for a, d in decisions.items() if len(d) != 1}
-        started = [
-            f"{e.data['message_id']}@{e.data.get('output')}"
-            for e in await stream_envelopes(bus, PLAYOUT_EVENTS, ns)
-            if e.type == "playout.started"
-        ]
+        started = await counts.airings_started(bus, ns)
         report.aired = len(set(started))
         report.aired_twice = once_each(started)
         for w in watchers:
@@ -319,10 +301,7 @@ async def _scenario(
             missing = len(set(written) - set(seen))
             if missing:
                 report.ws_missing[w.name] = missing
-        report.dead_letters = [
-            f"{e.data['stream']}: {e.data['reason']}"
-            for e in await stream_envelopes(bus, DEAD_LETTER, ns)
-        ]
+        report.dead_letters = await counts.dead_letters(bus, ns)
     finally:
         await http.aclose()
         await bus.aclose()
@@ -358,39 +337,12 @@ async def _outage(
         await asyncio.to_thread(postgres.start)
 
 
-async def _stored(http: httpx.AsyncClient, expected: int) -> list[str]:
-    items: list[str] = []
-    cursor: str | None = None
-    while True:
-        params: dict[str, Any] = {"limit": 500, "status": "all"}
-        if cursor:
-            params["cursor"] = cursor
-        page = (await http.get("/api/alerts", params=params)).json()
-        items += [item["identifier"] for item in page["items"]]
-        cursor = page.get("next_cursor")
-        if not cursor or len(items) > expected * 2:
-            return items
-
-
 async def _count_created(bus: aioredis.Redis, ns: str, written: list[str]) -> bool:
-    created = {
-        identifier_of(e.subject)
-        for e in await stream_envelopes(bus, ALERT_EVENTS, ns)
-        if e.type == "alert.created"
-    }
-    return set(written) <= created
-
-
-async def _decisions(bus: aioredis.Redis, ns: str) -> dict[str, set[str]]:
-    per_alert: dict[str, set[str]] = {}
-    for e in await stream_envelopes(bus, RELAY_DECISIONS, ns):
-        if e.type == RELAY_DECISION_TYPE and e.data.get("alert_identifier"):
-            per_alert.setdefault(e.data["alert_identifier"], set()).add(str(e.data["decision_id"]))
-    return per_alert
+    return set(written) <= set(await counts.created(bus, ns))
 
 
 async def _all_decided(bus: aioredis.Redis, ns: str, written: list[str]) -> bool:
-    return set(written) <= set(await _decisions(bus, ns))
+    return set(written) <= set(await counts.decisions(bus, ns))
 
 
 async def _all_seen(watchers: list[AlertWatcher], written: list[str]) -> bool:
@@ -398,9 +350,4 @@ async def _all_seen(watchers: list[AlertWatcher], written: list[str]) -> bool:
 
 
 async def _aired_enough(bus: aioredis.Redis, ns: str, relayed: int) -> bool:
-    finished = {
-        e.data["message_id"]
-        for e in await stream_envelopes(bus, PLAYOUT_EVENTS, ns)
-        if e.type in ("playout.finished", "playout.failed", "playout.interrupted")
-    }
-    return len(finished) >= relayed
+    return len(await counts.messages_settled(bus, ns)) >= relayed

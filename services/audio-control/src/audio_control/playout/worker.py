@@ -17,6 +17,7 @@ twice on the same output; a message cut by a dead worker gets its EOM on restart
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import math
@@ -32,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 import redis
 import soundfile as sf
+from sqlalchemy.exc import OperationalError
 
 from audio_control.playout.store import OutputSpec, PlayoutStore, item_event, make_sync_engine
 from audio_control.settings import AudioControlSettings
@@ -52,7 +54,9 @@ from eas_schemas.playout_events import (
 from eas_schemas.streams import AUDIO_METRICS, PLAYOUT_COMMANDS
 from eas_schemas.system_events import OutputAlarm
 from servicekit.bus import SyncBus, fields_to_str, sync_redis
+from servicekit.db import database_unreachable
 from servicekit.heartbeat import SyncHeartbeat
+from servicekit.web import UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
@@ -164,18 +168,30 @@ class PlayoutWorker:
     def run(self, stop: threading.Event) -> None:
         self._stop = stop
         self._commands_after = self._last_command_id()
+        waiting_for_database = False
         while not stop.is_set():
             try:
                 self.cycle(stop)
-            except Exception:
-                log.exception("playout cycle failed; retrying")
+                if waiting_for_database:
+                    log.info("playout: the database is back")
+                    waiting_for_database = False
+            except Exception as exc:
+                if database_unreachable(exc) or isinstance(exc, OperationalError):
+                    # Nothing can be claimed or recorded until it returns; say so on the bus
+                    # (which is up) instead of falling silent. Logged once per outage.
+                    if not waiting_for_database:
+                        log.warning("playout waits for the database: %s", exc)
+                        waiting_for_database = True
+                    self.heartbeat.maybe_beat(self.figures(), checks={"database": UNAVAILABLE})
+                else:
+                    log.exception("playout cycle failed; retrying")
                 stop.wait(1.0)
         self.release()
 
     def cycle(self, stop: threading.Event) -> bool:
         """One pass: leases, commands, and the next item due. True if an item played."""
-        self.hold_outputs()
-        self.heartbeat.maybe_beat(self.figures(), ready=bool(self.held))
+        self.hold_outputs()  # reads the outputs: the database answered
+        self.heartbeat.maybe_beat(self.figures(), bool(self.held), {"database": "ok"})
         for command in self.read_commands(block_ms=0):
             self.answer_idle(command)
         if not self.held:
@@ -523,9 +539,7 @@ class PlayoutWorker:
             output = self.held[output_id]
             for item in self.store.playing_on(output_id):
                 try:
-                    sink = self.sinks(output, 22_050, f"item{item.id}-EOM-after-restart")
-                    sink.write(eom_tail(22_050))
-                    sink.finish()
+                    self._air_eom(output, f"item{item.id}-EOM-after-restart")
                     note = "EOM sent on restart"
                 except Exception as exc:
                     note = f"EOM could not be sent on restart: {exc}"
@@ -561,6 +575,31 @@ class PlayoutWorker:
                     item.id,
                 )
                 self.store.unclaim(item.id)
+
+    def _air_eom(self, output: OutputSpec, label: str) -> None:
+        """The EOM on ``output`` with its transmitter keyed, as a message goes out: the
+        receivers that heard the cut header are on the air side of the keying too."""
+        rate = 22_050
+        tail = eom_tail(rate)
+        sink = self.sinks(output, rate, label)
+        keying = self.keyers(output)
+        try:
+            keying.key(max_s=len(tail) / rate + keying.pre_roll_s + keying.post_roll_s + 5.0)
+            if keying.pre_roll_s:
+                time.sleep(keying.pre_roll_s)
+            sink.write(tail)
+            sink.finish()
+            if keying.post_roll_s:
+                time.sleep(keying.post_roll_s)
+        except Exception:
+            with contextlib.suppress(Exception):
+                sink.abort()
+            raise
+        finally:
+            try:
+                keying.unkey()
+            finally:
+                keying.close()
 
     # ---- commands ----------------------------------------------------------------------
 

@@ -43,6 +43,7 @@ from eas_schemas.clock import utcnow
 from eas_schemas.streams import AUDIT_RECORDS
 from servicekit.auth.audit import audit_envelope
 from servicekit.auth.tokens import Principal
+from servicekit.db import database_unreachable
 from servicekit.errors import Conflict, Invalid, NotFound, TooLarge, Unsupported
 from servicekit.outbox import Outbox
 
@@ -105,8 +106,11 @@ class MessageService:
             try:
                 while not stop.is_set() and await self.compose_next():
                     pass
-            except Exception:
-                log.exception("composer failed; retrying")
+            except Exception as exc:
+                if database_unreachable(exc):
+                    log.warning("composer waits for the database: %s", type(exc).__name__)
+                else:
+                    log.exception("composer failed; retrying")
             self.wake.clear()
             with contextlib.suppress(TimeoutError):
                 waits = [

@@ -80,7 +80,76 @@ async function rawApi(path, { method = "GET", body: payload, headers = {} } = {}
   try {
     doc = await res.json();
   } catch (_) { /* not JSON */ }
+  noteOutage(path, res.status, doc);
   return { ok: res.ok, status: res.status, doc, headers: res.headers };
+}
+
+// ---- database outage ---------------------------------------------------------------------------
+// Two signals, neither polled: an API answer of 503 with servicekit's DATABASE_UNAVAILABLE
+// text, and service heartbeats (over /ws, the bus stays up) whose readiness checks say the
+// database failed. A heartbeat whose database check passed, received after the last such 503,
+// clears the first; so does an ok answer from the same API (a page without the live view).
+const DATABASE_UNAVAILABLE = "the database is unavailable; try again shortly";
+const outage = { restAt: 0, restApi: null, since: null };
+
+function apiOf(path) {
+  return path.split("?")[0].split("/").slice(0, 3).join("/"); // "/api/alerts"
+}
+
+function noteOutage(path, status, doc) {
+  if (!path.startsWith("/api/")) return;
+  if (status === 503 && doc && doc.detail === DATABASE_UNAVAILABLE) {
+    outage.restAt = Date.now();
+    outage.restApi = apiOf(path);
+    render("outage");
+  } else if (status >= 200 && status < 300 && outage.restAt && apiOf(path) === outage.restApi) {
+    outage.restAt = 0;
+    outage.restApi = null;
+    render("outage");
+  }
+}
+
+/** Services (live heartbeats only) whose database check fails now, and when a passing one
+ * last arrived. */
+function databaseReports(now) {
+  const down = new Set();
+  let lastOk = 0;
+  for (const entry of state.health.values()) {
+    const result = entry.hb && entry.hb.checks ? entry.hb.checks.database : undefined;
+    if (result === undefined) continue;
+    const [st] = healthState(entry, now);
+    if (st === "silent" || st === "down") continue;
+    if (result === "ok") lastOk = Math.max(lastOk, entry.seenAt || 0);
+    else down.add(entry.hb.service);
+  }
+  return { down: [...down].sort(), lastOk };
+}
+
+function renderOutage() {
+  const now = Date.now();
+  const { down, lastOk } = databaseReports(now);
+  const rest = outage.restAt > lastOk;
+  const show = down.length > 0 || rest;
+  const el = $("outage");
+  if (!show) {
+    if (outage.since) {
+      outage.since = null;
+      announce("The database is back: alerts received meanwhile are being stored.", false);
+      // What failed to load while it was away: one fetch now, the live view does the rest.
+      if ($("notice").textContent.startsWith("Could not load alerts")) notice("");
+      loadAlerts();
+    }
+    el.hidden = true;
+    return;
+  }
+  outage.since ||= now;
+  el.dataset.sources = [down.length ? "heartbeat" : "", rest ? "rest" : ""].filter(Boolean).join(" ");
+  $("outage-since").textContent = formatClock(new Date(outage.since));
+  $("outage-since").dateTime = new Date(outage.since).toISOString();
+  $("outage-who").textContent = down.length
+    ? `${down.join(", ")} cannot reach it`
+    : "the station answered that it cannot reach it";
+  el.hidden = false;
 }
 
 function detailOf(r) {
@@ -243,6 +312,7 @@ function onEvent(msg) {
         entry.hb = data;
         entry.id = msg.id;
         entry.time = env.time;
+        entry.seenAt = Date.now(); // the browser's clock, as the 503s it is compared with
       }
       state.health.set(key, entry);
       render("health");
@@ -357,6 +427,7 @@ function flush() {
   if (all || dirty.has("monitors")) renderMonitors();
   if (all || dirty.has("pollers")) renderPollers();
   if (all || dirty.has("health")) renderHealth();
+  if (all || dirty.has("health") || dirty.has("outage")) renderOutage();
   dirty.clear();
 }
 

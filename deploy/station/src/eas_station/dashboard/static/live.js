@@ -172,7 +172,10 @@ export class LiveConnection {
         this.attempt = 0;
         this._setState("live", { principal: msg.principal, server: msg.server });
         if (this.cb.onWelcome) this.cb.onWelcome(msg);
-        if (!wasLive) this._subscribe(this.topics);
+        // Only what this principal may read (the welcome lists it): the server refuses a
+        // whole subscribe that names one topic more (an anonymous reader and "settings").
+        const granted = Array.isArray(msg.topics) ? new Set(msg.topics) : null;
+        if (!wasLive) this._subscribe(this.topics.filter((t) => !granted || granted.has(t)));
         break;
       }
       case "event": {
