@@ -18,7 +18,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -61,9 +60,8 @@ from eas_schemas.streams import (
     SERVICE_HEARTBEAT,
 )
 from eas_testkit.factories import ingested_envelope, make_alert
-from servicekit.auth.tokens import write_keypair
+from eas_testkit.station import GatewayProcess, gateway_env
 from servicekit.bus import SyncBus, stream_key
-from servicekit.embedded import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -81,90 +79,24 @@ CHROMIUM_ARGS = [
 ADMIN, PASSWORD = "admin", "dashboard test password 1"
 
 
-class Station:
-    """``python -m eas_station.gateway serve`` as a child process that can be restarted."""
-
-    def __init__(self, env: dict[str, str], port: int, log_path: Path) -> None:
-        self.env = env
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        self.log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout_s: float = 120) -> None:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "eas_station.gateway", "serve", "--port", str(self.port)],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
-        deadline = time.monotonic() + timeout_s
-        last = ""
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"the gateway exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/readyz", timeout=5) as answer:
-                    if answer.status == 200:
-                        return
-            except urllib.error.HTTPError as exc:
-                last = exc.read().decode(errors="replace")
-            except OSError as exc:
-                last = str(exc)
-            time.sleep(0.3)
-        pytest.fail(f"the gateway was not ready in {timeout_s}s ({last}):\n{self.log()}")
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-6000:]
-
-
 @pytest.fixture
 def station_env(
     tmp_path: Path, database_url: str, redis_url: str, bus_namespace: str
 ) -> dict[str, str]:
-    private, public = write_keypair(tmp_path / "keys")
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("EAS_", "ALERTS_API_", "STATION_API_", "WS_BROADCASTER_", "POLLERS_"))
-    }
+    env = gateway_env(tmp_path, database_url, redis_url, bus_namespace, anonymous_read=False)
     env.update(
-        EAS_REDIS_URL=redis_url,
-        EAS_BUS_NAMESPACE=bus_namespace,
-        EAS_DATABASE_URL=database_url,
-        EAS_AUTH_PUBLIC_KEY_FILE=str(public),
-        EAS_AUTH_SIGNING_KEY_FILE=str(private),
-        EAS_ANONYMOUS_READ="false",
-        EAS_LOG_JSON="false",
         EAS_HEARTBEAT_INTERVAL_S="2",
-        ALERTS_API_STATION_SAME_CODES="039035",
-        ALERTS_API_OUTBOX_INTERVAL_S="0.3",
         STATION_API_PASSWORD_MEMORY_KIB="8192",
         STATION_API_PASSWORD_TIME_COST="1",
-        EAS_MONITOR_DATA_DIR=str(tmp_path / "eas-monitor"),
-        AUDIO_CONTROL_AIRED_DIR=str(tmp_path / "aired"),
     )
     return env
 
 
 @pytest.fixture
-def station(station_env: dict[str, str], tmp_path: Path) -> Iterator[Station]:
+def station(station_env: dict[str, str], tmp_path: Path) -> Iterator[GatewayProcess]:
     """A running gateway with an admin made by ``station-api create-admin``."""
     _create_admin(station_env)
-    station = Station(station_env, free_port(), tmp_path / "gateway.log")
+    station = GatewayProcess(station_env, tmp_path / "gateway.log")
     station.start()
     try:
         yield station
@@ -173,9 +105,9 @@ def station(station_env: dict[str, str], tmp_path: Path) -> Iterator[Station]:
 
 
 @pytest.fixture
-def new_station(station_env: dict[str, str], tmp_path: Path) -> Iterator[Station]:
+def new_station(station_env: dict[str, str], tmp_path: Path) -> Iterator[GatewayProcess]:
     """A running gateway without any user: it prints a one-time setup token."""
-    station = Station(station_env, free_port(), tmp_path / "gateway.log")
+    station = GatewayProcess(station_env, tmp_path / "gateway.log")
     station.start()
     try:
         yield station
@@ -327,7 +259,7 @@ def _chromium() -> Path:
     return CHROMIUM
 
 
-def test_dashboard_live_in_chromium(station: Station, bus: SyncBus, tmp_path: Path) -> None:
+def test_dashboard_live_in_chromium(station: GatewayProcess, bus: SyncBus, tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     executable = _chromium()
@@ -516,7 +448,7 @@ def test_dashboard_live_in_chromium(station: Station, bus: SyncBus, tmp_path: Pa
     print("screenshots:", json.dumps(sorted(str(p) for p in shots.iterdir()), indent=1))
 
 
-def test_first_start_setup_from_the_login_page(new_station: Station, tmp_path: Path) -> None:
+def test_first_start_setup_from_the_login_page(new_station: GatewayProcess, tmp_path: Path) -> None:
     """A new station has no user: the login page creates the admin with the setup token the
     station printed, then signs in."""
     from playwright.sync_api import expect, sync_playwright
@@ -555,7 +487,7 @@ VIEWER, VIEWER_PASSWORD = "watcher", "viewer test password 1"
 
 
 def _http(
-    station: Station, method: str, path: str, token: str, doc: dict[str, Any] | None = None
+    station: GatewayProcess, method: str, path: str, token: str, doc: dict[str, Any] | None = None
 ) -> Any:
     request = urllib.request.Request(
         f"{station.url}{path}",
@@ -567,7 +499,7 @@ def _http(
         return json.loads(answer.read() or b"null")
 
 
-def _token(station: Station, user: str, password: str) -> str:
+def _token(station: GatewayProcess, user: str, password: str) -> str:
     form = urllib.parse.urlencode({"username": user, "password": password}).encode()
     with urllib.request.urlopen(f"{station.url}/api/auth/token", data=form, timeout=30) as answer:
         token: str = json.loads(answer.read())["access_token"]
@@ -609,7 +541,7 @@ def _sign_in(page: Any, url: str, user: str, password: str) -> None:
 
 
 def test_console_relay_playout_log_and_origination(
-    station: Station, bus: SyncBus, redis_url: str, bus_namespace: str, tmp_path: Path
+    station: GatewayProcess, bus: SyncBus, redis_url: str, bus_namespace: str, tmp_path: Path
 ) -> None:
     """An operator's day at the console, against the real services: a Tornado Warning waits
     for confirmation (countdown, reasons, audio preview), is confirmed and airs; an ignored
@@ -902,7 +834,7 @@ SCREENS = (
 
 
 def _axe_every_screen(
-    browser: Any, station: Station, screens: tuple[str, ...] = SCREENS
+    browser: Any, station: GatewayProcess, screens: tuple[str, ...] = SCREENS
 ) -> list[dict[str, Any]]:
     """Serious and critical axe-core violations of each screen, as an admin sees it."""
     from playwright.sync_api import expect
@@ -969,7 +901,7 @@ def _fills(page: Any, selector: str) -> list[str]:
 
 
 def test_map_of_polygon_and_code_only_alerts(
-    station: Station, bus: SyncBus, redis_url: str, bus_namespace: str, tmp_path: Path
+    station: GatewayProcess, bus: SyncBus, redis_url: str, bus_namespace: str, tmp_path: Path
 ) -> None:
     """The map draws a polygon alert as its polygon and a code-only alert as the counties its
     SAME and UGC county codes name (a UGC zone said to be not drawn), the station's area
@@ -1133,7 +1065,7 @@ def test_map_of_polygon_and_code_only_alerts(
 
 
 def test_settings_screen_relay_rule_validation_history_import(
-    station: Station, bus: SyncBus, redis_url: str, bus_namespace: str, tmp_path: Path
+    station: GatewayProcess, bus: SyncBus, redis_url: str, bus_namespace: str, tmp_path: Path
 ) -> None:
     """The Settings screen against the real station: a bad relay delay is shown at its field
     and nothing is saved; SVR added to the relayed events and the next SVR alert is relayed
@@ -1325,7 +1257,7 @@ def test_settings_screen_relay_rule_validation_history_import(
 
 
 def test_console_outputs_recorded_narration_resend_and_user_delete(
-    station: Station, redis_url: str, bus_namespace: str, tmp_path: Path
+    station: GatewayProcess, redis_url: str, bus_namespace: str, tmp_path: Path
 ) -> None:
     """Outputs added (a bad folder at its field), edited and deleted from the Playout screen; a
     message composed with an uploaded recording, sent, aired and aired again after a second

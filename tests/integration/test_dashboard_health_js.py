@@ -5,14 +5,12 @@ started) are pinned here, where they can be forced."""
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-import eas_station.dashboard as dashboard
-from tests.integration.test_dashboard_live_js import CHROMIUM, CHROMIUM_ARGS
+from tests.integration.test_dashboard_live_js import module_page
 
 pytestmark = pytest.mark.integration
 
@@ -35,20 +33,8 @@ def ms(seconds: float) -> float:
 
 @pytest.fixture(scope="module")
 def page() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} not found: apt-get install -y chromium")
-    source = (dashboard.STATIC / "health.js").read_text()
-    url = "data:text/javascript;base64," + base64.b64encode(source.encode()).decode()
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page()
-        page.goto("about:blank")
-        page.evaluate(f"import('{url}').then((m) => {{ window.health = m; }})")
-        page.wait_for_function("window.health !== undefined")
+    with module_page("health.js", "health") as page:
         yield page
-        browser.close()
 
 
 def stale(page: Any, entries: dict[str, Any], now_s: float) -> list[str]:

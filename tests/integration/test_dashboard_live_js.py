@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -55,23 +56,32 @@ window.welcome = { type: "welcome", protocol: 1, server: "ws-broadcaster/t",
 """
 
 
-@pytest.fixture(scope="module")
-def page() -> Iterator[Any]:
+@contextmanager
+def module_page(module: str, name: str, before: str | None = None) -> Iterator[Any]:
+    """A blank page in headless Chromium with the dashboard's ``static/<module>`` imported as
+    ``window.<name>`` (``before`` runs first: the stand-ins the module will find)."""
     from playwright.sync_api import sync_playwright
 
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} not found: apt-get install -y chromium")
-    source = (dashboard.STATIC / "live.js").read_text()
+    source = (dashboard.STATIC / module).read_text()
     url = "data:text/javascript;base64," + base64.b64encode(source.encode()).decode()
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = browser.new_page()
         page.goto("about:blank")
-        page.evaluate(FAKE)
-        page.evaluate(f"import('{url}').then((m) => {{ window.live = m; }})")
-        page.wait_for_function("window.live !== undefined")
+        if before:
+            page.evaluate(before)
+        page.evaluate(f"import('{url}').then((m) => {{ window.{name} = m; }})")
+        page.wait_for_function(f"window.{name} !== undefined")
         yield page
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def page() -> Iterator[Any]:
+    with module_page("live.js", "live", FAKE) as page:
+        yield page
 
 
 def run(page: Any, script: str) -> Any:

@@ -468,21 +468,7 @@ def test_two_workers_one_output_one_plays(rig: Rig) -> None:
 def test_a_worker_that_died_mid_message_never_airs_it_again_but_sends_its_eom(rig: Rig) -> None:
     output_id = add_output(rig, "fm")
     item = queue(rig, "TOR", 3, seconds=1.0)
-    worker = rig.worker("dead")
-    with worker.store.begin() as conn:
-        # What a killed worker leaves: the item playing, its airing on the output begun.
-        conn.execute(
-            playout_items.update().where(playout_items.c.id == item).values(state="playing")
-        )
-        conn.execute(
-            insert(playout_airings).values(
-                item_id=item,
-                output_id=output_id,
-                state="playing",
-                started_at=datetime.now(UTC),
-                result="{}",
-            )
-        )
+    _left_playing_by_a_dead_worker(rig, output_id, item)
     fresh = rig.worker("fresh")
     run_worker(fresh, lambda: items(rig)[item].state == "interrupted")
     (sink,) = rig.sinks["fm"]
@@ -494,6 +480,7 @@ def test_a_worker_that_died_mid_message_never_airs_it_again_but_sends_its_eom(ri
 
 
 def _left_playing_by_a_dead_worker(rig: Rig, output_id: int, item: int) -> None:
+    """What a killed worker leaves: the item playing, its airing on the output begun."""
     with rig.worker("setup").store.begin() as conn:
         conn.execute(
             playout_items.update().where(playout_items.c.id == item).values(state="playing")

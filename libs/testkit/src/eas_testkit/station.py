@@ -38,7 +38,60 @@ FAST = {
 }
 
 
-class StationProcess:
+class _ChildStation:
+    """A station process in a session of its own, waited for until ``/readyz`` answers 200."""
+
+    url: str
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None
+
+    def _launch(
+        self, argv: list[str], what: str, timeout_s: float, cwd: Path | None = None
+    ) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                argv,
+                env=self.env,
+                cwd=cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout_s
+        last = ""
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"the {what} exited with {self.process.returncode}:\n{self.log()}"
+                )
+            try:
+                answer = httpx.get(f"{self.url}/readyz", timeout=5)
+                if answer.status_code == 200:
+                    return
+                last = answer.text[:500]
+            except httpx.HTTPError as exc:
+                last = str(exc)
+            time.sleep(0.3)
+        raise RuntimeError(f"the {what} was not ready in {timeout_s:.0f}s ({last}):\n{self.log()}")
+
+    def stop(self) -> int | None:
+        """SIGTERM to the group, as a service manager stops it; SIGKILL after 30 s."""
+        if self.process is None or self.process.poll() is not None:
+            return None if self.process is None else self.process.returncode
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+            raise
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-8000:]
+
+
+class StationProcess(_ChildStation):
     def __init__(
         self,
         data_dir: Path,
@@ -66,31 +119,13 @@ class StationProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             log.write(f"\n---- start {self.starts + 1}\n".encode())
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "eas_station.runner", "run"],
-                env=self.env,
-                cwd=self.data_dir.parent,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
         self.starts += 1
-        deadline = time.monotonic() + timeout_s
-        last = ""
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"the station exited with {self.process.returncode}:\n{self.log()}"
-                )
-            try:
-                answer = httpx.get(f"{self.url}/readyz", timeout=5)
-                if answer.status_code == 200:
-                    return
-                last = answer.text[:500]
-            except httpx.HTTPError as exc:
-                last = str(exc)
-            time.sleep(0.3)
-        raise RuntimeError(f"the station was not ready in {timeout_s:.0f}s ({last}):\n{self.log()}")
+        self._launch(
+            [sys.executable, "-m", "eas_station.runner", "run"],
+            "station",
+            timeout_s,
+            cwd=self.data_dir.parent,
+        )
 
     def kill9(self) -> None:
         """SIGKILL to the station's whole process group, as ``kill -9 -PGID`` does."""
@@ -108,18 +143,6 @@ class StationProcess:
             time.sleep(0.05)
         raise RuntimeError("processes of the killed station's group are still alive")
 
-    def stop(self) -> int | None:
-        """SIGTERM to the group, as a service manager stops it; SIGKILL after 30 s."""
-        if self.process is None or self.process.poll() is not None:
-            return None if self.process is None else self.process.returncode
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-            raise
-
     @property
     def redis_url(self) -> str:
         """The embedded bus of this start (its password changes with every start)."""
@@ -132,9 +155,6 @@ class StationProcess:
     def token(self, role: Role = Role.ADMIN) -> str:
         key = (self.data_dir / "keys" / "signing.pem").read_text()
         return TokenSigner(key).mint("station-test", role, ttl_s=3600)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-8000:]
 
 
 def gateway_env(
@@ -161,7 +181,7 @@ def gateway_env(
     return env
 
 
-class GatewayProcess:
+class GatewayProcess(_ChildStation):
     """``python -m eas_station.gateway serve`` (every service and the dashboard on one port)
     as a child process in its own session."""
 
@@ -173,40 +193,8 @@ class GatewayProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 120) -> None:
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "eas_station.gateway", "serve", "--port", str(self.port)],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout_s
-        last = ""
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"the gateway exited with {self.process.returncode}:\n{self.log()}"
-                )
-            try:
-                answer = httpx.get(f"{self.url}/readyz", timeout=5)
-                if answer.status_code == 200:
-                    return
-                last = answer.text[:500]
-            except httpx.HTTPError as exc:
-                last = str(exc)
-            time.sleep(0.3)
-        raise RuntimeError(f"the gateway was not ready in {timeout_s:.0f}s ({last}):\n{self.log()}")
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-8000:]
+        self._launch(
+            [sys.executable, "-m", "eas_station.gateway", "serve", "--port", str(self.port)],
+            "gateway",
+            timeout_s,
+        )
