@@ -236,7 +236,7 @@ class CachedReads:
         if mark is None:
             mark = await self.cache.current_mark()
         if mark is None:  # no watermark to trust: built afresh, never cached
-            await self._build(scope, receive, send, None, None, if_none_match)
+            await self._through(scope, receive, send, None, None, if_none_match)
             return
         entry = self.cache.get(key, mark)
         if entry is None:
@@ -250,13 +250,13 @@ class CachedReads:
             )
             return
         if key in self._building:  # someone else builds it (under another mark): no wait
-            await self._build(scope, receive, send, key, mark, if_none_match)
+            await self._through(scope, receive, send, key, mark, if_none_match)
             return
         done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._building[key] = (mark, done)
         built: CachedResponse | None = None
         try:
-            built = await self._build(scope, receive, send, key, mark, if_none_match)
+            built = await self._through(scope, receive, send, key, mark, if_none_match)
         finally:
             if self._building.get(key, (None, None))[1] is done:
                 del self._building[key]
@@ -270,34 +270,6 @@ class CachedReads:
             return False  # the application gives the same refusal, with its own shape
         return True
 
-    async def _build(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        key: tuple[bytes, ...] | None,
-        mark: object,
-        if_none_match: bytes,
-    ) -> CachedResponse | None:
-        """Answer a miss: through ``direct`` when it takes the request, else the application."""
-        if self.direct is not None and self._authorized(scope):
-            answer = await self.direct(scope)
-            if answer is not None:
-                if answer.status != 200:
-                    await send(
-                        {
-                            "type": "http.response.start",
-                            "status": answer.status,
-                            "headers": answer.headers,
-                        }
-                    )
-                    await send({"type": "http.response.body", "body": answer.body})
-                    return None
-                return await self._store(
-                    scope, send, key, mark, answer.headers, answer.body, if_none_match
-                )
-        return await self._through(scope, receive, send, key, mark, if_none_match)
-
     async def _through(
         self,
         scope: Scope,
@@ -307,7 +279,24 @@ class CachedReads:
         mark: object,
         if_none_match: bytes,
     ) -> CachedResponse | None:
-        """Run the application; the entry it stored for ``key``, if any."""
+        """Build a miss (through ``direct`` when it takes the request, else the application);
+        the entry stored for ``key``, if any."""
+        if self.direct is not None and self._authorized(scope):
+            answer = await self.direct(scope)
+            if answer is not None and answer.status == 200:
+                return await self._store(
+                    scope, send, key, mark, answer.headers, answer.body, if_none_match
+                )
+            if answer is not None:  # an error (404, 503): sent as it is, never kept
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": answer.status,
+                        "headers": answer.headers,
+                    }
+                )
+                await send({"type": "http.response.body", "body": answer.body})
+                return None
         start: Message | None = None
         chunks: list[bytes] = []
         stored: CachedResponse | None = None
