@@ -9,6 +9,7 @@ path's counter which of the two paths answered.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -174,14 +175,49 @@ async def test_database_outage_is_the_same_503_then_recovers(
             ok = await _same(pair, path, viewer)  # both pools now hold an open connection
             assert ok.status_code == 200
             cluster.stop_fast()
+            taken = _fast(pair[0]).answered
             down = await _same(pair, path, viewer)
             assert down.status_code == 503, down.text
             assert down.json() == {"detail": DATABASE_UNAVAILABLE}
             assert down.headers["retry-after"] == "5"
             assert (await _same(pair, "/api/alerts/424242", viewer)).status_code == 503
+            assert _fast(pair[0]).answered == taken + 2, "the fast path gave both 503s"
             cluster.start()
             # Back: the fast path's dropped connection is replaced, not answered as an outage.
             back = await _same(pair, path, viewer)
             assert back.status_code == 200 and back.content == ok.content
+    finally:
+        cluster.stop()
+
+
+async def test_with_the_cache_on_an_outage_is_a_503_on_every_read_route(
+    settings: AlertsApiSettings, token: Callable[..., str]
+) -> None:
+    """Pages in memory are not served once the watermark check fails: every read route
+    answers the outage's 503 (the fault run saw 404s during an outage)."""
+    viewer = {"Authorization": f"Bearer {token(Role.VIEWER)}"}
+    cluster = LocalPostgres()
+    try:
+        url = cluster.start()
+        await upgrade_url(url)
+        async with _app(settings.model_copy(update={"database_url": url})) as client:
+            (alert_id, *_) = await _chain(client)
+            paths = ["/api/alerts?limit=5", "/api/alerts/stats", f"/api/alerts/{alert_id}"]
+            cache = client.app.state.read_cache  # type: ignore[attr-defined]
+            for path in paths:  # read until one came from memory (events may drop pages)
+                async with asyncio.timeout(10):
+                    while True:
+                        hits = cache.hits
+                        assert (await client.get(path, headers=viewer)).status_code == 200
+                        if cache.hits > hits:
+                            break
+            cluster.stop_fast()
+            for path in paths:
+                down = await client.get(path, headers=viewer)
+                assert down.status_code == 503, (path, down.text)
+                assert down.json() == {"detail": DATABASE_UNAVAILABLE}, path
+            cluster.start()
+            for path in paths:
+                assert (await client.get(path, headers=viewer)).status_code == 200, path
     finally:
         cluster.stop()

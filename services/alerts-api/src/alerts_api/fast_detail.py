@@ -103,13 +103,13 @@ class DetailFastPath:
             return None
         if self.route is not None:
             scope["route"] = self.route
+        self.answered += 1  # taken: from here on this path gives the answer, whatever it is
         try:
             found = await self._fetch(pool, alert_id)
         except Exception as exc:
             if not database_unreachable(exc):
                 raise  # as through the route: an error of ours is a 500, not an outage
             return _answer(await database_error_handler(Request(scope), exc))
-        self.answered += 1
         if found is None:
             return _answer(await service_error_handler(Request(scope), detail_not_found(alert_id)))
         return _answer(detail_response(detail_body(found)))
