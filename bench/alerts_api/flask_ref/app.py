@@ -29,7 +29,8 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives import serialization
 from flask import Flask, g, jsonify, request
-from peers.common import decode_claims
+from peers.common import ROLES_THAT_READ as ROLE_CAN_READ
+from peers.common import STATES, decode_claims
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -50,16 +51,6 @@ from sqlalchemy.orm import (
     relationship,
     selectinload,
 )
-
-ROLE_CAN_READ = {"viewer", "operator", "admin"}  # every role holds alerts:read
-STATES = {
-    "active": ("active",),
-    "expired": ("expired",),
-    "cancelled": ("cancelled",),
-    "updated": ("updated",),
-    "inactive": ("expired", "cancelled", "updated"),
-    "all": None,
-}
 
 
 class Base(DeclarativeBase):
