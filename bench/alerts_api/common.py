@@ -1,20 +1,26 @@
 """Shared plumbing of the alerts-api benchmarks: machine facts, a throwaway database,
-subprocesses in their own process group, keys and tokens. Not a test helper: no assertions."""
+subprocesses in their own process group, keys and tokens, wrk runs and the CPU they cost
+(server process group, PostgreSQL, the whole machine), per-process RSS. Not a test helper:
+no assertions."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import platform
+import re
+import resource
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]  # the workspace (/work/main)
 PG_ADMIN = os.environ.get("BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -359,16 +365,65 @@ def _stat(pid: str) -> list[str] | None:
     return raw[raw.rfind(")") + 2 :].split()  # fields from 'state' on
 
 
-def group_cpu_s(pgid: int) -> float:
-    """utime+stime (seconds) of the live processes in a process group."""
-    total = 0.0
+def group_processes(pgid: int) -> Iterator[tuple[str, list[str], list[str]]]:
+    """(pid, /proc stat fields from 'state' on, argv) of each live process of a group, the
+    ``uv run`` launchers left out (they only wait for their child)."""
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
         f = _stat(pid)
-        if f and int(f[2]) == pgid:  # f[2] = pgrp
-            total += (int(f[11]) + int(f[12])) / CLK_TCK  # utime, stime
-    return total
+        if not f or int(f[2]) != pgid:  # f[2] = pgrp
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                argv = [a.decode(errors="replace") for a in fh.read().split(b"\0") if a]
+        except OSError:
+            continue
+        if argv and Path(argv[0]).name == "uv":
+            continue
+        yield pid, f, argv
+
+
+def _cpu_s(f: list[str]) -> float:
+    return (int(f[11]) + int(f[12])) / CLK_TCK  # utime, stime
+
+
+def group_cpu_s(pgid: int) -> float:
+    """utime+stime (seconds) of the live processes in a process group."""
+    return sum(_cpu_s(f) for _, f, _ in group_processes(pgid))
+
+
+def _rss_mb(pid: str) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            return next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:")) / 1024
+    except (OSError, ValueError, IndexError, StopIteration):
+        return 0.0
+
+
+def group_rss_mb(pgid: int) -> float:
+    """Resident memory of the group's processes (MB), the ``uv run`` launchers left out."""
+    return sum(_rss_mb(pid) for pid, _, _ in group_processes(pgid))
+
+
+def by_process(
+    pgid: int, label: Callable[[list[str]], str], measure: Callable[[str, list[str]], float]
+) -> dict[str, float]:
+    """``measure(pid, stat fields)`` summed per ``label(argv)`` over the group's processes."""
+    out: dict[str, float] = {}
+    for pid, f, argv in group_processes(pgid):
+        if argv:
+            name = label(argv)
+            out[name] = out.get(name, 0.0) + measure(pid, f)
+    return out
+
+
+def rss_by_process(pgid: int, label: Callable[[list[str]], str]) -> dict[str, float]:
+    return by_process(pgid, label, lambda pid, _: _rss_mb(pid))
+
+
+def cpu_by_process(pgid: int, label: Callable[[list[str]], str]) -> dict[str, float]:
+    return by_process(pgid, label, lambda _, f: _cpu_s(f))
 
 
 def postgres_cpu_s() -> float:
@@ -385,7 +440,7 @@ def postgres_cpu_s() -> float:
             continue
         f = _stat(pid)
         if f:
-            total += (int(f[11]) + int(f[12])) / CLK_TCK
+            total += _cpu_s(f)
     return total
 
 
@@ -399,20 +454,130 @@ def system_busy() -> tuple[float, float]:
 
 def python_pid_in_group(pgid: int, needle: str) -> int | None:
     """The python process of a `uv run ...` group whose command line contains needle."""
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        f = _stat(pid)
-        if not f or int(f[2]) != pgid:
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if "python" in cmd.split(" ")[0] and needle in cmd:
+    for pid, _, argv in group_processes(pgid):
+        if argv and "python" in argv[0] and needle in " ".join(argv):
             return int(pid)
     return None
+
+
+# ---- wrk, and what a run of it cost --------------------------------------------------------
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+def ms(text: str) -> float:
+    """A wrk duration (``812.00us``, ``3.10ms``, ``1.20s``) in milliseconds."""
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text.strip())
+    if not m:
+        return float("nan")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def wrk(
+    port: int,
+    path: str,
+    token: str,
+    seconds: int,
+    connections: int,
+    script: Path | None = None,
+) -> dict[str, Any]:
+    """``wrk -t2 -c<connections> -d<seconds>s --latency`` with a Bearer token, parsed: rps,
+    p50/p75/p90/p99 (ms), non2xx, socket_errors, requests, transfer, wrk_cpu_s, raw."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    argv = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
+    argv += ["-H", f"Authorization: Bearer {token}"]
+    if script is not None:
+        argv += ["-s", str(script)]
+    out = subprocess.run(
+        [*argv, f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, check=False
+    ).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    res: dict[str, Any] = {"raw": out}
+    res["wrk_cpu_s"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    res["rps"] = float(m.group(1)) if m else 0.0
+    for pct in ("50", "75", "90", "99"):
+        m = re.search(rf"^\s+{pct}%\s+(\S+)", out, re.M)
+        res[f"p{pct}"] = ms(m.group(1)) if m else float("nan")
+    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    res["non2xx"] = int(m.group(1)) if m else 0
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    res["socket_errors"] = sum(int(x) for x in m.groups()) if m else 0
+    m = re.search(r"(\d+) requests in", out)
+    res["requests"] = int(m.group(1)) if m else 0
+    m = re.search(r"Transfer/sec:\s+(\S+)", out)
+    res["transfer"] = m.group(1) if m else "?"
+    return res
+
+
+@contextlib.contextmanager
+def costs(pgid: int) -> Iterator[dict[str, float]]:
+    """CPU seconds of the server's process group and of PostgreSQL, and the whole machine's
+    busy %, over the ``with`` block (filled in on exit)."""
+    cpu0, pg0, (busy0, all0) = group_cpu_s(pgid), postgres_cpu_s(), system_busy()
+    out: dict[str, float] = {}
+    try:
+        yield out
+    finally:
+        busy1, all1 = system_busy()
+        out["server_cpu_s"] = group_cpu_s(pgid) - cpu0
+        out["postgres_cpu_s"] = postgres_cpu_s() - pg0
+        out["busy_pct"] = 100 * (busy1 - busy0) / max(all1 - all0, 1)
+
+
+def load(
+    port: int,
+    path: str,
+    token: str,
+    pgid: int,
+    *,
+    seconds: int,
+    connections: int,
+    warmup: int = 0,
+    script: Path | None = None,
+) -> dict[str, Any]:
+    """A warm-up, then a measured wrk run: its figures plus server/PostgreSQL CPU per request
+    (``cpu_ms_req``, ``pg_ms_req``: the steady figures on a busy machine) and ``busy_pct``."""
+    if warmup:
+        wrk(port, path, token, warmup, connections, script)
+    with costs(pgid) as cost:
+        w = wrk(port, path, token, seconds, connections, script)
+    requests = max(w["requests"], 1)
+    w.update(cost)
+    w["cpu_ms_req"] = 1000 * cost["server_cpu_s"] / requests
+    w["pg_ms_req"] = 1000 * cost["postgres_cpu_s"] / requests
+    return w
+
+
+def measure_route(
+    port: int, path: str, token: str, pgid: int, args: Any, script: Path | None = None
+) -> dict[str, Any]:
+    """One GET (``status``, ``body``: what the route answers), then ``load`` with the
+    script's ``args.duration``, ``args.connections`` and ``args.warmup``."""
+    status, body, _ = http_get(port, path, token)
+    w = load(
+        port,
+        path,
+        token,
+        pgid,
+        seconds=args.duration,
+        connections=args.connections,
+        warmup=args.warmup,
+        script=script,
+    )
+    return {**w, "status": status, "body": body}
+
+
+def http_get(port: int, path: str, token: str) -> tuple[int, bytes, str]:
+    """(status, body, content type) of one GET with a Bearer token; errors are answers too."""
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", headers={"Authorization": f"Bearer {token}"}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, resp.read(), resp.headers.get("content-type", "")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read(), exc.headers.get("content-type", "")
 
 
 class PySpy:

@@ -25,13 +25,10 @@ import contextlib
 import json
 import os
 import re
-import resource
 import secrets
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -43,20 +40,20 @@ from common import (
     Proc,
     PySpy,
     corpus,
+    costs,
     db_url,
     delete_namespace,
     drop_database,
     free_port,
-    group_cpu_s,
+    http_get,
     keypair,
     mint_token,
-    postgres_cpu_s,
     print_machine,
     python_pid_in_group,
     recreate_database,
     summarize_raw,
-    system_busy,
     wait_http,
+    wrk,
 )
 
 DB_NAME = "eas_bench_http"
@@ -100,56 +97,6 @@ async def seed(url: str, n: int, concurrency: int = 8) -> float:
         await conn.execute(text("ANALYZE"))
     await engine.dispose()
     return time.perf_counter() - started
-
-
-# ---- wrk -----------------------------------------------------------------------------------
-
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
-
-
-def _ms(text: str) -> float:
-    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text.strip())
-    if not m:
-        return float("nan")
-    return float(m.group(1)) * _UNITS[m.group(2)]
-
-
-def run_wrk(port: int, token: str, duration_s: int, connections: int) -> dict[str, Any]:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    out = subprocess.run(
-        [
-            "wrk",
-            "-t2",
-            f"-c{connections}",
-            f"-d{duration_s}s",
-            "--latency",
-            "--timeout",
-            "10s",
-            "-H",
-            f"Authorization: Bearer {token}",
-            f"http://127.0.0.1:{port}{PATH}",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    res: dict[str, Any] = {"raw": out}
-    res["wrk_cpu_s"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    res["rps"] = float(m.group(1)) if m else 0.0
-    for pct in ("50", "75", "90", "99"):
-        m = re.search(rf"^\s+{pct}%\s+(\S+)", out, re.M)
-        res[f"p{pct}"] = _ms(m.group(1)) if m else float("nan")
-    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    res["non2xx"] = int(m.group(1)) if m else 0
-    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    res["socket_errors"] = sum(int(x) for x in m.groups()) if m else 0
-    m = re.search(r"(\d+) requests in", out)
-    res["requests"] = int(m.group(1)) if m else 0
-    m = re.search(r"Transfer/sec:\s+(\S+)", out)
-    res["transfer"] = m.group(1) if m else "?"
-    return res
 
 
 # ---- servers -------------------------------------------------------------------------------
@@ -247,11 +194,7 @@ def server_configs(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def fetch(port: int, token: str) -> tuple[int, bytes, str]:
-    req = urllib.request.Request(
-        f"http://127.0.0.1:{port}{PATH}", headers={"Authorization": f"Bearer {token}"}
-    )
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        return resp.status, resp.read(), resp.headers.get("content-type", "")
+    return http_get(port, PATH, token)
 
 
 def _norm(key: str, value: Any) -> Any:
@@ -306,17 +249,15 @@ def bench_one(
         status, body, ctype = fetch(port, token)
         result.update(status=status, body=body, bytes=len(body), content_type=ctype)
         if args.warmup:
-            run_wrk(port, token, args.warmup, args.connections)
-        cpu0, pg0 = group_cpu_s(proc.pid), postgres_cpu_s()
-        busy0, all0 = system_busy()
+            wrk(port, PATH, token, args.warmup, args.connections)
         spy = None
         if args.py_spy and cfg["kind"] == "fastapi" and cfg.get("workers") == 1:
             pid = python_pid_in_group(proc.pid, "uvicorn")
             if pid:
                 spy = PySpy(pid, tmp / f"{name}.pyspy.txt")
                 time.sleep(1.0)
-        w = run_wrk(port, token, args.duration, args.connections)
-        busy1, all1 = system_busy()
+        with costs(proc.pid) as cost:
+            w = wrk(port, PATH, token, args.duration, args.connections)
         if spy is not None:
             spy.stop()
             result["py_spy"] = summarize_raw(
@@ -337,9 +278,9 @@ def bench_one(
             )
         result.update({k: v for k, v in w.items() if k != "raw"})
         result["wrk_raw"] = w["raw"]
-        result["server_cpu_s"] = group_cpu_s(proc.pid) - cpu0
-        result["postgres_cpu_s"] = postgres_cpu_s() - pg0
-        result["machine_busy_pct"] = 100 * (busy1 - busy0) / max(all1 - all0, 1)
+        result["server_cpu_s"] = cost["server_cpu_s"]
+        result["postgres_cpu_s"] = cost["postgres_cpu_s"]
+        result["machine_busy_pct"] = cost["busy_pct"]
         reqs = max(w["requests"], 1)
         result["server_cpu_ms_per_req"] = 1000 * result["server_cpu_s"] / reqs
         # after the load: the body is still right

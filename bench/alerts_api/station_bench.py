@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import re
 import secrets
 import sys
@@ -36,74 +35,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     REDIS_URL,
     Proc,
+    cpu_by_process,
     db_url,
     delete_namespace,
     drop_database,
     free_port,
-    group_cpu_s,
-    postgres_cpu_s,
+    measure_route,
     print_machine,
     recreate_database,
+    rss_by_process,
     wait_http,
 )
 from http_bench import seed
-from peers_bench import get, newest_ids, wrk
+from peers_bench import newest_ids
 
 DB_NAME = "eas_bench_station"
 
 
-def rss_by_process(pgid: int) -> dict[str, float]:
-    """RSS (MB) of each process of the group, named by what it runs; uv launchers left out."""
-    out: dict[str, float] = {}
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-            if int(fields[2]) != pgid:
-                continue
-            with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                argv = [a.decode(errors="replace") for a in fh.read().split(b"\0") if a]
-            if not argv or Path(argv[0]).name == "uv":
-                continue
-            with open(f"/proc/{pid}/status") as fh:
-                kb = next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:"))
-        except (OSError, ValueError, IndexError, StopIteration):
-            continue
-        name = _label(argv)
-        out[name] = out.get(name, 0.0) + kb / 1024
-    return out
-
-
-def cpu_by_process(pgid: int) -> dict[str, float]:
-    """CPU seconds so far of each process of the group, named like rss_by_process."""
-    out: dict[str, float] = {}
-    tick = os.sysconf("SC_CLK_TCK")
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-            if int(fields[2]) != pgid:
-                continue
-            with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                argv = [a.decode(errors="replace") for a in fh.read().split(b"\0") if a]
-        except (OSError, ValueError, IndexError):
-            continue
-        if not argv or Path(argv[0]).name == "uv":
-            continue
-        name = _label(argv)
-        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
-    return out
-
-
 def idle_cpu_pct(pgid: int, seconds: float) -> dict[str, float]:
     """Each process's CPU (% of one core) while nothing is asked of it: background work."""
-    before = cpu_by_process(pgid)
+    before = cpu_by_process(pgid, _label)
     time.sleep(seconds)
-    after = cpu_by_process(pgid)
+    after = cpu_by_process(pgid, _label)
     return {k: 100 * (v - before.get(k, 0.0)) / seconds for k, v in after.items()}
 
 
@@ -143,18 +96,6 @@ def routes(newest: int) -> dict[str, str]:
         "decisions": "/api/audio/decisions",
         "log": "/api/audio/log",
     }
-
-
-def load(port: int, token: str, path: str, args: argparse.Namespace, pgid: int) -> dict[str, Any]:
-    status, _ = get(port, path, token)
-    if args.warmup:
-        wrk(port, token, path, args, args.warmup)
-    cpu0, pg0 = group_cpu_s(pgid), postgres_cpu_s()
-    w = wrk(port, token, path, args, args.duration)
-    w["status"] = status
-    w["cpu_ms_req"] = 1000 * (group_cpu_s(pgid) - cpu0) / max(w["requests"], 1)
-    w["pg_ms_req"] = 1000 * (postgres_cpu_s() - pg0) / max(w["requests"], 1)
-    return w
 
 
 def main() -> int:
@@ -214,16 +155,16 @@ def main() -> int:
                         wait_http(f"http://127.0.0.1:{port}/healthz", proc, timeout_s=120)
                     time.sleep(2.0)  # background tasks settle (first settings sync, polls)
                     idle = sum(idle_cpu_pct(proc.pid, args.idle).values())
-                    rest = sum(rss_by_process(proc.pid).values())
+                    rest = sum(rss_by_process(proc.pid, _label).values())
                     for route in wanted:
-                        w = load(port, token, paths[route], args, proc.pid)
+                        w = measure_route(port, paths[route], token, proc.pid, args)
                         rows.append({"where": f"{name} alone", "route": route, **w})
                         print(
                             f"   {route}: {w['rps']:.0f} req/s, {w['cpu_ms_req']:.2f} ms "
                             f"CPU/req, status {w['status']}",
                             flush=True,
                         )
-                    loaded_mb = sum(rss_by_process(proc.pid).values())
+                    loaded_mb = sum(rss_by_process(proc.pid, _label).values())
                     memory.append((name, "alone", rest, loaded_mb, idle))
                 except Exception as exc:
                     print(f"   ERROR: {exc}"[:1500], flush=True)
@@ -253,16 +194,16 @@ def main() -> int:
                 wait_http(f"http://127.0.0.1:{port}/healthz", proc, timeout_s=180)
                 time.sleep(2.0)
                 idle_by = idle_cpu_pct(proc.pid, args.idle)
-                rest = rss_by_process(proc.pid)
+                rest = rss_by_process(proc.pid, _label)
                 for route, path in paths.items():
-                    w = load(port, token, path, args, proc.pid)
+                    w = measure_route(port, path, token, proc.pid, args)
                     rows.append({"where": "eas-station run", "route": route, **w})
                     print(
                         f"   {route}: {w['rps']:.0f} req/s, {w['cpu_ms_req']:.2f} ms CPU/req,"
                         f" status {w['status']}",
                         flush=True,
                     )
-                loaded = rss_by_process(proc.pid)
+                loaded = rss_by_process(proc.pid, _label)
                 for label in sorted(set(rest) | set(loaded)):
                     memory.append(
                         (

@@ -66,6 +66,21 @@ def psycopg_sql(sql: str) -> str:
     return out
 
 
+def decode_claims(token: str, key: Any) -> dict[str, Any]:
+    """The station's token rules (servicekit.auth.tokens): Ed25519, audience, issuer, 30 s
+    leeway, required claims. Raises jwt.InvalidTokenError."""
+    claims: dict[str, Any] = jwt.decode(
+        token,
+        key,
+        algorithms=["EdDSA"],
+        audience=AUDIENCE,
+        issuer=ISSUER,
+        leeway=30,
+        options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+    )
+    return claims
+
+
 class TokenCheck:
     """Ed25519 JWT check with a verified-token cache (what servicekit's verifier does)."""
 
@@ -88,15 +103,7 @@ class TokenCheck:
                 return 401, "token expired"
             return 0, hit[0]
         try:
-            claims = jwt.decode(
-                token,
-                self.key,  # type: ignore[arg-type]
-                algorithms=["EdDSA"],
-                audience=AUDIENCE,
-                issuer=ISSUER,
-                leeway=30,
-                options={"require": ["exp", "iat", "sub", "iss", "aud"]},
-            )
+            claims = decode_claims(token, self.key)
         except jwt.InvalidTokenError as exc:
             return 401, f"invalid token: {exc}"
         if claims.get("role") not in ROLES_THAT_READ:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from asyncpg.exceptions import CannotConnectNowError, PostgresConnectionError
+from asyncpg.exceptions import (
+    AdminShutdownError,
+    CannotConnectNowError,
+    ConnectionDoesNotExistError,
+    CrashShutdownError,
+    PostgresConnectionError,
+)
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -75,6 +81,12 @@ def database_unreachable(exc: BaseException) -> bool:
         if isinstance(current, ConnectionError | PoolTimeout | TimeoutError):
             return True
         if isinstance(current, PostgresConnectionError | CannotConnectNowError):
+            return True
+        # What asyncpg raises itself (unwrapped: a service reading through the driver
+        # directly) when the server goes away under an open connection.
+        if isinstance(
+            current, ConnectionDoesNotExistError | AdminShutdownError | CrashShutdownError
+        ):
             return True
         if isinstance(current, DBAPIError) and current.connection_invalidated:
             return True

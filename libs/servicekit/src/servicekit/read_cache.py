@@ -28,6 +28,15 @@ security headers, CORS and metrics still apply): a hit is authorised with the sa
 ``authorize`` as the route's dependency; anything the cache cannot answer (no entry, a token
 that fails, a non-GET) goes to the application untouched, which answers as it always did.
 Every 200 it passes through gets a strong ``ETag``; ``If-None-Match`` answers 304.
+
+A miss can also be answered without the application: ``direct`` (optional) is a pure
+function of the request for the routes whose miss is hot (alerts-api: the detail of any id,
+where a dashboard or a client walking the store misses nearly every time). It is called only
+for a caller ``authorize`` accepts, builds the same status, headers and body as the route
+would (the service proves it in its tests), and returns None for anything it does not handle
+the same way (a malformed id, another route), which then goes to the application. What it
+answers is cached and tagged exactly like a page the application built; its errors (404,
+503) are sent as they are, never cached.
 """
 
 from __future__ import annotations
@@ -50,6 +59,19 @@ from servicekit.auth.permissions import Permission
 log = logging.getLogger(__name__)
 
 Watermark = Callable[[], Awaitable[object]]
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A whole response built without the application (see ``CachedReads.direct``)."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+
+# Called with the scope of an authorised GET the cache could not answer; None: not mine.
+Direct = Callable[[Scope], Awaitable[Answer | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,11 +206,13 @@ class CachedReads:
         cache: ResponseCache,
         permission: Permission,
         prefixes: Sequence[str],
+        direct: Direct | None = None,
     ) -> None:
         self.app = app
         self.cache = cache
         self.permission = permission
         self.prefixes = tuple(prefixes)
+        self.direct = direct
         # Pages being built, by key: concurrent misses of one page wait for the first build
         # instead of all running it (every entry expiring at once made a p99 spike).
         self._building: dict[tuple[bytes, ...], tuple[object, asyncio.Future[Any]]] = {}
@@ -211,7 +235,7 @@ class CachedReads:
         mark = self.cache.fresh_mark()
         if mark is None:
             mark = await self.cache.current_mark()
-        if mark is None:  # no watermark to trust: straight to the application, uncached
+        if mark is None:  # no watermark to trust: built afresh, never cached
             await self._through(scope, receive, send, None, None, if_none_match)
             return
         entry = self.cache.get(key, mark)
@@ -255,7 +279,24 @@ class CachedReads:
         mark: object,
         if_none_match: bytes,
     ) -> CachedResponse | None:
-        """Run the application; the entry it stored for ``key``, if any."""
+        """Build a miss (through ``direct`` when it takes the request, else the application);
+        the entry stored for ``key``, if any."""
+        if self.direct is not None and self._authorized(scope):
+            answer = await self.direct(scope)
+            if answer is not None and answer.status == 200:
+                return await self._store(
+                    scope, send, key, mark, answer.headers, answer.body, if_none_match
+                )
+            if answer is not None:  # an error (404, 503): sent as it is, never kept
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": answer.status,
+                        "headers": answer.headers,
+                    }
+                )
+                await send({"type": "http.response.body", "body": answer.body})
+                return None
         start: Message | None = None
         chunks: list[bytes] = []
         stored: CachedResponse | None = None
@@ -274,19 +315,33 @@ class CachedReads:
             chunks.append(message.get("body", b""))
             if message.get("more_body", False):
                 return
-            body = b"".join(chunks)
-            etag = etag_of(body)
-            headers = [
-                (k, v) for k, v in start.get("headers", []) if k not in (b"etag", b"set-cookie")
-            ]
-            cookies = [(k, v) for k, v in start.get("headers", []) if k == b"set-cookie"]
-            if key is not None and not cookies:
-                route = scope.get("route")
-                stored = CachedResponse(200, headers, body, etag, route, self.cache.clock(), mark)
-                self.cache.put(key, stored)
-            await self._answer(send, 200, headers + cookies, body, etag, if_none_match)
+            stored = await self._store(
+                scope, send, key, mark, start.get("headers", []), b"".join(chunks), if_none_match
+            )
 
         await self.app(scope, receive, capture)
+        return stored
+
+    async def _store(
+        self,
+        scope: Scope,
+        send: Send,
+        key: tuple[bytes, ...] | None,
+        mark: object,
+        raw_headers: Sequence[tuple[bytes, bytes]],
+        body: bytes,
+        if_none_match: bytes,
+    ) -> CachedResponse | None:
+        """Tag a built 200, keep it under ``key`` (unless it sets a cookie), send it."""
+        etag = etag_of(body)
+        headers = [(k, v) for k, v in raw_headers if k not in (b"etag", b"set-cookie")]
+        cookies = [(k, v) for k, v in raw_headers if k == b"set-cookie"]
+        stored: CachedResponse | None = None
+        if key is not None and not cookies:
+            route = scope.get("route")
+            stored = CachedResponse(200, headers, body, etag, route, self.cache.clock(), mark)
+            self.cache.put(key, stored)
+        await self._answer(send, 200, headers + cookies, body, etag, if_none_match)
         return stored
 
     @staticmethod

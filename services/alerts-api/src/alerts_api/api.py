@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, status
 from fastapi.responses import JSONResponse, Response
 
 from alerts_api import repository as repo
+from alerts_api.fast_detail import detail_response
 from alerts_api.render import AlertPage, feature_bytes
 from alerts_api.schemas import (
     GEOJSON,
@@ -180,7 +181,9 @@ async def alert_stats(request: Request, _: Reader) -> AlertStats:
     responses={404: error("no alert with this id")},
 )
 async def get_alert(request: Request, alert_id: AlertId, _: Reader) -> Response:
-    return Response(await _service(request).detail(alert_id), media_type="application/json")
+    # The read cache's fast path (alerts_api.fast_detail) answers most of these without
+    # reaching here, with the same bytes: this route is the contract and the fallback.
+    return detail_response(await _service(request).detail(alert_id))
 
 
 def _created(body: CreatedAlert) -> JSONResponse:

@@ -16,6 +16,7 @@ from starlette.middleware import Middleware
 from alerts_api import __version__
 from alerts_api.api import router
 from alerts_api.consumer import make_batch_handler, make_handler
+from alerts_api.fast_detail import DetailFastPath, asyncpg_dsn
 from alerts_api.service import AlertService
 from alerts_api.settings import AlertsApiSettings
 from eas_schemas.streams import (
@@ -139,6 +140,7 @@ def create_app(settings: AlertsApiSettings | None = None) -> FastAPI:
     cache = ResponseCache(
         max_entries=settings.read_cache_entries, max_lag_s=settings.read_cache_max_lag_s
     )
+    fast_detail = DetailFastPath(settings.detail_pool_size)
 
     @contextlib.asynccontextmanager
     async def setup(app: FastAPI, rt: ServiceRuntime) -> AsyncIterator[None]:
@@ -204,12 +206,30 @@ def create_app(settings: AlertsApiSettings | None = None) -> FastAPI:
                 _follow_alert_events(rt.redis, settings.bus_namespace, cache, rt.stop),
                 name="read-cache-events",
             )
-        yield
+        app.state.detail_fast_path = fast_detail
+        if settings.detail_fast_path and rt.engine.dialect.name == "postgresql":
+            await fast_detail.start(asyncpg_dsn(rt.engine.url))
+        try:
+            yield
+        finally:
+            await fast_detail.close()
 
-    return service_app(
+    app = service_app(
         INFO,
         settings,
         [router],
         setup,
-        inner_middleware=[Middleware(CachedReads, cache, Permission.ALERTS_READ, ["/api/alerts"])],
+        inner_middleware=[
+            Middleware(
+                CachedReads, cache, Permission.ALERTS_READ, ["/api/alerts"], direct=fast_detail
+            )
+        ],
     )
+    # The route FastAPI puts in the scope when it answers (the router's own APIRoute).
+    fast_detail.route = next(
+        route
+        for route in router.routes
+        if getattr(route, "path", None) == "/api/alerts/{alert_id}"
+        and "GET" in getattr(route, "methods", ())
+    )
+    return app

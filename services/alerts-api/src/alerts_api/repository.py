@@ -464,41 +464,57 @@ async def list_page(
     return list((await conn.execute(stmt)).all())
 
 
-# The detail's four reads on PostgreSQL, straight to asyncpg (prepared and cached per
-# connection by the driver): SQLAlchemy's statement handling was most of this route's CPU.
-_PG_DETAIL = (
-    "SELECT id, item_json, cap, geometry_json FROM alerts WHERE id = $1",
-    "SELECT ref_sender, ref_identifier, ref_sent, ref_alert_id FROM alert_references "
-    "WHERE alert_id = $1 ORDER BY ref_sent, ref_identifier",
-    "SELECT a.id, a.identifier, a.msg_type, a.sent FROM alerts a JOIN alert_references r "
-    "ON r.alert_id = a.id WHERE r.ref_alert_id = $1 ORDER BY a.sent, a.id",
-    "SELECT at, from_state, to_state, reason, by_alert_id FROM alert_history "
-    "WHERE alert_id = $1 ORDER BY id",
+# The whole detail in one statement on PostgreSQL: the alert's stored documents and, as
+# arrays of anonymous records, its references, referrers and history (asyncpg decodes
+# ``record[]`` into tuples). One round trip instead of four; sent straight to asyncpg, which
+# prepares and caches it per connection (SQLAlchemy's statement handling was most of this
+# route's CPU). The FastAPI route and the pure-ASGI fast path (alerts_api.fast_detail) both
+# run exactly this text, so they read the same rows.
+DETAIL_SQL = (
+    "SELECT a.item_json, a.cap, a.geometry_json, "
+    "ARRAY(SELECT ROW(r.ref_sender, r.ref_identifier, r.ref_sent, r.ref_alert_id) "
+    "FROM alert_references r WHERE r.alert_id = a.id "
+    "ORDER BY r.ref_sent, r.ref_identifier), "
+    "ARRAY(SELECT ROW(b.id, b.identifier, b.msg_type, b.sent) "
+    "FROM alerts b JOIN alert_references r ON r.alert_id = b.id WHERE r.ref_alert_id = a.id "
+    "ORDER BY b.sent, b.id), "
+    "ARRAY(SELECT ROW(h.at, h.from_state, h.to_state, h.reason, h.by_alert_id) "
+    "FROM alert_history h WHERE h.alert_id = a.id ORDER BY h.id) "
+    "FROM alerts a WHERE a.id = $1"
 )
 
+# (item_json, cap, geometry_json, references, referrers, history): each of the last three a
+# sequence of tuples in the column order of DETAIL_SQL's records.
+DetailRow = tuple[
+    str, str, str | None, Sequence[Sequence[Any]], Sequence[Sequence[Any]], Sequence[Sequence[Any]]
+]
 
-async def detail_rows(
-    conn: AsyncConnection, alert_id: int
-) -> tuple[Any, list[Any], list[Any], list[Any]] | None:
-    """(alert, references, referrers, history) rows; None when no such alert."""
+
+async def fetch_detail(raw: Any, alert_id: int) -> DetailRow | None:
+    """DETAIL_SQL on an asyncpg connection (a pooled one of the engine, or the fast path's)."""
+    row = await raw.fetchrow(DETAIL_SQL, alert_id)
+    return None if row is None else (row[0], row[1], row[2], row[3], row[4], row[5])
+
+
+async def detail_rows(conn: AsyncConnection, alert_id: int) -> DetailRow | None:
+    """The detail's parts (see ``DetailRow``); None when no such alert."""
     if conn.dialect.name == "postgresql":
         raw = (await conn.get_raw_connection()).driver_connection
         assert raw is not None
-        row = await raw.fetchrow(_PG_DETAIL[0], alert_id)
-        if row is None:
-            return None
-        refs, later, hist = [await raw.fetch(sql, alert_id) for sql in _PG_DETAIL[1:]]
-        return row, list(refs), list(later), list(hist)
+        return await fetch_detail(raw, alert_id)
     found = await get_alert(conn, alert_id)
     if found is None:
         return None
-    # Mappings, so callers read both drivers' rows by column name alike.
-    return (
-        found._mapping,
-        [r._mapping for r in await references_of(conn, alert_id)],
-        [r._mapping for r in await referenced_by(conn, alert_id)],
-        [r._mapping for r in await history(conn, alert_id)],
-    )
+    refs = [
+        (r.ref_sender, r.ref_identifier, r.ref_sent, r.ref_alert_id)
+        for r in await references_of(conn, alert_id)
+    ]
+    later = [(r.id, r.identifier, r.msg_type, r.sent) for r in await referenced_by(conn, alert_id)]
+    hist = [
+        (h.at, h.from_state, h.to_state, h.reason, h.by_alert_id)
+        for h in await history(conn, alert_id)
+    ]
+    return found.item_json, found.cap, found.geometry_json, refs, later, hist
 
 
 async def get_alert(conn: AsyncConnection, alert_id: int) -> Any:
