@@ -89,7 +89,6 @@ MAX_EXPECTED_ERRORS = 0.02  # acceptance threshold on sum of bit error probabili
 # search for a missed header burst (``SameDecoder._search_missing``): the 160 known bits
 # (preamble + ZCZC) correlated with dn on the found bursts' bit clock
 SEARCH_SCORE = 0.30  # mean of sign(bit) * dn over the 160 bits
-SEARCH_ZCZC_SCORE = 0.20  # and over the 32 ZCZC bits alone (an EOM's NNNN scores < 0)
 SEARCH_NARROW_BITS = 32  # +- window where two found bursts fix the burst period
 GAP_BITS = BAUD * 1.0  # the 1 s pause between bursts, in bit periods
 
@@ -97,6 +96,7 @@ _PRE_BITS = bytes_to_bits(PREAMBLE[:2]).astype(np.int8)
 SYNC_HEADER = np.concatenate([_PRE_BITS, bytes_to_bits(b"ZCZC")]).astype(np.int8)
 SYNC_EOM = np.concatenate([_PRE_BITS, bytes_to_bits(b"NNNN")]).astype(np.int8)
 _SEARCH_PATTERN = bytes_to_bits(PREAMBLE + b"ZCZC").astype(np.float64) * 2 - 1
+_NNNN_PATTERN = bytes_to_bits(b"NNNN").astype(np.float64) * 2 - 1
 _SEARCH_OFFS = np.arange(len(_SEARCH_PATTERN), dtype=np.float64) - 8 * len(PREAMBLE)
 _PRE_TEMPLATE = bytes_to_bits(PREAMBLE[:4]).astype(np.float64) * 2 - 1  # time order
 #: template value for the bit k periods before the trigger instant (k = 0: most recent)
@@ -999,14 +999,16 @@ class SameDecoder:
             p_hi = (n_est + 640 + pre + 1.1 * GAP_BITS) * tb
             wins = [(z + p_lo, z + p_hi), (z - p_hi, z - p_lo)]
             # the slot after next too: it may hold a burst the trackers find on their own
-            wait = z + max(p_hi, 2 * (n_est + pre + 1.1 * GAP_BITS) * tb) + 48 * tb
+            wait = z + max(p_hi, 2 * (n_est + pre + 1.1 * GAP_BITS) * tb) + 96 * tb
         elif len(zs) == 2:
             d = zs[1] - zs[0]
             w = SEARCH_NARROW_BITS * tb
             p_min = (8 * header_length(1) + pre + 0.9 * GAP_BITS) * tb
             if d >= p_min:
                 wins = [(zs[0] - d - w, zs[0] - d + w), (zs[1] + d - w, zs[1] + d + w)]
-                wait = zs[1] + d + w + 48 * tb
+                # and the time a tracker needs to lock onto a burst there (sync word,
+                # then one more block), so that it is not left to start a group of its own
+                wait = zs[1] + d + w + 96 * tb
             if d / 2 >= p_min:
                 wins.append((zs[0] + d / 2 - w, zs[0] + d / 2 + w))
         return wins, wait
@@ -1033,10 +1035,11 @@ class SameDecoder:
                 if not len(zc):
                     continue
                 idx = np.rint(zc[:, None] + offs[None, :]).astype(np.int64) - self._base
-                vals = self._dn[idx] * _SEARCH_PATTERN
-                score = vals.mean(axis=1)
-                zscore = vals[:, -32:].mean(axis=1)
-                score = np.where(zscore >= SEARCH_ZCZC_SCORE, score, -1.0)
+                dn = self._dn[idx]
+                score = (dn * _SEARCH_PATTERN).mean(axis=1)
+                # a header's ZCZC, not an EOM's NNNN (they differ in 10 of the 32 bits)
+                zczc = dn[:, -32:] @ _SEARCH_PATTERN[-32:]
+                score = np.where(zczc > dn[:, -32:] @ _NNNN_PATTERN, score, -1.0)
                 i = int(np.argmax(score))
                 if score[i] >= SEARCH_SCORE and (best is None or score[i] > best[1]):
                     best = (float(zc[i]), float(score[i]))
