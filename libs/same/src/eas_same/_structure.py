@@ -316,8 +316,8 @@ def correct(text: str, llr: F64, fr: Frame) -> str:
         s_state, s_pair, s00 = _location_scores(L, p + 2)
         states, _, _ = _location_prior()
         joint = s_state[:, None] + s_pair
-        i, c = np.unravel_index(int(np.argmax(joint)), joint.shape)
-        put(p + 2, "00000" if s00 > float(joint[i, c]) else f"{states[int(i)]}{int(c):03d}")
+        si, ci = (int(v) for v in np.unravel_index(int(np.argmax(joint)), joint.shape))
+        put(p + 2, "00000" if s00 > float(joint[si, ci]) else f"{states[si]}{ci:03d}")
     p = 13 + 7 * fr.nloc
     field("duration", p, p + 4)
     put(p + 4, "-")
