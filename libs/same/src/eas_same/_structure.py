@@ -272,11 +272,12 @@ def structured_error(text: str, llr: F64, fr: Frame) -> float:
     return err + NONSTANDARD_SHARE * bitwise
 
 
-def _best(name: str, llr: F64) -> str:
-    """The most likely value of set ``name`` given the bits and the set's prior: the heard
-    value where the bits are clear, a standard value where a deviating one is only weakly
-    heard (whether the result may be emitted is for :func:`structured_error` to say)."""
+def _best(name: str, llr: F64, heard: str) -> str:
+    """``heard`` if it is one of the values of set ``name``, else the value the bits favour
+    most: a valid value is never replaced (not even a deviating one by a standard one)."""
     s, index = _scores(name, llr)
+    if heard in index:
+        return heard
     return list(index)[int(np.argmax(s))]
 
 
@@ -299,7 +300,7 @@ def correct(text: str, llr: F64, fr: Frame) -> str:
         out[at : at + len(value)] = value
 
     def field(name: str, a: int, b: int) -> None:
-        put(a, _best(name, ch(a, b)))
+        put(a, _best(name, ch(a, b), text[a:b]))
 
     put(0, "ZCZC-")
     field("org", 5, 8)
@@ -311,10 +312,14 @@ def correct(text: str, llr: F64, fr: Frame) -> str:
         if k == fr.nloc:
             break
         field("digit", p + 1, p + 2)
-        # SS CCC jointly: the most likely location, counties weighted by whether they
-        # exist (the same prior as structured_error's), SS = 00 only with CCC = 000
+        # SS CCC jointly: SS = 00 only with CCC = 000. A possible location (a county that
+        # does not exist included) stays as heard; otherwise the most likely one, counties
+        # weighted by whether they exist (the same prior as structured_error's)
+        ss, ccc = text[p + 2 : p + 4], text[p + 4 : p + 7]
+        states, st_idx, _ = _location_prior()
+        if (ss == "00" and ccc == "000") or (ss in st_idx and ccc.isdigit() and ccc.isascii()):
+            continue
         s_state, s_pair, s00 = _location_scores(L, p + 2)
-        states, _, _ = _location_prior()
         joint = s_state[:, None] + s_pair
         si, ci = (int(v) for v in np.unravel_index(int(np.argmax(joint)), joint.shape))
         put(p + 2, "00000" if s00 > float(joint[si, ci]) else f"{states[si]}{ci:03d}")
