@@ -32,8 +32,11 @@ Pipeline (numpy only, block-vectorised; Python work per bit *byte*, not per samp
    tried. A candidate is accepted only when it validates *and* the estimated probability
    that another valid header was sent (``_structure.structured_error``) is below 0.02.
    Finished bursts are first re-timed with a straight bit clock searched over the whole
-   clock range. One :class:`HeaderDecoded` per transmission, after the third burst or 2 s
-   after the last one.
+   clock range; when a transmission closes, its bursts are re-timed again on one clock
+   estimated from all of them (one transmitter), and a burst no tracker synchronised to is
+   searched for where the found ones put it (the 160 known preamble + ``ZCZC`` bits on that
+   clock). One :class:`HeaderDecoded` per transmission, after the third burst or once
+   every slot a missed burst could occupy has been heard.
 7. **Attention signal.** 50 ms frames, Hann-windowed single-bin DFTs at 853, 960 and 1050 Hz
    against frame power; a run of at least 1 s gives an :class:`AttentionTone`.
 """
