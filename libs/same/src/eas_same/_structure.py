@@ -19,8 +19,8 @@ standard value keeps nearly all its structural protection and a deviating one ne
 bits. The same holds for a location's county part (the FIPS tables: counties that exist
 share 98 % of the prior per state) and for callsign characters (``A-Z 0-9 / space``: 95 %).
 The error estimate is the sum over fields of (1 - posterior of the decoded value), plus a
-small share of the plain bitwise estimate (sum of per-bit error probabilities) that covers transmissions
-whose fields are outside the standard sets.
+small share of the plain bitwise estimate (sum of per-bit error probabilities) that covers
+transmissions whose fields are outside the standard sets.
 """
 
 from __future__ import annotations
