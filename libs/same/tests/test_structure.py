@@ -79,6 +79,27 @@ def test_a_possible_value_is_never_replaced() -> None:
     assert structured_error(text, llr, fr) > MAX_EXPECTED_ERRORS
 
 
+def test_a_county_that_does_not_exist_needs_strong_bits() -> None:
+    # 039035 (Cuyahoga, OH) -> 039034 by its last bit: Ohio's county numbers are odd. A
+    # weakly heard 034 is a possible value and stays as heard, but is not trusted (the
+    # prior makes 035 the likely county); a strongly heard 034 (the deviation
+    # "unknown_county") is trusted; a weakly heard 035 gains from the prior
+    text = "ZCZC-CIV-RWT-039035+0030-0010000-KXYZ/FM -"
+    i = text.index("039035") + 5
+    fr = frame(text, final=True)
+    assert fr is not None
+    weak = _flip(llr_of(text), i, 0, -1.0)
+    assert text_of(weak)[i] == "4"
+    other = text.replace("039035", "039034")
+    assert correct(text_of(weak), weak, fr) == other
+    assert structured_error(other, weak, fr) > 0.5
+    unsure = _flip(llr_of(text), i, 0, 1.5)  # 035 heard, its last bit unsure
+    assert structured_error(text, unsure, fr) < 0.04
+    strong = llr_of(other)
+    assert correct(other, strong, fr) == other
+    assert structured_error(other, strong, fr) < MAX_EXPECTED_ERRORS
+
+
 def test_an_ambiguous_field_is_corrected_but_not_trusted() -> None:
     # minute '18' -> its '1' with a bit that is as likely wrong as right: '1' (0x31) or '0'
     # (0x30) are both valid minutes, so the decode is not reliable whichever is chosen

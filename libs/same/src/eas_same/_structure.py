@@ -16,10 +16,11 @@ callsign ends) follows from a log-sum-exp over that set. Where a receiver also a
 off the standard set (event codes not in the table, purge times off the legal steps), the set
 is all syntactically possible values with a small prior mass on the non-standard ones, so a
 standard value keeps nearly all its structural protection and a deviating one needs strong
-bits. The error
-estimate is the sum over fields of (1 - posterior of the decoded value), plus a small share
-of the plain bitwise estimate (sum of per-bit error probabilities) that covers transmissions
-whose fields are outside the standard sets.
+bits. The same holds for a location's county part (the FIPS tables: counties that exist
+share 98 % of the prior per state) and for callsign characters (``A-Z 0-9 / space``: 95 %).
+The error estimate is the sum over fields of (1 - posterior of the decoded value), plus a
+small share of the plain bitwise estimate (sum of per-bit error probabilities) that covers
+transmissions whose fields are outside the standard sets.
 """
 
 from __future__ import annotations
@@ -42,9 +43,54 @@ NONSTANDARD_SHARE = 0.1
 UNKNOWN_EVENT_PRIOR = 0.01
 #: prior probability that a header's purge time is off the legal steps
 PURGE_OFF_STEP_PRIOR = 0.02
+#: prior probability that a location's county part is not in the FIPS tables (given its
+#: state part): most bit errors in a county number give a county that does not exist
+UNKNOWN_COUNTY_PRIOR = 0.02
+#: prior probability that a callsign character is not one of A-Z, 0-9, '/', ' '
+CALL_ODD_PRIOR = 0.05
 #: prior probability that a transmitter still sending after an 8-character callsign sent
 #: something other than the dash
 MISSING_DASH_PRIOR = 0.02
+
+
+_CALL_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/ "
+
+
+@cache
+def _location_prior() -> tuple[list[str], dict[str, int], F64]:
+    """The state part's values (``_prior_set("state")``'s order) and, per state, the log
+    prior of each county number 000-999: a mixture of (1 - UNKNOWN_COUNTY_PRIOR) spread over
+    the counties that exist (with 000, the whole state) and UNKNOWN_COUNTY_PRIOR over all
+    1000; a marine area's zones are not tabled, so every number is equally likely there."""
+    _, st_idx, _ = _prior_set("state")
+    states = list(st_idx)
+    table = codes.counties()
+    lp = np.empty((len(states), 1000), dtype=np.float64)
+    for i, ss in enumerate(states):
+        known = np.zeros(1000, dtype=bool)
+        if ss in codes.MARINE_AREAS:
+            known[:] = True
+        else:
+            known[0] = True
+            for c in range(1, 1000):
+                known[c] = f"{ss}{c:03d}" in table
+        p = UNKNOWN_COUNTY_PRIOR / 1000 + (1 - UNKNOWN_COUNTY_PRIOR) * known / known.sum()
+        lp[i] = np.log(p)
+    return states, st_idx, lp
+
+
+def _location_scores(L: F64, p: int) -> tuple[F64, F64, float]:
+    """For the location whose state part starts at character ``p``: per state its score
+    (bits + uniform state prior), per (state, county number) the county part's score with
+    its prior (``_location_prior``), and the score of ``00000`` (the whole nation, which
+    counts as one more state whose only county part is 000)."""
+    digit_mat, _ = _set("digit")
+    s_state, _ = _scores("state", np.asarray(L[p : p + 2].reshape(-1), dtype=np.float64))
+    d = L[p + 2 : p + 5] @ digit_mat.T  # (3, 10)
+    s_ccc = (d[0][:, None, None] + d[1][None, :, None] + d[2][None, None, :]).reshape(1000)
+    _, _, lp = _location_prior()
+    s00 = float(digit_mat[0] @ L[p] + digit_mat[0] @ L[p + 1]) + float(s_ccc[0])
+    return s_state, s_ccc[None, :] + lp, s00
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +184,7 @@ def _prior_set(name: str) -> tuple[npt.NDArray[np.float64], dict[str, int], F64 
         vals = ["-", "+"]
     elif name == "call":
         vals = [chr(c) for c in range(0x20, 0x7F) if chr(c) != "-"]
+        prior = _log_prior(vals, set(_CALL_CHARS), CALL_ODD_PRIOR)
     elif name == "call_end":  # after a short callsign: its dash, or one more character
         vals = [chr(c) for c in range(0x20, 0x7F)]
     elif name == "after_call":  # after 8 callsign characters: the dash, or anything else
@@ -183,30 +230,27 @@ def structured_error(text: str, llr: F64, fr: Frame) -> float:
     err = 0.0
     err += _post_wrong("org", ch(5, 8), text[5:8])
     err += _post_wrong("event", ch(9, 12), text[9:12])
-    digit_mat, digit_idx = _set("digit")
     for k in range(nloc + 1):
         p = 12 + 7 * k
         err += _post_wrong("sep", ch(p, p + 1), text[p])
         if k == nloc:
             break
         err += _post_wrong("digit", ch(p + 1, p + 2), text[p + 1])
-        # SS CCC jointly: SS = 00 only with CCC = 000
+        # SS CCC jointly, counties weighted by whether they exist; SS = 00 only with 000
         ss, ccc = text[p + 2 : p + 4], text[p + 4 : p + 7]
-        s_state, st_idx = _scores("state", ch(p + 2, p + 4))
-        s00 = float(_set("digit")[0][0] @ L[p + 2] + digit_mat[0] @ L[p + 3])
-        d_scores = L[p + 4 : p + 7] @ digit_mat.T  # (3, 10)
-        lse_ccc = float(sum(_logsumexp(d_scores[c]) for c in range(3)))
-        s000 = float(d_scores[0, 0] + d_scores[1, 0] + d_scores[2, 0])
-        log_z = _logsumexp(np.array([_logsumexp(s_state) + lse_ccc, s00 + s000]))
+        s_state, s_pair, s00 = _location_scores(L, p + 2)
+        _, st_idx, _ = _location_prior()
+        joint = s_state[:, None] + s_pair
+        log_z = _logsumexp(np.append(joint.reshape(-1), s00))
         if ss == "00":
             if ccc != "000":
                 return 1.0
-            log_v = s00 + s000
+            log_v = s00
         else:
             i = st_idx.get(ss)
             if i is None or not ccc.isdigit():
                 return 1.0
-            log_v = float(s_state[i]) + float(sum(d_scores[c, digit_idx[ccc[c]]] for c in range(3)))
+            log_v = float(joint[i, int(ccc)])
         err += float(-np.expm1(log_v - log_z))
     p = 13 + 7 * nloc
     err += _post_wrong("duration", ch(p, p + 4), text[p : p + 4])
@@ -263,27 +307,23 @@ def correct(text: str, llr: F64, fr: Frame) -> str:
     field("org", 5, 8)
     put(8, "-")
     field("event", 9, 12)
-    digit_mat, digit_idx = _set("digit")
-    digits = "0123456789"
     for k in range(fr.nloc + 1):
         p = 12 + 7 * k
         put(p, "+" if k == fr.nloc else "-")
         if k == fr.nloc:
             break
         field("digit", p + 1, p + 2)
-        # SS CCC jointly: SS = 00 only with CCC = 000
+        # SS CCC jointly: SS = 00 only with CCC = 000. A possible location (a county that
+        # does not exist included) stays as heard; otherwise the most likely one, counties
+        # weighted by whether they exist (the same prior as structured_error's)
         ss, ccc = text[p + 2 : p + 4], text[p + 4 : p + 7]
-        s_state, st_idx = _scores("state", ch(p + 2, p + 4))
-        ccc_ok = all(c in digit_idx for c in ccc)
-        if (ss == "00" and ccc == "000") or (ss in st_idx and ccc_ok):
+        states, st_idx, _ = _location_prior()
+        if (ss == "00" and ccc == "000") or (ss in st_idx and ccc.isdigit() and ccc.isascii()):
             continue
-        d_scores = L[p + 4 : p + 7] @ digit_mat.T  # (3, 10)
-        best_state = list(st_idx)[int(np.argmax(s_state))]
-        best_ccc = "".join(digits[int(np.argmax(d_scores[c]))] for c in range(3))
-        log_best = float(np.max(s_state)) + float(np.max(d_scores, axis=1).sum())
-        log_00 = float(digit_mat[0] @ L[p + 2] + digit_mat[0] @ L[p + 3])
-        log_00 += float(d_scores[0, 0] + d_scores[1, 0] + d_scores[2, 0])
-        put(p + 2, "00000" if log_00 > log_best else best_state + best_ccc)
+        s_state, s_pair, s00 = _location_scores(L, p + 2)
+        joint = s_state[:, None] + s_pair
+        si, ci = (int(v) for v in np.unravel_index(int(np.argmax(joint)), joint.shape))
+        put(p + 2, "00000" if s00 > float(joint[si, ci]) else f"{states[si]}{ci:03d}")
     p = 13 + 7 * fr.nloc
     field("duration", p, p + 4)
     put(p + 4, "-")

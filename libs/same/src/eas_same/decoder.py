@@ -32,8 +32,11 @@ Pipeline (numpy only, block-vectorised; Python work per bit *byte*, not per samp
    tried. A candidate is accepted only when it validates *and* the estimated probability
    that another valid header was sent (``_structure.structured_error``) is below 0.02.
    Finished bursts are first re-timed with a straight bit clock searched over the whole
-   clock range. One :class:`HeaderDecoded` per transmission, after the third burst or 2 s
-   after the last one.
+   clock range; when a transmission closes, its bursts are re-timed again on one clock
+   estimated from all of them (one transmitter), and a burst no tracker synchronised to is
+   searched for where the found ones put it (the 160 known preamble + ``ZCZC`` bits on that
+   clock). One :class:`HeaderDecoded` per transmission, after the third burst or once
+   every slot a missed burst could occupy has been heard.
 7. **Attention signal.** 50 ms frames, Hann-windowed single-bin DFTs at 853, 960 and 1050 Hz
    against frame power; a run of at least 1 s gives an :class:`AttentionTone`.
 """
@@ -86,10 +89,18 @@ GROUP_TIMEOUT_S = 2.0  # close a transmission this long after its last burst
 GROUP_MAX_GAP_S = 3.5  # a burst starting later than this after the previous starts anew
 WIDE_RATES = np.linspace(0.975, 1.025, 51)
 MAX_EXPECTED_ERRORS = 0.02  # acceptance threshold on sum of bit error probabilities
+# search for a missed header burst (``SameDecoder._search_missing``): the 160 known bits
+# (preamble + ZCZC) correlated with dn on the found bursts' bit clock
+SEARCH_SCORE = 0.30  # mean of sign(bit) * dn over the 160 bits
+SEARCH_NARROW_BITS = 32  # +- window where two found bursts fix the burst period
+GAP_BITS = BAUD * 1.0  # the 1 s pause between bursts, in bit periods
 
 _PRE_BITS = bytes_to_bits(PREAMBLE[:2]).astype(np.int8)
 SYNC_HEADER = np.concatenate([_PRE_BITS, bytes_to_bits(b"ZCZC")]).astype(np.int8)
 SYNC_EOM = np.concatenate([_PRE_BITS, bytes_to_bits(b"NNNN")]).astype(np.int8)
+_SEARCH_PATTERN = bytes_to_bits(PREAMBLE + b"ZCZC").astype(np.float64) * 2 - 1
+_NNNN_PATTERN = bytes_to_bits(b"NNNN").astype(np.float64) * 2 - 1
+_SEARCH_OFFS = np.arange(len(_SEARCH_PATTERN), dtype=np.float64) - 8 * len(PREAMBLE)
 _PRE_TEMPLATE = bytes_to_bits(PREAMBLE[:4]).astype(np.float64) * 2 - 1  # time order
 #: template value for the bit k periods before the trigger instant (k = 0: most recent)
 TEMPLATE = _PRE_TEMPLATE[::-1].copy()
@@ -196,6 +207,7 @@ class DecoderStats:
     triggers: int = 0
     syncs_header: int = 0
     syncs_eom: int = 0
+    bursts_searched: int = 0  # header bursts found by the search where the others put them
     headers_emitted: int = 0
     headers_rejected: int = 0  # transmissions whose every decode failed validation/reliability
     eoms_emitted: int = 0
@@ -207,6 +219,7 @@ class DecoderStats:
             "triggers": self.triggers,
             "syncs_header": self.syncs_header,
             "syncs_eom": self.syncs_eom,
+            "bursts_searched": self.bursts_searched,
             "headers_emitted": self.headers_emitted,
             "headers_rejected": self.headers_rejected,
             "eoms_emitted": self.eoms_emitted,
@@ -249,6 +262,18 @@ class _Burst:
     start: float  # decimated position of the preamble start (estimate)
     end: float  # decimated position of the last collected bit
     sync_errors: int
+    searched: bool = False  # found by the search at a position the other bursts predict
+
+    @property
+    def z(self) -> float:
+        """Decimated position of the first ``Z`` bit."""
+        return float(self.pos[0])
+
+    @property
+    def period(self) -> float:
+        """Samples per bit over the burst (its re-timed bit clock)."""
+        n = len(self.pos)
+        return float(self.pos[-1] - self.pos[0]) / (n - 1) if n > 1 else 0.0
 
     def llr(self) -> F64:
         """Per-bit log-likelihood ratio (positive = mark = 1), Rician model."""
@@ -368,9 +393,17 @@ class SameDecoder:
         self._n_in = 0  # input samples processed
         self._m_total = 0  # decimated samples produced
         self._base = 0  # global decimated index of buffer element 0
-        self._am: F64 = np.zeros(0)
-        self._as: F64 = np.zeros(0)
-        self._dn: F64 = np.zeros(0)
+        # |Cm|, |Cs| and dn of the decimated stream from ``_base`` on, in preallocated storage
+        # (appending copies only the new block; trimming moves the kept tail now and then),
+        # so that several seconds of history can be kept for the search for missed bursts
+        self._cap = 1 << 15
+        self._store: F64 = np.zeros((3, self._cap))
+        self._nbuf = 0
+        self._am: F64 = self._store[0, :0]
+        self._as: F64 = self._store[1, :0]
+        self._dn: F64 = self._store[2, :0]
+        #: decimated history always kept: two burst slots back (80-character headers)
+        self._hist_keep = int(2 * (8 * 80 + len(PREAMBLE) * 8 + 1.1 * BAUD) * self.T_nom)
         self._trig_next = 0  # next decimated index to test for a trigger
         self._trackers: list[_Tracker] = []
         self._recent_syncs: list[float] = []
@@ -468,9 +501,7 @@ class SameDecoder:
         as_ = np.abs(np.convolve(us, self._fir, mode="valid"))
         dn = (am - as_) / (am + as_ + 1e-9)
         self._m_total += len(z)
-        self._am = np.concatenate([self._am, am])
-        self._as = np.concatenate([self._as, as_])
-        self._dn = np.concatenate([self._dn, dn])
+        self._append(am, as_, dn)
         self._run_triggers()  # advances the trackers up to each trigger, in time order
         self._run_trackers(self._m_total)
         self._close_groups(force=False)
@@ -484,12 +515,35 @@ class SameDecoder:
                 first = tr.pos[max(tr.data_start - 16, 0)]
                 keep_from = min(keep_from, int(first - 2 * tr.T) - 4)
             keep_from = min(keep_from, int(tr.t - 32 * tr.T) - 4)
+        keep_from = min(keep_from, self._m_total - self._hist_keep)
+        if self._hgroup is not None:  # its bursts are re-timed together when it closes
+            first = min(b.start for b in self._hgroup.bursts)
+            keep_from = min(keep_from, int(first) - 64)
         cut = keep_from - self._base
-        if cut > 4096:
-            self._am = self._am[cut:]
-            self._as = self._as[cut:]
-            self._dn = self._dn[cut:]
+        # move the kept tail only when a good part of the storage is free to gain (amortised)
+        if cut > max(4096, self._cap // 2):
+            n = self._nbuf
+            self._store[:, : n - cut] = self._store[:, cut:n]
+            self._nbuf = n - cut
             self._base += cut
+            self._views()
+
+    def _views(self) -> None:
+        n = self._nbuf
+        self._am, self._as, self._dn = self._store[0, :n], self._store[1, :n], self._store[2, :n]
+
+    def _append(self, am: F64, as_: F64, dn: F64) -> None:
+        n, k = self._nbuf, len(am)
+        if n + k > self._cap:
+            self._cap = max(2 * self._cap, n + k)
+            grown = np.zeros((3, self._cap))
+            grown[:, :n] = self._store[:, :n]
+            self._store = grown
+        self._store[0, n : n + k] = am
+        self._store[1, n : n + k] = as_
+        self._store[2, n : n + k] = dn
+        self._nbuf = n + k
+        self._views()
 
     # ------------------------------------------------------------------ triggers
     def _run_triggers(self) -> None:
@@ -757,7 +811,7 @@ class SameDecoder:
             + (b0 * (1.0 + rates))[None, :, None] * kc[None, None, :]
         )
         idx = np.clip(cand, 1.0, hi_ok - self._base).astype(np.int64)
-        vals = np.abs(self._dn)[idx].sum(-1)
+        vals = np.abs(self._dn[idx]).sum(-1)
         i, j = np.unravel_index(int(np.argmax(vals)), vals.shape)
         a0 = a0 + float(offs[i]) * b0
         b0 = b0 * (1.0 + float(rates[j]))
@@ -796,12 +850,18 @@ class SameDecoder:
 
     # ------------------------------------------------------------------ grouping
     def _add_burst(self, b: _Burst) -> None:
-        gap_max = GROUP_MAX_GAP_S * self.fs_d
         attr = "_hgroup" if b.kind == "header" else "_egroup"
         g: _Group | None = getattr(self, attr)
-        if g is not None and (b.start - g.last_end > gap_max or len(g.bursts) >= 3):
-            self._finish_group(g)
-            g = None
+        if g is not None:
+            # a burst belongs to the group while it can be one of its three slots: after the
+            # next slot's pause, or the one after it when a burst in between was missed
+            gap_max = GROUP_MAX_GAP_S * self.fs_d
+            if b.kind == "header":
+                n_est, tb = self._group_clock(g)
+                gap_max = max(gap_max, (n_est + 192 + 2.2 * GAP_BITS) * tb)
+            if b.start - g.last_end > gap_max or len(g.bursts) >= 3:
+                self._finish_group(g)
+                g = None
         if g is None:
             g = _Group(kind=b.kind, bursts=[b], last_end=b.end)
         else:
@@ -820,7 +880,11 @@ class SameDecoder:
             if g is None:
                 continue
             busy = any(tr.locked and not tr.done and tr.kind == g.kind for tr in self._trackers)
-            if force or (now - g.last_end > timeout and not busy):
+            due = now - g.last_end > timeout
+            if g.kind == "header":
+                # wait until every slot a missed burst could occupy has been heard
+                due = due and now > self._slot_search(g)[1]
+            if force or (due and not busy):
                 self._finish_group(g)
                 setattr(self, attr, None)
 
@@ -828,7 +892,193 @@ class SameDecoder:
         if g.kind == "eom":
             self._emit_eom(g)
         else:
+            self._joint_retime(g)
+            self._search_missing(g)
             self._emit_header(g)
+
+    # ------------------------------------------------------------------ missed bursts
+    def _joint_retime(self, g: _Group) -> None:
+        """Re-time the bursts of ``g`` on one bit clock. The three bursts come from one
+        transmitter, so they share its clock; estimated from all of them at once (the eye
+        opening summed over the bursts) the period is far less likely to lock onto a noise
+        maximum than burst by burst, which at low SNR leaves some bursts slipping (30-45 %
+        bit errors). Each burst keeps its own start (where its sync word was found). A
+        burst keeps its own timing where that opens its eye clearly more (e.g. wow)."""
+        if len(g.bursts) < 2:
+            return
+        lo_ok, hi_ok = self._base + 1.0, self._m_total - 2.0
+        pre = 8 * len(PREAMBLE)
+        ks = [np.arange(-pre, len(b.pos), dtype=np.float64) for b in g.bursts]
+        if any(b.z - pre * 1.03 * self.T_nom < lo_ok for b in g.bursts):
+            return  # not all of it still in the buffer
+        offs = np.linspace(-0.4, 0.4, 9)
+
+        def eye(periods: F64, offsets: F64, interp: bool) -> F64:
+            # (len(periods),) summed over bursts of each burst's best offset
+            total = np.zeros(len(periods))
+            for b, k in zip(g.bursts, ks, strict=True):
+                kk = k[::2] if not interp else k
+                p = (
+                    b.z
+                    + offsets[None, :, None] * periods[:, None, None]
+                    + periods[:, None, None] * kk[None, None, :]
+                )
+                p = np.clip(p, lo_ok, hi_ok)
+                if interp:
+                    v = np.abs(self._sample_dn(p.reshape(-1))).reshape(p.shape).sum(-1)
+                else:
+                    v = np.abs(self._dn[np.rint(p).astype(np.int64) - self._base]).sum(-1)
+                total += v.max(axis=1)
+            return total
+
+        coarse = self.T_nom * WIDE_RATES
+        t0 = float(coarse[int(np.argmax(eye(coarse, offs, False)))])
+        fine = t0 * (1.0 + np.linspace(-0.001, 0.001, 21))
+        tb = float(fine[int(np.argmax(eye(fine, offs, True)))])
+        new: list[_Burst] = []
+        for b, k in zip(g.bursts, ks, strict=True):
+            fo = np.linspace(-0.5, 0.5, 21)
+            p = np.clip(b.z + fo[:, None] * tb + tb * k[None, :], lo_ok, hi_ok)
+            v = np.abs(self._sample_dn(p.reshape(-1))).reshape(p.shape).sum(-1)
+            j = int(np.argmax(v))
+            dn_own = np.abs(self._sample_dn(np.clip(b.pos, lo_ok, hi_ok)))
+            dn_joint = np.abs(self._sample_dn(p[j, pre:]))
+            # the burst's own clock only if its eye is wider by more than the noise of the
+            # measure (3 standard deviations of the difference of the two sums)
+            margin = 3.0 * float(np.std(dn_own)) * math.sqrt(2.0 * len(dn_own))
+            if float(dn_own.sum()) > float(dn_joint.sum()) + margin:
+                new.append(b)
+                continue
+            z = float(b.z + fo[j] * tb)
+            # whole-bit shifts: the sync word where it belongs
+            best_shift, best_err = 0, len(SYNC_HEADER) + 1
+            for shift in (0, -1, 1):
+                sp = np.clip(z + tb * (np.arange(-16, 32, dtype=np.float64) + shift), lo_ok, hi_ok)
+                s_am, s_as = self._sample(sp)
+                err = int(np.sum((s_am > s_as).astype(np.int8) != SYNC_HEADER))
+                if err < best_err:
+                    best_shift, best_err = shift, err
+            kb = np.arange(len(b.pos), dtype=np.float64) + best_shift
+            bpos = np.clip(z + tb * kb, lo_ok, hi_ok)
+            am, as_ = self._sample(bpos)
+            new.append(
+                _Burst(
+                    kind=b.kind,
+                    am=am,
+                    as_=as_,
+                    pos=bpos,
+                    start=b.start,
+                    end=b.end,
+                    sync_errors=best_err,
+                    searched=b.searched,
+                )
+            )
+        g.bursts = new
+
+    def _group_clock(self, g: _Group) -> tuple[int, float]:
+        """The longest burst of ``g`` in bits (a header-length estimate: a burst ends at
+        the carrier loss or its own framing) and the median bit period of its bursts."""
+        periods = [b.period for b in g.bursts if len(b.pos) > 1]
+        tb = float(np.median(periods)) if periods else self.T_nom
+        return max(len(b.am) for b in g.bursts), tb
+
+    def _slot_search(self, g: _Group) -> tuple[list[tuple[float, float]], float]:
+        """Windows (decimated positions of the first ``Z`` bit) where a missed burst of
+        ``g`` would be, and the position after which all of them have been heard.
+
+        A transmitter sends the header three times with a one-second pause: bursts start
+        one period P = (header + pause + preamble) apart. With two bursts found, their
+        distance is P or 2 P (the middle one missed) and the windows are narrow; with one,
+        P follows from its length, known only roughly (a damaged stretch may have cut it),
+        so the windows before and after it are wide."""
+        zs = sorted(b.z for b in g.bursts)
+        n_est, tb = self._group_clock(g)
+        pre = 8 * len(PREAMBLE)
+        wins: list[tuple[float, float]] = []
+        wait = 0.0
+        if len(zs) == 1:
+            z = zs[0]
+            p_lo = (max(8 * header_length(1), n_est - 64) + pre + 0.9 * GAP_BITS) * tb
+            p_hi = (n_est + 640 + pre + 1.1 * GAP_BITS) * tb
+            wins = [(z + p_lo, z + p_hi), (z - p_hi, z - p_lo)]
+            # the slot after next too: it may hold a burst the trackers find on their own
+            wait = z + max(p_hi, 2 * (n_est + pre + 1.1 * GAP_BITS) * tb) + 96 * tb
+        elif len(zs) == 2:
+            d = zs[1] - zs[0]
+            w = SEARCH_NARROW_BITS * tb
+            p_min = (8 * header_length(1) + pre + 0.9 * GAP_BITS) * tb
+            if d >= p_min:
+                wins = [(zs[0] - d - w, zs[0] - d + w), (zs[1] + d - w, zs[1] + d + w)]
+                # and the time a tracker needs to lock onto a burst there (sync word,
+                # then one more block), so that it is not left to start a group of its own
+                wait = zs[1] + d + w + 96 * tb
+            if d / 2 >= p_min:
+                wins.append((zs[0] + d / 2 - w, zs[0] + d / 2 + w))
+        return wins, wait
+
+    def _search_missing(self, g: _Group) -> None:
+        """Add the bursts of ``g`` that no tracker synchronised to, where the found ones put
+        them: the 160 known bits at the start of a burst (preamble and ``ZCZC``) correlated
+        with dn on the found bursts' bit clock, a far stronger test than the 32-bit trigger
+        or the sync word; then sampled like a re-timed burst."""
+        while len(g.bursts) < 3:
+            wins, _ = self._slot_search(g)
+            if not wins:
+                return
+            n_est, tb = self._group_clock(g)
+            offs = _SEARCH_OFFS * tb
+            lo_ok = self._base + 1.0 - offs[0]
+            hi_ok = self._m_total - 2.0 - offs[-1]
+            best: tuple[float, float] | None = None
+            for lo, hi in wins:
+                lo, hi = max(lo, lo_ok), min(hi, hi_ok)
+                if hi - lo < 1.0:
+                    continue
+                zc = np.arange(math.ceil(lo), math.floor(hi) + 1, dtype=np.float64)
+                if not len(zc):
+                    continue
+                idx = np.rint(zc[:, None] + offs[None, :]).astype(np.int64) - self._base
+                dn = self._dn[idx]
+                score = (dn * _SEARCH_PATTERN).mean(axis=1)
+                # a header's ZCZC, not an EOM's NNNN (they differ in 10 of the 32 bits)
+                zczc = dn[:, -32:] @ _SEARCH_PATTERN[-32:]
+                score = np.where(zczc > dn[:, -32:] @ _NNNN_PATTERN, score, -1.0)
+                i = int(np.argmax(score))
+                if score[i] >= SEARCH_SCORE and (best is None or score[i] > best[1]):
+                    best = (float(zc[i]), float(score[i]))
+            if best is None:
+                return
+            z = best[0]
+            if any(abs(z - b.z) < 64 * tb for b in g.bursts):
+                return
+            # fractional timing: the eye opening over the known bits
+            fine = z + np.linspace(-0.5, 0.5, 11)
+            pos = np.clip(fine[:, None] + offs[None, :], self._base + 1.0, self._m_total - 2.0)
+            eye = (self._sample_dn(pos.reshape(-1)).reshape(pos.shape) * _SEARCH_PATTERN).sum(1)
+            z = float(fine[int(np.argmax(eye))])
+            k = np.arange(n_est, dtype=np.float64)
+            bpos = z + tb * k
+            bpos = bpos[bpos <= self._m_total - 2.0]
+            if len(bpos) < 32:
+                return
+            am, as_ = self._sample(bpos)
+            sync_pos = z + tb * np.arange(-16, 32, dtype=np.float64)
+            s_am, s_as = self._sample(sync_pos)
+            errs = int(np.sum((s_am > s_as).astype(np.int8) != SYNC_HEADER))
+            g.bursts.append(
+                _Burst(
+                    kind="header",
+                    am=am,
+                    as_=as_,
+                    pos=bpos,
+                    start=z - 128.5 * tb,
+                    end=float(bpos[-1]),
+                    sync_errors=errs,
+                    searched=True,
+                )
+            )
+            g.bursts.sort(key=lambda b: b.z)
+            self.stats.bursts_searched += 1
 
     def _to_input(self, pos: float) -> int:
         return max(0, round(pos * self.D))
