@@ -522,28 +522,40 @@ async def test_a_redis_error_that_is_not_a_lost_group_stops_run(
 
 
 async def test_a_stream_deleted_under_a_blocked_read_is_recreated(
-    aredis: aioredis.Redis, bus_namespace: str
+    aredis: aioredis.Redis, bus_namespace: str, redis_url: str
 ) -> None:
     key = stream_key(STREAM, bus_namespace)
+    name = f"{bus_namespace}-reader"  # the consumer's own connections, told apart in CLIENT LIST
+    reader = aioredis.Redis.from_url(redis_url, decode_responses=True, client_name=name)
     store = Store(aredis, bus_namespace)
     singles = Singles()
-    c = consumer(aredis, bus_namespace, singles, store, block_ms=60_000)
+    c = GroupConsumer(
+        reader,
+        STREAM,
+        "g",
+        "c1",
+        singles,
+        namespace=bus_namespace,
+        batch_handler=store.batch,
+        min_idle_ms=60_000,
+        block_ms=60_000,
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(c.run(stop))
     try:
-        name = f"{bus_namespace}-blocked"
-        await aredis.client_setname(name)  # only to tell our own reader in CLIENT LIST
-        # Blocked in XREADGROUP (flag b) on the stream: found by polling, not by sleeping.
-        await until(lambda: blocked_readers(aredis), timeout=30)
+        # Blocked in XREADGROUP (flag b): found by polling, not by sleeping.
+        await until(lambda: blocked_reader(aredis, name), timeout=30)
         await aredis.delete(key)  # Redis answers the blocked read with UNBLOCKED
         await until(lambda: group_exists(aredis, key), timeout=30)
         assert c.stats.group_recreated == 1
         await add(aredis, bus_namespace, 7)
         await until(lambda: done_is(singles, [7]), timeout=30)
+        await until(lambda: blocked_reader(aredis, name), timeout=30)
     finally:
         stop.set()
         await aredis.delete(key)  # wakes the blocked read so run() sees stop
         await asyncio.wait_for(task, timeout=30)
+        await reader.aclose()
     assert c.stats.redis_errors == 0
 
 
@@ -641,9 +653,12 @@ async def until(predicate: Any, timeout: float) -> None:
         await asyncio.sleep(0.02)
 
 
-async def blocked_readers(client: aioredis.Redis) -> bool:
+async def blocked_reader(client: aioredis.Redis, name: str) -> bool:
     clients: Any = await client.client_list()
-    return any(c.get("cmd") == "xreadgroup" and "b" in c.get("flags", "") for c in clients)
+    return any(
+        c.get("name") == name and c.get("cmd") == "xreadgroup" and "b" in c.get("flags", "")
+        for c in clients
+    )
 
 
 async def group_exists(client: aioredis.Redis, key: str) -> bool:
