@@ -9,6 +9,7 @@ dead-lettered with their reason, and nothing else is.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 import pytest
@@ -564,8 +565,10 @@ async def test_a_database_outage_uses_no_delivery_and_keeps_the_entry_claimed(
 ) -> None:
     key = stream_key(STREAM, bus_namespace)
     seen: list[tuple[int, int]] = []  # (times delivered, idle ms) at each try
+    tried_at: list[float] = []
 
     async def handler(entry_id: str, env: EventEnvelope[dict[str, Any]]) -> None:
+        tried_at.append(asyncio.get_running_loop().time())
         (row,) = await aredis.xpending_range(key, "g", min=entry_id, max=entry_id, count=1)
         seen.append((int(row["times_delivered"]), int(row["time_since_delivered"])))
         if len(seen) < 3:
@@ -590,6 +593,10 @@ async def test_a_database_outage_uses_no_delivery_and_keeps_the_entry_claimed(
     # again all along (idle far below 600 ms at the third try) and never delivered again.
     assert [d for d, _ in seen] == [1, 1, 1]
     assert seen[2][1] < 600
+    # It waited between tries (0.25 s, then 0.5 s; lower bounds only: a wait never ends early,
+    # but a loaded machine may make it longer), rather than hammering the database.
+    gaps = [later - earlier for earlier, later in itertools.pairwise(tried_at)]
+    assert gaps[0] >= 0.24 and gaps[1] >= 0.49
     assert (c.stats.outage_waits, c.stats.failed, c.stats.handled) == (2, 0, 1)
     assert (c.stats.dead_lettered, await dead_letters(aredis, bus_namespace)) == (0, [])
     assert await pending_ids(aredis, bus_namespace) == []
