@@ -72,11 +72,11 @@ class GroupConsumer:
         *,
         namespace: str = "",
         source: str = "",
-        batch_size: int = 64,
-        concurrency: int = 8,
-        block_ms: int = 1000,
-        min_idle_ms: int = 30_000,
-        max_deliveries: int = 5,
+        batch_size: int = 64,  # pragma: no mutate (a default)
+        concurrency: int = 8,  # pragma: no mutate (a default)
+        block_ms: int = 1000,  # pragma: no mutate (a default)
+        min_idle_ms: int = 30_000,  # pragma: no mutate (a default)
+        max_deliveries: int = 5,  # pragma: no mutate (a default)
         batch_handler: BatchHandler | None = None,
     ) -> None:
         self.client = client
