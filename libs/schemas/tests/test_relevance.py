@@ -370,6 +370,11 @@ def test_every_match_is_listed_with_its_rule_in_order() -> None:
     decision = decide_relevance(alert, station_same, station_ugc)
     assert [m.rule for m in decision.matches] == [g[1] for g in got]
     assert decision.reason == "SAME exact: alert 039035 ~ station 039035"
+    # The decision is frozen too, and equal to one rebuilt from (relevant, reason) alone: rows
+    # stored before matches existed still compare equal.
+    with pytest.raises(FrozenInstanceError):
+        decision.relevant = False  # type: ignore[misc]
+    assert decision == RelevanceDecision(True, decision.reason)
     match = decision.matches[0]
     with pytest.raises(ValidationError):
         match.rule = RelevanceRule.NATIONAL  # type: ignore[misc]  # frozen: stored as decided
