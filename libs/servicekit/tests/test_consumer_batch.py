@@ -690,3 +690,38 @@ async def group_exists(client: aioredis.Redis, key: str) -> bool:
 
 async def done_is(singles: Singles, expected: list[int]) -> bool:
     return singles.done == expected
+
+
+async def test_lag_is_the_consumers_own_group_among_several(
+    aredis: aioredis.Redis, bus_namespace: str
+) -> None:
+    # Groups are listed by name: one that sorts before ours, fully caught up, is not ours.
+    key = stream_key(STREAM, bus_namespace)
+    await aredis.xgroup_create(key, "a-first", id="$", mkstream=True)
+    await add(aredis, bus_namespace, 1, 2, 3)
+    await aredis.xreadgroup("a-first", "x", {key: ">"}, count=10)
+    c = GroupConsumer(aredis, STREAM, "g", "c1", Singles(), namespace=bus_namespace)
+    await c.ensure_group()
+    assert await c.lag() == 3
+
+
+async def test_a_failure_while_stopping_is_still_the_entrys_failure(
+    aredis: aioredis.Redis, bus_namespace: str
+) -> None:
+    # Only an outage is spared at stop; a handler error is counted (and, on the last
+    # delivery, dead-lettered) whether or not the service is stopping.
+    stop = asyncio.Event()
+
+    async def handler(entry_id: str, env: EventEnvelope[dict[str, Any]]) -> None:
+        stop.set()
+        raise RuntimeError("bad entry")
+
+    c = GroupConsumer(
+        aredis, STREAM, "g", "c1", handler, namespace=bus_namespace, block_ms=100, max_deliveries=1
+    )
+    await c.ensure_group()
+    (entry,) = await add(aredis, bus_namespace, 1)
+    c._stop = stop
+    await c.poll_once()
+    assert (c.stats.failed, c.stats.dead_lettered) == (1, 1)
+    assert [d["entry_id"] for d in await dead_letters(aredis, bus_namespace)] == [entry]
