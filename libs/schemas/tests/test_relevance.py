@@ -337,3 +337,50 @@ def test_the_national_code_is_compared_by_value() -> None:
     # A code read from a CAP file or a form is a new string, not the module's constant.
     built = "".join(["000", "000"])
     assert validate_location_code(built) == NATIONAL_CODE
+
+
+def test_every_match_is_listed_with_its_rule_in_order() -> None:
+    # ``matches`` is what the console shows as "why": each pair with the rule that joined it,
+    # SAME before UGC, in the alert's order then the station's. UGC says which side was "ALL".
+    from eas_schemas.relevance import RelevanceMatch, RelevanceRule, relevance_matches
+
+    alert = make_alert(
+        same_codes=("039035", "000000", "048001"),
+        ugc_codes=("OHZ014", "TXZALL", "OHC035"),
+    )
+    station_same = ["039035", "139035", "039000", "048002"]
+    station_ugc = ["OHZ014", "TXZ123", "OHCALL"]
+    got = [
+        (m.kind, m.rule, m.alert_code, m.station_code)
+        for m in relevance_matches(alert, station_same, station_ugc)
+    ]
+    r = RelevanceRule
+    assert got == [
+        ("SAME", r.EXACT, "039035", "039035"),
+        ("SAME", r.COUNTY, "039035", "139035"),
+        ("SAME", r.STATEWIDE, "039035", "039000"),
+        ("SAME", r.NATIONAL, "000000", "039035"),
+        ("SAME", r.NATIONAL, "000000", "139035"),
+        ("SAME", r.NATIONAL, "000000", "039000"),
+        ("SAME", r.NATIONAL, "000000", "048002"),
+        ("UGC", r.UGC_EXACT, "OHZ014", "OHZ014"),
+        ("UGC", r.UGC_ALL, "TXZALL", "TXZ123"),  # the alert's side is ALL
+        ("UGC", r.UGC_ALL, "OHC035", "OHCALL"),  # the station's side is ALL
+    ]
+    decision = decide_relevance(alert, station_same, station_ugc)
+    assert [m.rule for m in decision.matches] == [g[1] for g in got]
+    assert decision.reason == "SAME exact: alert 039035 ~ station 039035"
+    # The decision is frozen too, and equal to one rebuilt from (relevant, reason) alone: rows
+    # stored before matches existed still compare equal.
+    with pytest.raises(FrozenInstanceError):
+        decision.relevant = False  # type: ignore[misc]
+    assert decision == RelevanceDecision(True, decision.reason)
+    match = decision.matches[0]
+    with pytest.raises(ValidationError):
+        match.rule = RelevanceRule.NATIONAL  # type: ignore[misc]  # frozen: stored as decided
+    # Codes are bounded (16 characters) so a stored match never carries an unbounded string.
+    RelevanceMatch(kind="UGC", rule=r.UGC_ALL, alert_code="A" * 16, station_code="B" * 16)
+    for field in ("alert_code", "station_code"):
+        codes = {"alert_code": "A" * 16, "station_code": "B" * 16, field: "C" * 17}
+        with pytest.raises(ValidationError, match=field):
+            RelevanceMatch(kind="UGC", rule=r.UGC_ALL, **codes)

@@ -116,3 +116,15 @@ def test_event_names_and_table() -> None:
 def test_deviation_texts() -> None:
     assert deviation_text("purge_step") == DEVIATIONS["purge_step"]
     assert deviation_text("new_kind") == "Deviation from 47 CFR 11.31: new_kind."
+
+
+def test_the_event_table_cannot_be_changed_by_a_caller() -> None:
+    # One table shared by every service in the process: an entry changed in place by one
+    # caller (say, a test event made local) would change precedence for all of them.
+    from dataclasses import FrozenInstanceError
+
+    from eas_schemas.same_codes import EVENT_TABLE, EventClass
+
+    with pytest.raises(FrozenInstanceError):
+        EVENT_TABLE["RWT"].event_class = EventClass.LOCAL  # type: ignore[misc]
+    assert EVENT_TABLE["RWT"].event_class is EventClass.TEST

@@ -8,6 +8,8 @@ dead-lettered with their reason, and nothing else is.
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 from typing import Any
 
 import pytest
@@ -459,3 +461,267 @@ async def test_lag_of_a_group_not_on_the_stream_is_zero(
     assert await c.lag() == 0  # no such group yet: nothing is behind for it
     await c.ensure_group()
     assert await c.lag() == 2
+
+
+# ---- found by the mutation run (issue 17): reclaim paging, delivery counts, run()'s errors,
+# ---- database outages --------------------------------------------------------------------
+
+
+async def test_reclaim_pages_through_more_stale_entries_than_one_batch(
+    aredis: aioredis.Redis, bus_namespace: str
+) -> None:
+    # XAUTOCLAIM returns at most batch_size entries and a cursor: every page is taken.
+    key = stream_key(STREAM, bus_namespace)
+    await aredis.xgroup_create(key, "g", id="0", mkstream=True)
+    await add(aredis, bus_namespace, *range(10))
+    await aredis.xreadgroup("g", "dead", {key: ">"}, count=100)
+    store = Store(aredis, bus_namespace)
+    singles = Singles()
+    c = consumer(aredis, bus_namespace, singles, store, min_idle_ms=0, batch_size=3)
+    assert await c.reclaim_idle() == 10
+    # Pages of 3 in stream order; the last page's single entry takes the one-by-one path.
+    assert (store.batches, singles.done) == ([[0, 1, 2], [3, 4, 5], [6, 7, 8]], [9])
+    assert c.stats.reclaimed == 10
+    assert await pending_ids(aredis, bus_namespace) == []
+
+
+async def test_delivery_counts_are_found_among_entries_other_replicas_hold(
+    aredis: aioredis.Redis, bus_namespace: str
+) -> None:
+    # Stale entries with many live ones between them (held by a busy replica, not idle): each
+    # stale one's delivery count must still be found, or it is taken for a first delivery and
+    # a poison entry is retried forever instead of dead-lettered.
+    key = stream_key(STREAM, bus_namespace)
+    await aredis.xgroup_create(key, "g", id="0", mkstream=True)
+    stale: list[str] = []
+    for n in range(10):
+        stale += await add(aredis, bus_namespace, n)
+        await aredis.xreadgroup("g", "dead", {key: ">"}, count=1)
+        await add(aredis, bus_namespace, *range(100 + 10 * n, 106 + 10 * n))
+        await aredis.xreadgroup("g", "busy", {key: ">"}, count=6)
+    store = Store(aredis, bus_namespace)
+    c = consumer(aredis, bus_namespace, Singles(), store, min_idle_ms=0, max_deliveries=1)
+    # Only the dead consumer's entries are reclaimed: XAUTOCLAIM with min idle 0 would take
+    # the busy one's too, so they are handed to c through the lookup alone.
+    rows = await aredis.xautoclaim(key, "g", "c1", 0, "0-0", count=100)
+    held = [eid for eid, _ in rows[1] if eid not in stale]
+    await aredis.xclaim(key, "g", "busy", 0, held, justid=True)
+    counts = await c._delivery_counts(stale)
+    assert counts == dict.fromkeys(stale, 2)  # read by "dead", then claimed by c1
+
+
+async def test_a_redis_error_that_is_not_a_lost_group_stops_run(
+    aredis: aioredis.Redis, bus_namespace: str
+) -> None:
+    # Only NOGROUP and UNBLOCKED mean "recreate and go on"; any other refusal is a bug or a
+    # misconfiguration to surface, never to swallow in a loop.
+    await aredis.set(stream_key(STREAM, bus_namespace), "not a stream")
+    c = consumer(aredis, bus_namespace, Singles(), Store(aredis, bus_namespace))
+    with pytest.raises(aioredis.ResponseError, match="WRONGTYPE"):
+        await asyncio.wait_for(c.run(asyncio.Event()), timeout=30)
+    assert c.stats.group_recreated == 0
+
+
+async def test_a_stream_deleted_under_a_blocked_read_is_recreated(
+    aredis: aioredis.Redis, bus_namespace: str, redis_url: str
+) -> None:
+    key = stream_key(STREAM, bus_namespace)
+    name = f"{bus_namespace}-reader"  # the consumer's own connections, told apart in CLIENT LIST
+    reader = aioredis.Redis.from_url(redis_url, decode_responses=True, client_name=name)
+    store = Store(aredis, bus_namespace)
+    singles = Singles()
+    c = GroupConsumer(
+        reader,
+        STREAM,
+        "g",
+        "c1",
+        singles,
+        namespace=bus_namespace,
+        batch_handler=store.batch,
+        min_idle_ms=60_000,
+        block_ms=60_000,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(c.run(stop))
+    try:
+        # Blocked in XREADGROUP (flag b): found by polling, not by sleeping.
+        await until(lambda: blocked_reader(aredis, name), timeout=30)
+        await aredis.delete(key)  # Redis answers the blocked read with UNBLOCKED
+        await until(lambda: group_exists(aredis, key), timeout=30)
+        assert c.stats.group_recreated == 1
+        await add(aredis, bus_namespace, 7)
+        await until(lambda: done_is(singles, [7]), timeout=30)
+        await until(lambda: blocked_reader(aredis, name), timeout=30)
+    finally:
+        stop.set()
+        await aredis.delete(key)  # wakes the blocked read so run() sees stop
+        await asyncio.wait_for(task, timeout=30)
+        await reader.aclose()
+    assert c.stats.redis_errors == 0
+
+
+async def test_a_database_outage_uses_no_delivery_and_keeps_the_entry_claimed(
+    aredis: aioredis.Redis, bus_namespace: str
+) -> None:
+    key = stream_key(STREAM, bus_namespace)
+    seen: list[tuple[int, int]] = []  # (times delivered, idle ms) at each try
+    tried_at: list[float] = []
+
+    async def handler(entry_id: str, env: EventEnvelope[dict[str, Any]]) -> None:
+        tried_at.append(asyncio.get_running_loop().time())
+        (row,) = await aredis.xpending_range(key, "g", min=entry_id, max=entry_id, count=1)
+        seen.append((int(row["times_delivered"]), int(row["time_since_delivered"])))
+        if len(seen) < 3:
+            raise ConnectionRefusedError(111, "Connect call failed")
+
+    c = GroupConsumer(
+        aredis,
+        STREAM,
+        "g",
+        "c1",
+        handler,
+        namespace=bus_namespace,
+        min_idle_ms=600,
+        block_ms=100,
+        max_deliveries=1,
+    )
+    await c.ensure_group()
+    await add(aredis, bus_namespace, 1)
+    c._stop = asyncio.Event()
+    claims = 0
+    xclaim = aredis.xclaim
+
+    async def counted_xclaim(*args: Any, **kwargs: Any) -> Any:
+        nonlocal claims
+        claims += 1
+        return await xclaim(*args, **kwargs)
+
+    aredis.xclaim = counted_xclaim  # type: ignore[method-assign]
+    await c.poll_once()
+    # Claimed again every min_idle/3 (200 ms) of the 0.75 s of waits: a handful of XCLAIMs,
+    # never a loop that hammers Redis (upper bound only: a slow machine makes fewer).
+    assert 2 <= claims <= 20
+    # Tries 1, 2, 3 after 0.25 s and 0.5 s more: 0.75 s > min idle, yet the entry was claimed
+    # again all along (idle far below 600 ms at the third try) and never delivered again.
+    assert [d for d, _ in seen] == [1, 1, 1]
+    assert seen[2][1] < 600
+    # It waited between tries (0.25 s, then 0.5 s; lower bounds only: a wait never ends early,
+    # but a loaded machine may make it longer), rather than hammering the database.
+    gaps = [later - earlier for earlier, later in itertools.pairwise(tried_at)]
+    assert gaps[0] >= 0.24 and gaps[1] >= 0.49
+    assert (c.stats.outage_waits, c.stats.failed, c.stats.handled) == (2, 0, 1)
+    assert (c.stats.dead_lettered, await dead_letters(aredis, bus_namespace)) == (0, [])
+    assert await pending_ids(aredis, bus_namespace) == []
+
+
+async def test_a_database_outage_at_stop_leaves_the_entry_pending_uncounted(
+    aredis: aioredis.Redis, bus_namespace: str
+) -> None:
+    stop = asyncio.Event()
+    tries: list[str] = []
+
+    async def handler(entry_id: str, env: EventEnvelope[dict[str, Any]]) -> None:
+        tries.append(entry_id)
+        if len(tries) == 2:
+            stop.set()  # the service is told to stop while the database is still away
+        raise ConnectionRefusedError(111, "Connect call failed")
+
+    c = GroupConsumer(
+        aredis,
+        STREAM,
+        "g",
+        "c1",
+        handler,
+        namespace=bus_namespace,
+        min_idle_ms=600,
+        block_ms=100,
+        max_deliveries=1,  # its last delivery: counting the outage would dead-letter it
+    )
+    await c.ensure_group()
+    (entry,) = await add(aredis, bus_namespace, 1)
+    c._stop = stop
+    await asyncio.wait_for(c.poll_once(), timeout=30)
+    assert tries == [entry, entry]  # tried, waited once, tried again, then stopped
+    assert (c.stats.outage_waits, c.stats.failed, c.stats.dead_lettered) == (1, 0, 0)
+    assert await dead_letters(aredis, bus_namespace) == []
+    assert await pending_ids(aredis, bus_namespace) == [entry]
+
+
+async def test_a_handler_error_that_is_no_outage_is_not_waited_out(
+    aredis: aioredis.Redis, bus_namespace: str
+) -> None:
+    # A query the database refused is the entry's failure: counted at once, no outage wait.
+    singles = Singles(broken={1})
+    c = GroupConsumer(
+        aredis, STREAM, "g", "c1", singles, namespace=bus_namespace, block_ms=100, max_deliveries=2
+    )
+    await c.ensure_group()
+    (entry,) = await add(aredis, bus_namespace, 1)
+    await c.poll_once()
+    assert singles.attempts == {1: 1}
+    assert (c.stats.outage_waits, c.stats.failed) == (0, 1)
+    assert await pending_ids(aredis, bus_namespace) == [entry]
+
+
+async def until(predicate: Any, timeout: float) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await predicate():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
+async def blocked_reader(client: aioredis.Redis, name: str) -> bool:
+    clients: Any = await client.client_list()
+    return any(
+        c.get("name") == name and c.get("cmd") == "xreadgroup" and "b" in c.get("flags", "")
+        for c in clients
+    )
+
+
+async def group_exists(client: aioredis.Redis, key: str) -> bool:
+    try:
+        groups: Any = await client.xinfo_groups(key)
+    except aioredis.ResponseError:
+        return False
+    return any(g["name"] == "g" for g in groups)
+
+
+async def done_is(singles: Singles, expected: list[int]) -> bool:
+    return singles.done == expected
+
+
+async def test_lag_is_the_consumers_own_group_among_several(
+    aredis: aioredis.Redis, bus_namespace: str
+) -> None:
+    # Groups are listed by name: one that sorts before ours, fully caught up, is not ours.
+    key = stream_key(STREAM, bus_namespace)
+    await aredis.xgroup_create(key, "a-first", id="$", mkstream=True)
+    await add(aredis, bus_namespace, 1, 2, 3)
+    await aredis.xreadgroup("a-first", "x", {key: ">"}, count=10)
+    c = GroupConsumer(aredis, STREAM, "g", "c1", Singles(), namespace=bus_namespace)
+    await c.ensure_group()
+    assert await c.lag() == 3
+
+
+async def test_a_failure_while_stopping_is_still_the_entrys_failure(
+    aredis: aioredis.Redis, bus_namespace: str
+) -> None:
+    # Only an outage is spared at stop; a handler error is counted (and, on the last
+    # delivery, dead-lettered) whether or not the service is stopping.
+    stop = asyncio.Event()
+
+    async def handler(entry_id: str, env: EventEnvelope[dict[str, Any]]) -> None:
+        stop.set()
+        raise RuntimeError("bad entry")
+
+    c = GroupConsumer(
+        aredis, STREAM, "g", "c1", handler, namespace=bus_namespace, block_ms=100, max_deliveries=1
+    )
+    await c.ensure_group()
+    (entry,) = await add(aredis, bus_namespace, 1)
+    c._stop = stop
+    await c.poll_once()
+    assert (c.stats.failed, c.stats.dead_lettered) == (1, 1)
+    assert [d["entry_id"] for d in await dead_letters(aredis, bus_namespace)] == [entry]

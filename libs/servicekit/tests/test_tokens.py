@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from servicekit.auth.permissions import Role
+from servicekit.auth.permissions import ROLE_PERMISSIONS, Role
 from servicekit.auth.tokens import (
     ALGORITHM,
     AUDIENCE,
@@ -303,3 +303,69 @@ def test_signing_keys_are_created_0600_in_a_0700_folder(tmp_path, monkeypatch):
     assert stat.S_IMODE(priv.stat().st_mode) == 0o600
     assert stat.S_IMODE((tmp_path / "keys").stat().st_mode) == 0o700
     assert [p.name for p in (tmp_path / "keys").iterdir() if p.name.startswith(".")] == []
+
+
+def test_lifetimes_from_one_second_to_a_day_and_no_other():
+    from servicekit.auth.tokens import MAX_TTL_S
+
+    # The policy: revocations are kept (and read back at start) for this long.
+    assert MAX_TTL_S == 86_400
+    private, public = generate_keypair()
+    signer, verifier = TokenSigner(private), TokenVerifier(public, clock=Clock(ISSUED))
+    for ttl in (1, MAX_TTL_S):
+        assert verifier.verify(signer.mint("g", Role.VIEWER, ttl_s=ttl, now=ISSUED)).expires_at == (
+            ISSUED + ttl
+        )
+    for ttl in (0, -1, MAX_TTL_S + 1):
+        with pytest.raises(ValueError, match="ttl_s"):
+            signer.mint("g", Role.VIEWER, ttl_s=ttl, now=ISSUED)
+
+
+def test_principal_fields_from_the_claims():
+    private, public = generate_keypair()
+    key = serialization.load_pem_private_key(private.encode(), password=None)
+    signer, verifier = TokenSigner(private), TokenVerifier(public, clock=Clock(ISSUED))
+    minted = verifier.verify(signer.mint("h", Role.OPERATOR, now=ISSUED + 0.25, token_id="t-1"))
+    # A given id is kept; the mint instant to the millisecond; no CSRF binding unless asked.
+    assert (minted.token_id, minted.issued_at, minted.csrf_hash) == ("t-1", ISSUED + 0.25, None)
+    assert minted.permissions == ROLE_PERMISSIONS[Role.OPERATOR]
+    # A token from before "ims" existed is cut by its whole-second iat.
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "i", "role": "viewer", "iat": ISSUED}
+    old = jwt.encode({**claims, "exp": ISSUED + 60}, key, algorithm=ALGORITHM)  # type: ignore[arg-type]
+    principal = verifier.verify(old)
+    assert (principal.issued_at, principal.token_id, principal.subject) == (ISSUED, None, "i")
+
+
+def test_a_key_folder_others_can_enter_is_tightened(tmp_path: Path):
+    import os
+    import stat
+
+    folder = tmp_path / "keys"
+    folder.mkdir(mode=0o755)
+    folder.chmod(0o755)
+    write_keypair(folder)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    # Entering needs only the x bit: others-may-enter alone (0701) is tightened too.
+    enter_only = tmp_path / "enter-only"
+    enter_only.mkdir()
+    enter_only.chmod(0o701)
+    write_private_key(enter_only / "chain.pem", generate_keypair()[0])
+    assert stat.S_IMODE(enter_only.stat().st_mode) == 0o700
+    if os.geteuid() == 0:  # CI and the dev machines run as root: a folder of another user
+        theirs = tmp_path / "theirs"
+        theirs.mkdir()
+        theirs.chmod(0o755)
+        os.chown(theirs, 4242, 4242)
+        write_private_key(theirs / "chain.pem", generate_keypair()[0])
+        assert stat.S_IMODE(theirs.stat().st_mode) == 0o755  # not ours to change
+
+
+def test_a_signing_key_must_be_ed25519():
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = rsa_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    with pytest.raises(ValueError, match="Ed25519"):
+        TokenSigner(pem)
