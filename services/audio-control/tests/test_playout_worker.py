@@ -591,3 +591,41 @@ def test_a_database_outage_on_air_neither_cuts_nor_loses_the_message(
     ends = [e for e in events(redis_url, bus_namespace) if e["type"] == "playout.finished"]
     assert sorted(e["item_id"] for e in ends) == [first, second]
     assert "the message plays on" in caplog.text
+
+
+def test_a_claim_too_young_to_judge_at_takeover_is_looked_at_again_and_airs(rig: Rig) -> None:
+    # Killed between its claim and the first airing row, moments before the next worker took
+    # the output: at takeover the claim could still be a live worker's, so it is left; it must
+    # not be left for good (the alert would never air).
+    add_output(rig, "fm")
+    item = queue(rig, "TOR", 3, seconds=0.5)
+    with rig.worker("setup").store.begin() as conn:
+        conn.execute(
+            playout_items.update()
+            .where(playout_items.c.id == item)
+            .values(state="playing", started_at=datetime.now(UTC))
+        )
+    run_worker(rig.worker("fresh"), lambda: items(rig)[item].state == "aired")
+    assert items(rig)[item].requeue_of is None  # the same item, not a copy
+
+
+def test_an_item_whose_airings_all_ended_is_ended(rig: Rig) -> None:
+    # A worker killed after its last airing was recorded but before the item's end.
+    output_id = add_output(rig, "fm")
+    item = queue(rig, "TOR", 3, seconds=0.5)
+    with rig.worker("setup").store.begin() as conn:
+        conn.execute(
+            playout_items.update().where(playout_items.c.id == item).values(state="playing")
+        )
+        conn.execute(
+            insert(playout_airings).values(
+                item_id=item,
+                output_id=output_id,
+                state="aired",
+                started_at=datetime.now(UTC),
+                finished_at=datetime.now(UTC),
+                result="{}",
+            )
+        )
+    run_worker(rig.worker("fresh"), lambda: items(rig)[item].state == "aired")
+    assert rig.sinks.get("fm", []) == []  # not aired again

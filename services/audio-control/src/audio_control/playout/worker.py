@@ -158,6 +158,7 @@ class PlayoutWorker:
         # a dead worker left on air there is ended before anything new plays on them.
         self._to_recover: set[int] = set()
         self._stop = threading.Event()
+        self._next_reconcile = 0.0
         self.current: Any = None
         self.aired = 0
         self.interrupted = 0
@@ -200,6 +201,8 @@ class PlayoutWorker:
         if self._to_recover:
             self.recover(self._to_recover & set(self.held))
             self._to_recover.clear()
+        elif time.monotonic() >= self._next_reconcile:
+            self.reconcile_items()
         item = self.store.claim_next(utcnow())
         if item is None:
             for command in self.read_commands(block_ms=100):
@@ -534,7 +537,6 @@ class PlayoutWorker:
         its EOM there and is never played again there; an item it claimed but never started
         anywhere goes back to the queue (it never went on air: airing it is right)."""
         now = utcnow()
-        touched: set[int] = set()
         for output_id in sorted(output_ids):
             output = self.held[output_id]
             for item in self.store.playing_on(output_id):
@@ -552,19 +554,30 @@ class PlayoutWorker:
                     output=output,
                 )
                 self.store.finish_airing(item.id, output_id, ItemState.INTERRUPTED, now, {}, event)
-                touched.add(item.id)
+        self.reconcile_items()
+
+    def reconcile_items(self) -> None:
+        """Items left "playing" by a worker that died: ended where every airing has ended
+        (recovered cut airings, or a worker killed between its last airing and the item's
+        end); back in the queue where no output ever started them and the claim is older than
+        any live worker takes to start one (a live claimer writes its airing rows at once).
+        Run on every takeover and every lease period: a claim too young at takeover must still
+        be looked at again, or the alert would never air."""
+        now = utcnow()
+        self._next_reconcile = time.monotonic() + self.settings.lease_ttl_s
         for item in self.store.playing():
             if self.current is not None and item.id == self.current.id:
                 continue
             states = set(self.store.airings(item.id).values())
-            if item.id in touched and ItemState.PLAYING.value not in states:
-                self.store.finish_item(
-                    item.id,
-                    ItemState.INTERRUPTED,
-                    now,
-                    "The playout worker stopped while it was on air; not aired again.",
-                    None,
-                )
+            if states and ItemState.PLAYING.value not in states:
+                if ItemState.INTERRUPTED.value in states:
+                    state = ItemState.INTERRUPTED
+                    reason = "The playout worker stopped while it was on air; not aired again."
+                elif ItemState.AIRED.value in states:
+                    state, reason = ItemState.AIRED, "Aired."
+                else:
+                    state, reason = ItemState.FAILED, "Every output failed."
+                self.store.finish_item(item.id, state, now, reason, None)
             elif (
                 not states
                 and item.started_at is not None
