@@ -366,3 +366,38 @@ async def test_a_pending_confirmation_that_times_out_expires_and_can_be_forwarde
                 "/api/audio/decisions/999999/forward", headers=_auth(token, Role.OPERATOR)
             )
             assert missing.status_code == 404
+
+
+async def test_a_database_outage_while_composing_delays_the_message_but_never_fails_it(
+    service: httpx.AsyncClient, aredis: Any, bus_namespace: str
+) -> None:
+    # The speech is made, then the database is gone when the message is stored (the fault run
+    # saw it): the decision used to stay "composing" for the ten-minute takeover, or be marked
+    # failed for good when the failure could be written. It must get its message once the
+    # database answers again.
+    messages = service.app.state.message_service  # type: ignore[attr-defined]
+    real_store, real_attach = messages._store, messages.relay.attach_message
+    away = {"store": 1, "attach": 1}
+
+    async def store_while_away(*args: Any, **kwargs: Any) -> Any:
+        if away["store"]:
+            away["store"] -= 1
+            raise ConnectionRefusedError(111, "Connection refused")
+        return await real_store(*args, **kwargs)
+
+    async def attach_while_away(conn: Any, decision_id: int, message_id: Any, failure: Any) -> Any:
+        if failure is not None and away["attach"]:
+            away["attach"] -= 1
+            raise ConnectionRefusedError(111, "Connection refused")
+        return await real_attach(conn, decision_id, message_id, failure)
+
+    messages._store = store_while_away
+    messages.relay.attach_message = attach_while_away
+    await publish(aredis, bus_namespace, ALERT_EVENTS, created(now_cap(), alert_id=52))
+    events = await decisions_seen(aredis, bus_namespace, lambda es: any(e.message_id for e in es))
+    final = latest(events)[events[0].decision_id]
+    assert final.message_id is not None and away["store"] == 0
+    detail = (await service.get(f"/api/audio/decisions/{final.decision_id}")).json()
+    assert detail["message_id"] == final.message_id
+    assert "could not be made" not in detail["reason"]
+    assert all("could not be made" not in e.reason for e in events)

@@ -214,6 +214,15 @@ async def claim_for_composing(
     return row
 
 
+async def release_composing(conn: AsyncConnection, decision_id: int) -> None:
+    """A decision this composer claimed and could not finish, waiting again."""
+    await conn.execute(
+        update(D)
+        .where(D.c.id == decision_id, D.c.message_status == "composing")
+        .values(message_status="pending")
+    )
+
+
 async def set_message_status(conn: AsyncConnection, decision_id: int, status: str) -> None:
     await conn.execute(update(D).where(D.c.id == decision_id).values(message_status=status))
 

@@ -90,6 +90,10 @@ class MessageService:
         self.wake = asyncio.Event()
         self.composed = 0
         self.failed = 0
+        # Decisions this composer claimed and could not finish because the database went
+        # away: back to waiting as soon as it answers (not after COMPOSE_TAKEOVER_S, ten
+        # minutes; and never marked failed: the outage is not the message's fault).
+        self._cut_by_outage: set[int] = set()
 
     def config(self) -> NarrationConfig:
         return NarrationConfig.from_settings(
@@ -126,6 +130,14 @@ class MessageService:
     async def compose_next(self) -> bool:
         """Compose the message of one waiting decision; False when none waits."""
         now = utcnow()
+        if self._cut_by_outage:
+            async with self.engine.begin() as conn:
+                for decision_id in sorted(self._cut_by_outage):
+                    await repo.release_composing(conn, decision_id)
+            log.info(
+                "composer: decisions %s wait again after the outage", sorted(self._cut_by_outage)
+            )
+            self._cut_by_outage.clear()
         async with self.engine.begin() as conn:
             row = await repo.claim_for_composing(
                 conn,
@@ -148,12 +160,19 @@ class MessageService:
                 pending = await self.relay._announce(conn, [event] if event else [])
             self.composed += 1
         except Exception as exc:
+            if database_unreachable(exc):
+                self._cut_by_outage.add(int(row.id))
+                raise
             # A message that cannot be made must show on the decision, never vanish.
             log.exception("message of decision %s not composed", row.id)
             failure = f"{type(exc).__name__}: {exc}"
-            async with self.engine.begin() as conn:
-                event = await self.relay.attach_message(conn, int(row.id), None, failure)
-                pending = await self.relay._announce(conn, [event] if event else [])
+            try:
+                async with self.engine.begin() as conn:
+                    event = await self.relay.attach_message(conn, int(row.id), None, failure)
+                    pending = await self.relay._announce(conn, [event] if event else [])
+            except Exception:
+                self._cut_by_outage.add(int(row.id))  # recorded on the next try instead
+                raise
             self.failed += 1
         await self.outbox.publish(pending)
         return True
