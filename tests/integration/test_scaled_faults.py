@@ -21,10 +21,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900
 
 
 @pytest.mark.xfail(
-    reason="issue 13, open: in the full suite (after test_scaled.py, at the end of a 20-minute "
-    "run) one settle condition was not reached within 180 s on 2026-12-03, after the playout "
-    "fix that made it pass in every run alone and in the pair; the printed report's 'not "
-    "settled' line names it in CI's output",
+    reason="issue 13: failed in full-suite runs on 2026-12-03 (a relayed message lost to the "
+    "outage while composing, fixed the same day in audio_control.services.messages); kept "
+    "non-strict for one more CI run, whose XPASS removes the mark",
     strict=False,
 )
 def test_every_alert_once_through_kills_a_redis_restart_and_a_database_outage(
