@@ -13,7 +13,8 @@ from pathlib import Path
 
 import redis
 
-from servicekit.embedded import EmbeddedRedis, _alive
+from servicekit.children import alive
+from servicekit.embedded import EmbeddedRedis
 
 HOLDER = """
 import sys, time
@@ -46,7 +47,7 @@ def _kill9(holder: subprocess.Popen[bytes]) -> None:
 def _gone_within(pid: int, bound_s: float) -> bool:
     deadline = time.monotonic() + bound_s
     while time.monotonic() < deadline:
-        if not _alive(pid):
+        if not alive(pid):
             return True
         time.sleep(0.05)
     return False
@@ -69,12 +70,12 @@ def test_a_server_left_on_the_data_folder_is_stopped_before_a_new_one(tmp_path: 
     holder, url, pid = _station(tmp_path / "redis", die_with_parent=False)
     redis.Redis.from_url(url).set("kept", "yes")
     _kill9(holder)
-    assert _alive(pid), "without die_with_parent the server lives on in its own session"
+    assert alive(pid), "without die_with_parent the server lives on in its own session"
     server = EmbeddedRedis(tmp_path / "redis")
     assert server.stale_pid() == pid
     try:
         client = redis.Redis.from_url(server.start())
-        assert not _alive(pid)
+        assert not alive(pid)
         assert client.get("kept") == b"yes"
         assert server.stale_pid() is None  # the running server is this object's own
     finally:

@@ -10,9 +10,10 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import pytest
+
+from servicekit.children import alive
 
 PARENT = textwrap.dedent(
     """
@@ -34,14 +35,6 @@ PARENT = textwrap.dedent(
 )
 
 
-def _running(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 def test_the_worker_dies_with_a_killed_station() -> None:
     parent = subprocess.Popen(
@@ -50,15 +43,15 @@ def test_the_worker_dies_with_a_killed_station() -> None:
     try:
         assert parent.stdout is not None
         worker = int(parent.stdout.readline())
-        assert _running(worker)
+        assert alive(worker)
         parent.send_signal(signal.SIGKILL)
         parent.wait(timeout=10)
         deadline = time.monotonic() + 20
-        while _running(worker) and time.monotonic() < deadline:
+        while alive(worker) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not _running(worker), "the worker outlived the station that started it"
+        assert not alive(worker), "the worker outlived the station that started it"
     finally:
         if parent.poll() is None:
             parent.kill()
-        if "worker" in locals() and _running(worker):
+        if "worker" in locals() and alive(worker):
             os.kill(worker, signal.SIGKILL)

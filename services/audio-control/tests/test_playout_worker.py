@@ -479,8 +479,12 @@ def test_a_worker_that_died_mid_message_never_airs_it_again_but_sends_its_eom(ri
     assert [what for out, what, _ in rig.log if out == "fm"] == ["key", "finish", "unkey"]
 
 
-def _left_playing_by_a_dead_worker(rig: Rig, output_id: int, item: int) -> None:
-    """What a killed worker leaves: the item playing, its airing on the output begun."""
+def _left_playing_by_a_dead_worker(
+    rig: Rig, output_id: int, item: int, airing: str = "playing"
+) -> None:
+    """What a killed worker leaves: the item playing, its airing on the output begun (or, for
+    ``airing="aired"``, ended just before the kill)."""
+    now = datetime.now(UTC)
     with rig.worker("setup").store.begin() as conn:
         conn.execute(
             playout_items.update().where(playout_items.c.id == item).values(state="playing")
@@ -489,8 +493,9 @@ def _left_playing_by_a_dead_worker(rig: Rig, output_id: int, item: int) -> None:
             insert(playout_airings).values(
                 item_id=item,
                 output_id=output_id,
-                state="playing",
-                started_at=datetime.now(UTC),
+                state=airing,
+                started_at=now,
+                finished_at=None if airing == "playing" else now,
                 result="{}",
             )
         )
@@ -613,19 +618,6 @@ def test_an_item_whose_airings_all_ended_is_ended(rig: Rig) -> None:
     # A worker killed after its last airing was recorded but before the item's end.
     output_id = add_output(rig, "fm")
     item = queue(rig, "TOR", 3, seconds=0.5)
-    with rig.worker("setup").store.begin() as conn:
-        conn.execute(
-            playout_items.update().where(playout_items.c.id == item).values(state="playing")
-        )
-        conn.execute(
-            insert(playout_airings).values(
-                item_id=item,
-                output_id=output_id,
-                state="aired",
-                started_at=datetime.now(UTC),
-                finished_at=datetime.now(UTC),
-                result="{}",
-            )
-        )
+    _left_playing_by_a_dead_worker(rig, output_id, item, airing="aired")
     run_worker(rig.worker("fresh"), lambda: items(rig)[item].state == "aired")
     assert rig.sinks.get("fm", []) == []  # not aired again

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import redis
 
-from servicekit.children import die_with
+from servicekit.children import alive, die_with
 
 
 def free_port() -> int:
@@ -144,7 +144,7 @@ class EmbeddedRedis:
             return None
         if self.process is not None and self.process.pid == pid:
             return None
-        return pid if _alive(pid) and _cwd(pid) == self.data_dir.resolve() else None
+        return pid if alive(pid) and _cwd(pid) == self.data_dir.resolve() else None
 
     def _stop_stale(self, timeout_s: float) -> None:
         pid = self.stale_pid()
@@ -153,9 +153,9 @@ class EmbeddedRedis:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)  # a clean shutdown: its append-only file is flushed
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and _alive(pid):
+        while time.monotonic() < deadline and alive(pid):
             time.sleep(0.05)
-        if _alive(pid):
+        if alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 
@@ -167,15 +167,6 @@ class EmbeddedRedis:
             except subprocess.TimeoutExpired:
                 self.process.kill()
         self.process = None
-
-
-def _alive(pid: int) -> bool:
-    """Running (a zombie, dead but not yet reaped, is not)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def _cwd(pid: int) -> Path | None:

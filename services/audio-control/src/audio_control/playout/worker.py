@@ -108,6 +108,14 @@ class SinkFactory(Protocol):
 KeyingFactory = Callable[[OutputSpec], Keying]
 
 
+def _outcome(states: set[ItemState]) -> ItemState:
+    """An item's end from its airings' ends: cut anywhere is interrupted (its EOM went out
+    there), else aired anywhere is aired, else every output failed."""
+    if ItemState.INTERRUPTED in states:
+        return ItemState.INTERRUPTED
+    return ItemState.AIRED if ItemState.AIRED in states else ItemState.FAILED
+
+
 def eom_tail(rate: int) -> FloatArray:
     """EOM three times, a second apart: what ends every message, and every interruption."""
     eom = encode_burst("NNNN", rate)
@@ -226,37 +234,33 @@ class PlayoutWorker:
         return self.bus.key(f"{PLAYOUT_LEASE_KEY}:{output.id}")
 
     def hold_outputs(self) -> None:
-        ttl_ms = int(self.settings.lease_ttl_s * 1000)
-        held: dict[int, OutputSpec] = {}
-        for output in self.store.outputs():
-            key = self._lease_key(output)
-            me = self.settings.instance
-            if self.client.set(key, me, nx=True, px=ttl_ms) or self._renew(
-                keys=[key], args=[me, ttl_ms]
-            ):
-                held[output.id] = output
+        held = {o.id: o for o in self.store.outputs() if self._hold(o)}
         for gone in set(self.held) - set(held):
             log.warning("playout lost output %s", self.held[gone].name)
         self._to_recover |= set(held) - set(self.held)
         self.held = held
-        self.client.set(self._presence_key(), ttl_ms, px=ttl_ms)
+        self._announce_presence()
 
     def renew_held(self) -> set[int]:
         """While on air: renew the leases of the outputs held (Redis only, so a database
         outage cannot make them lapse mid-message); the ids of those lost."""
-        ttl_ms = int(self.settings.lease_ttl_s * 1000)
-        me = self.settings.instance
-        lost = set()
-        for oid, output in self.held.items():
-            key = self._lease_key(output)
-            # Lapsed (Redis was away longer than the lease) but nobody took it: take it back.
-            if not (
-                self._renew(keys=[key], args=[me, ttl_ms])
-                or self.client.set(key, me, nx=True, px=ttl_ms)
-            ):
-                lost.add(oid)
-        self.client.set(self._presence_key(), ttl_ms, px=ttl_ms)
+        lost = {oid for oid, output in self.held.items() if not self._hold(output)}
+        self._announce_presence()
         return lost
+
+    def _hold(self, output: OutputSpec) -> bool:
+        """Take the output's lease if it is free (or lapsed: Redis was away longer than the
+        lease and nobody took it), else renew it if it is ours; False if another holds it."""
+        ttl_ms = int(self.settings.lease_ttl_s * 1000)
+        key, me = self._lease_key(output), self.settings.instance
+        return bool(
+            self.client.set(key, me, nx=True, px=ttl_ms)
+            or self._renew(keys=[key], args=[me, ttl_ms])
+        )
+
+    def _announce_presence(self) -> None:
+        ttl_ms = int(self.settings.lease_ttl_s * 1000)
+        self.client.set(self._presence_key(), ttl_ms, px=ttl_ms)
 
     def _presence_key(self) -> str:
         return self.bus.key(f"{PLAYOUT_WORKER_KEY}:{self.settings.instance}")
@@ -487,15 +491,15 @@ class PlayoutWorker:
                 event,
                 alarm,
             )
-        states = {r.state for r in runs}
-        if ItemState.INTERRUPTED in states:
-            state, reason = ItemState.INTERRUPTED, interrupted_by[0] if interrupted_by else ""
+        state = _outcome({r.state for r in runs})
+        if state is ItemState.INTERRUPTED:
+            reason = interrupted_by[0] if interrupted_by else ""
             self.interrupted += 1
-        elif ItemState.AIRED in states:
-            state, reason = ItemState.AIRED, "Aired."
+        elif state is ItemState.AIRED:
+            reason = "Aired."
             self.aired += 1
         else:
-            state, reason = ItemState.FAILED, "Every output failed."
+            reason = "Every output failed."
             self.failed += 1
         actor = interrupted_by[1] if interrupted_by else None
         self._recorded(
@@ -568,15 +572,13 @@ class PlayoutWorker:
         for item in self.store.playing():
             if self.current is not None and item.id == self.current.id:
                 continue
-            states = set(self.store.airings(item.id).values())
-            if states and ItemState.PLAYING.value not in states:
-                if ItemState.INTERRUPTED.value in states:
-                    state = ItemState.INTERRUPTED
+            states = {ItemState(v) for v in self.store.airings(item.id).values()}
+            if states and ItemState.PLAYING not in states:
+                state = _outcome(states)
+                if state is ItemState.INTERRUPTED:
                     reason = "The playout worker stopped while it was on air; not aired again."
-                elif ItemState.AIRED.value in states:
-                    state, reason = ItemState.AIRED, "Aired."
                 else:
-                    state, reason = ItemState.FAILED, "Every output failed."
+                    reason = "Aired." if state is ItemState.AIRED else "Every output failed."
                 self.store.finish_item(item.id, state, now, reason, None)
             elif (
                 not states
