@@ -20,12 +20,6 @@ from servicekit.errors import DATABASE_UNAVAILABLE
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
-@pytest.mark.xfail(
-    reason="issue 13: failed in full-suite runs on 2026-12-03 (a relayed message lost to the "
-    "outage while composing, fixed the same day in audio_control.services.messages); kept "
-    "non-strict for one more CI run, whose XPASS removes the mark",
-    strict=False,
-)
 def test_every_alert_once_through_kills_a_redis_restart_and_a_database_outage(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
