@@ -4,8 +4,8 @@ Servers (each in turn, on the same 5,000-alert database seeded through AlertServ
 
 - alerts-api, uvicorn 2 workers (read cache on: the default)
 - alerts-api, uvicorn 2 workers, ALERTS_API_READ_CACHE=false (every request to PostgreSQL)
-- alerts-api, uvicorn 2 workers, ALERTS_API_DETAIL_FAST_PATH=false (random-id detail only:
-  every miss through FastAPI, as before alerts_api.fast_detail)
+- alerts-api, uvicorn 2 workers, cache off and ALERTS_API_FAST_READS=false (list and
+  random-id detail only: every request through FastAPI, as before alerts_api.fast_reads)
 - same-design Flask 3 + gunicorn sync x(2*cores+1), psycopg, the pre-rendered item_json,
   one query, the same Ed25519 check with a verified-token cache   (peers/flask_app.py)
 - bare ASGI callable on uvicorn x2 over an asyncpg pool, same queries and check
@@ -93,12 +93,12 @@ def servers(args: argparse.Namespace) -> list[dict[str, Any]]:
             "env": {"ALERTS_API_READ_CACHE": "false"},
         },
         {
-            # The detail miss as it was before the fast path: through FastAPI and SQLAlchemy.
-            "name": "alerts-api, detail fast path off (uvicorn x2)",
+            # Every miss as it was before the fast reads: through FastAPI and SQLAlchemy.
+            "name": "alerts-api, cache off, fast reads off (uvicorn x2)",
             "key": "ours-nofast",
             "argv": fastapi,
-            "env": {"ALERTS_API_DETAIL_FAST_PATH": "false"},
-            "routes": ["detail-random"],
+            "env": {"ALERTS_API_READ_CACHE": "false", "ALERTS_API_FAST_READS": "false"},
+            "routes": ["list", "detail-random"],
         },
         {
             "name": f"Flask same design (gunicorn sync x{2 * CORES + 1})",

@@ -9,10 +9,9 @@ from fastapi import APIRouter, Depends, Path, Query, Request, status
 from fastapi.responses import JSONResponse, Response
 
 from alerts_api import repository as repo
-from alerts_api.fast_detail import detail_response
-from alerts_api.render import AlertPage, feature_bytes
+from alerts_api.fast_reads import detail_response, list_response
+from alerts_api.render import GEOJSON, AlertPage, feature_bytes, page_body, wants_geojson
 from alerts_api.schemas import (
-    GEOJSON,
     STATES_OF,
     AlertDetail,
     AlertStats,
@@ -44,28 +43,6 @@ AlertId = Annotated[int, Path(ge=1, le=2**62)]
 def _service(request: Request) -> AlertService:
     service: AlertService = request.app.state.alert_service
     return service
-
-
-def _wants_geojson(accept: str) -> bool:
-    """Content negotiation between JSON and GeoJSON: GeoJSON only when asked for by name and
-    preferred at least as much as JSON (wildcards such as a browser's ``*/*`` mean JSON)."""
-    geo = plain = 0.0
-    for part in accept.split(","):
-        media, *params = (p.strip() for p in part.split(";"))
-        q = 1.0
-        for param in params:
-            name, _, value = param.partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
-        media = media.lower()
-        if media == GEOJSON:
-            geo = max(geo, q)
-        elif media == "application/json":
-            plain = max(plain, q)
-    return geo > 0 and geo >= plain
 
 
 @router.get(
@@ -144,7 +121,7 @@ async def list_alerts(
         until=until,
     )
     if format is None:
-        wants_geo = _wants_geojson(request.headers.get("accept", ""))
+        wants_geo = wants_geojson(request.headers.get("accept", ""))
     else:
         wants_geo = format == OutputFormat.GEOJSON
     rows, next_cursor = await _service(request).list_page(filters, after, limit, wants_geo)
@@ -159,12 +136,7 @@ async def list_alerts(
             + b"}"
         )
         return Response(body, media_type=GEOJSON, headers={"Vary": "Accept"})
-    items = b",".join(r.item_json.encode() for r in rows)
-    return Response(
-        b'{"items":[' + items + b'],"next_cursor":' + tail + b"}",
-        media_type="application/json",
-        headers={"Vary": "Accept"},
-    )
+    return list_response(page_body([r.item_json for r in rows], next_cursor))
 
 
 @router.get(
@@ -181,7 +153,7 @@ async def alert_stats(request: Request, _: Reader) -> AlertStats:
     responses={404: error("no alert with this id")},
 )
 async def get_alert(request: Request, alert_id: AlertId, _: Reader) -> Response:
-    # The read cache's fast path (alerts_api.fast_detail) answers most of these without
+    # The read cache's fast path (alerts_api.fast_reads) answers most of these without
     # reaching here, with the same bytes: this route is the contract and the fallback.
     return detail_response(await _service(request).detail(alert_id))
 

@@ -16,7 +16,7 @@ from starlette.middleware import Middleware
 from alerts_api import __version__
 from alerts_api.api import router
 from alerts_api.consumer import make_batch_handler, make_handler
-from alerts_api.fast_detail import DetailFastPath, asyncpg_dsn
+from alerts_api.fast_reads import FastReads, asyncpg_dsn
 from alerts_api.service import AlertService
 from alerts_api.settings import AlertsApiSettings
 from eas_schemas.streams import (
@@ -140,7 +140,7 @@ def create_app(settings: AlertsApiSettings | None = None) -> FastAPI:
     cache = ResponseCache(
         max_entries=settings.read_cache_entries, max_lag_s=settings.read_cache_max_lag_s
     )
-    fast_detail = DetailFastPath(settings.detail_pool_size)
+    fast_reads = FastReads(settings.fast_reads_pool_size)
 
     @contextlib.asynccontextmanager
     async def setup(app: FastAPI, rt: ServiceRuntime) -> AsyncIterator[None]:
@@ -206,13 +206,13 @@ def create_app(settings: AlertsApiSettings | None = None) -> FastAPI:
                 _follow_alert_events(rt.redis, settings.bus_namespace, cache, rt.stop),
                 name="read-cache-events",
             )
-        app.state.detail_fast_path = fast_detail
-        if settings.detail_fast_path and rt.engine.dialect.name == "postgresql":
-            await fast_detail.start(asyncpg_dsn(rt.engine.url))
+        app.state.fast_reads = fast_reads
+        if settings.fast_reads and rt.engine.dialect.name == "postgresql":
+            await fast_reads.start(asyncpg_dsn(rt.engine.url))
         try:
             yield
         finally:
-            await fast_detail.close()
+            await fast_reads.close()
 
     app = service_app(
         INFO,
@@ -221,15 +221,16 @@ def create_app(settings: AlertsApiSettings | None = None) -> FastAPI:
         setup,
         inner_middleware=[
             Middleware(
-                CachedReads, cache, Permission.ALERTS_READ, ["/api/alerts"], direct=fast_detail
+                CachedReads, cache, Permission.ALERTS_READ, ["/api/alerts"], direct=fast_reads
             )
         ],
     )
-    # The route FastAPI puts in the scope when it answers (the router's own APIRoute).
-    fast_detail.route = next(
-        route
+    # The routes FastAPI puts in the scope when it answers (the router's own APIRoutes).
+    gets = {
+        getattr(route, "path", None): route
         for route in router.routes
-        if getattr(route, "path", None) == "/api/alerts/{alert_id}"
-        and "GET" in getattr(route, "methods", ())
-    )
+        if "GET" in getattr(route, "methods", ())
+    }
+    fast_reads.detail_route = gets["/api/alerts/{alert_id}"]
+    fast_reads.list_route = gets["/api/alerts"]
     return app

@@ -18,6 +18,8 @@ from eas_schemas.cap import CapAlert, CapArea, CapScope
 from eas_schemas.events import AlertState, AlertSummary, FeedKind
 from eas_schemas.relevance import RelevanceDecision
 
+GEOJSON = "application/geo+json"
+
 
 class AlertItem(AlertSummary):
     """One alert as listed by GET /api/alerts (an AlertSummary plus its texts)."""
@@ -140,3 +142,31 @@ def feature_bytes(item_json: str, geometry: str | None, alert_id: int) -> bytes:
         f'{{"type":"Feature","id":{alert_id},"geometry":{geometry or "null"},'
         f'"properties":{item_json}}}'
     ).encode()
+
+
+def wants_geojson(accept: str) -> bool:
+    """Content negotiation between JSON and GeoJSON: GeoJSON only when asked for by name and
+    preferred at least as much as JSON (wildcards such as a browser's ``*/*`` mean JSON)."""
+    geo = plain = 0.0
+    for part in accept.split(","):
+        media, *params = (p.strip() for p in part.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        media = media.lower()
+        if media == GEOJSON:
+            geo = max(geo, q)
+        elif media == "application/json":
+            plain = max(plain, q)
+    return geo > 0 and geo >= plain
+
+
+def page_body(items: list[str], next_cursor: str | None) -> bytes:
+    """The AlertPage JSON of pre-rendered items (the list route and its fast path)."""
+    joined = ",".join(items).encode()
+    return b'{"items":[' + joined + b'],"next_cursor":' + json.dumps(next_cursor).encode() + b"}"

@@ -464,11 +464,41 @@ async def list_page(
     return list((await conn.execute(stmt)).all())
 
 
+# The plain list page (a status filter, a cursor, a limit: what the dashboard and the console
+# ask) as text for asyncpg, which prepares and caches each of the four per connection; the
+# read cache's fast path (alerts_api.fast_reads) runs them. The same rows, in the same order,
+# as ``list_page`` with those filters: (sent, id) descending, the cursor the last row's.
+_LIST_SELECT = "SELECT id, sent, item_json FROM alerts"
+_LIST_ORDER = " ORDER BY sent DESC, id DESC LIMIT $1"
+LIST_SQL = {
+    # (with states, with cursor): the statement
+    (False, False): _LIST_SELECT + _LIST_ORDER,
+    (True, False): _LIST_SELECT + " WHERE state = ANY($2::text[])" + _LIST_ORDER,
+    (False, True): _LIST_SELECT + " WHERE (sent < $2 OR (sent = $2 AND id < $3))" + _LIST_ORDER,
+    (True, True): _LIST_SELECT
+    + " WHERE state = ANY($2::text[]) AND (sent < $3 OR (sent = $3 AND id < $4))"
+    + _LIST_ORDER,
+}
+
+
+async def fetch_list_page(
+    raw: Any, states: Sequence[str] | None, cursor: tuple[datetime, int] | None, limit: int
+) -> list[Any]:
+    """``list_sql`` on an asyncpg connection: rows of (id, sent, item_json)."""
+    sql = LIST_SQL[(states is not None, cursor is not None)]
+    args: list[Any] = [limit]
+    if states is not None:
+        args.append(list(states))
+    if cursor is not None:
+        args.extend(cursor)
+    return list(await raw.fetch(sql, *args))
+
+
 # The whole detail in one statement on PostgreSQL: the alert's stored documents and, as
 # arrays of anonymous records, its references, referrers and history (asyncpg decodes
 # ``record[]`` into tuples). One round trip instead of four; sent straight to asyncpg, which
 # prepares and caches it per connection (SQLAlchemy's statement handling was most of this
-# route's CPU). The FastAPI route and the pure-ASGI fast path (alerts_api.fast_detail) both
+# route's CPU). The FastAPI route and the pure-ASGI fast path (alerts_api.fast_reads) both
 # run exactly this text, so they read the same rows.
 DETAIL_SQL = (
     "SELECT a.item_json, a.cap, a.geometry_json, "

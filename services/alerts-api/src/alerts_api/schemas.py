@@ -33,9 +33,6 @@ from eas_schemas.cap import (
 from eas_schemas.same_codes import EVENT_CODES, SameEventCode, SameLocationCode, UgcCode
 from eas_schemas.text import CleanText, UtcTime
 
-GEOJSON = "application/geo+json"
-
-
 # ---- input checks shared by queries and bodies --------------------------------------------
 
 

@@ -545,7 +545,7 @@ class AlertService:
 
         One statement in autocommit (no BEGIN/ROLLBACK round trips): every part is committed
         state, and a state change racing the read shows in the next one. The read cache's
-        fast path (alerts_api.fast_detail) answers the same route from the same statement.
+        fast path (alerts_api.fast_reads) answers the same route from the same statement.
         """
         async with self.read_engine.connect() as conn:
             found = await repo.detail_rows(conn, alert_id)

@@ -54,14 +54,15 @@ class AlertsApiSettings(StoreSettings):
     # The freshness bound: a cached page lags the newest commit by at most this.
     read_cache_max_lag_s: float = Field(default=0.08, gt=0, le=0.1)
     read_cache_entries: int = Field(default=512, ge=1)
-    detail_fast_path: bool = Field(
+    fast_reads: bool = Field(
         default=True,
-        description="answer GET /api/alerts/{id} misses inside the read cache layer, over a "
-        "small asyncpg pool of its own, instead of through FastAPI (PostgreSQL only; the "
-        "same answers: alerts_api.fast_detail)",
+        description="answer misses of GET /api/alerts/{id} and of the plain GET /api/alerts page "
+        "(status, limit, cursor) inside the read cache layer, over a small asyncpg pool of its "
+        "own, instead of through FastAPI (PostgreSQL only; the same answers: "
+        "alerts_api.fast_reads)",
     )
-    detail_pool_size: int = Field(
-        default=8, ge=1, description="connections of the detail fast path's pool (per process)"
+    fast_reads_pool_size: int = Field(
+        default=8, ge=1, description="connections of the fast reads' pool (per process)"
     )
 
     @field_validator("station_same_codes", mode="before")

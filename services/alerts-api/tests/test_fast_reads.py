@@ -1,10 +1,10 @@
-"""The detail fast path (alerts_api.fast_detail) gives exactly the FastAPI route's answers.
+"""The fast reads (alerts_api.fast_reads) give exactly the FastAPI routes' answers.
 
-Two apps on one database: ``fast`` (the default: misses of GET /api/alerts/{id} answered
-inside the read cache layer) and ``route`` (``detail_fast_path=False``: every request through
-FastAPI). The read cache is off on both so every request is built, never served from memory.
-Each case compares status, every header and the body bytes, and checks through the fast
-path's counter which of the two paths answered.
+Two apps on one database: ``fast`` (the default: misses of GET /api/alerts/{id} and of the
+plain GET /api/alerts page answered inside the read cache layer) and ``route``
+(``fast_reads=False``: every request through FastAPI). The read cache is off on both so
+every request is built, never served from memory. Each case compares status, every header
+and the body bytes, and checks through the fast path's counters which of the two answered.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from alerts_api.app import create_app
-from alerts_api.fast_detail import DetailFastPath
+from alerts_api.fast_reads import FastReads
 from alerts_api.migrate import upgrade_url
 from alerts_api.settings import AlertsApiSettings
 from eas_schemas.cap import CapMsgType
@@ -46,7 +46,7 @@ async def _pair(settings: AlertsApiSettings) -> AsyncIterator[Pair]:
     base = settings.model_copy(update={"read_cache": False})
     async with (
         _app(base, instance="fast") as fast,
-        _app(base, instance="route", detail_fast_path=False) as route,
+        _app(base, instance="route", fast_reads=False) as route,
     ):
         yield fast, route
 
@@ -57,8 +57,8 @@ async def pair(settings: AlertsApiSettings) -> AsyncIterator[Pair]:
         yield both
 
 
-def _fast(client: httpx.AsyncClient) -> DetailFastPath:
-    path: DetailFastPath = client.app.state.detail_fast_path  # type: ignore[attr-defined]
+def _fast(client: httpx.AsyncClient) -> FastReads:
+    path: FastReads = client.app.state.fast_reads  # type: ignore[attr-defined]
     return path
 
 
@@ -161,6 +161,93 @@ async def test_refused_callers_get_the_same_401(pair: Pair, token: Callable[...,
     assert _fast(pair[0]).answered == before + 1
 
 
+async def _many(client: httpx.AsyncClient, n: int) -> list[int]:
+    """n alerts, two of them sent at the same second (the cursor's tie on id), one expired."""
+    service = client.app.state.alert_service  # type: ignore[attr-defined]
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    ids = []
+    for k in range(n):
+        sent = t0 + timedelta(minutes=min(k, n - 2))  # the last two share their sent time
+        alert = make_alert(sent=sent, expires_in=timedelta(minutes=30 if k == 0 else 600))
+        result = await service.ingest(ingested(alert))
+        ids.append(int(result.alert_id))
+    await service.expire_due()
+    return ids
+
+
+async def test_list_pages_are_the_same_through_either_path(
+    pair: Pair, token: Callable[..., str]
+) -> None:
+    fast, route = pair
+    viewer = {"Authorization": f"Bearer {token(Role.VIEWER)}"}
+    ids = await _many(fast, 7)
+    before = _fast(fast).lists
+    pages: list[list[int]] = []
+    cursor: str | None = None
+    while True:  # every page of three, following the cursors the fast path hands out
+        path = "/api/alerts?limit=3" + (f"&cursor={cursor}" if cursor else "")
+        answer = await _same(pair, path, viewer)
+        assert answer.status_code == 200 and answer.headers["vary"] == "Accept"
+        body = answer.json()
+        pages.append([item["id"] for item in body["items"]])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == [ids[::-1][0:3], ids[::-1][3:6], ids[::-1][6:]]
+    cases = [
+        "/api/alerts",
+        "/api/alerts?status=all&limit=50",
+        "/api/alerts?status=active",
+        "/api/alerts?status=expired&limit=500",
+        "/api/alerts?status=inactive",
+        "/api/alerts?status=cancelled",
+        "/api/alerts?limit=1&status=active",
+        f"/api/alerts?limit=2&status=active&cursor={pages[0][0]}",  # an id, not a cursor
+    ]
+    for path in cases[:-1]:
+        assert (await _same(pair, path, viewer)).status_code == 200, path
+    assert (await _same(pair, cases[-1], viewer)).status_code == 400
+    assert _fast(fast).lists == before + len(pages) + len(cases) - 1
+    assert _fast(route).lists == 0
+    expired = (await fast.get("/api/alerts?status=expired", headers=viewer)).json()["items"]
+    assert [item["id"] for item in expired] == [ids[0]]
+
+
+async def test_list_queries_this_path_does_not_take_go_to_fastapi(
+    pair: Pair, token: Callable[..., str]
+) -> None:
+    viewer = {"Authorization": f"Bearer {token(Role.VIEWER)}"}
+    await _many(pair[0], 3)
+    before = _fast(pair[0]).answered
+    answers = {
+        "/api/alerts?status=ALL": 200,  # any letter case: the route's any_case
+        "/api/alerts?status=Active": 200,
+        "/api/alerts?limit=050": 200,
+        "/api/alerts?limit=2&limit=3": 200,  # repeated: the route takes the last
+        "/api/alerts?status=all&severity=severe": 200,
+        "/api/alerts?status=": 422,
+        "/api/alerts?status=bogus": 422,
+        "/api/alerts?limit=0": 422,
+        "/api/alerts?limit=501": 422,
+        "/api/alerts?limit=1000": 422,
+        "/api/alerts?format=geojson": 200,
+        "/api/alerts?status%3Dall": 200,  # one odd unknown parameter, ignored by the route
+        "/api/alerts?cursor=%3D": 400,
+    }
+    for path, expected in answers.items():
+        assert (await _same(pair, path, viewer)).status_code == expected, path
+    geo = {**viewer, "Accept": "application/geo+json"}
+    answer = await _same(pair, "/api/alerts", geo)
+    assert answer.json()["type"] == "FeatureCollection"
+    # JSON preferred over GeoJSON, or a wildcard: JSON, and this path takes it.
+    taken = _fast(pair[0]).answered
+    assert _fast(pair[0]).answered == before, "none of these went through the fast path"
+    for accept in ("application/json, application/geo+json;q=0.5", "*/*", "text/html"):
+        answer = await _same(pair, "/api/alerts", {**viewer, "Accept": accept})
+        assert answer.json()["items"], accept
+    assert _fast(pair[0]).answered == taken + 3
+
+
 async def test_database_outage_is_the_same_503_then_recovers(
     settings: AlertsApiSettings, token: Callable[..., str]
 ) -> None:
@@ -181,7 +268,9 @@ async def test_database_outage_is_the_same_503_then_recovers(
             assert down.json() == {"detail": DATABASE_UNAVAILABLE}
             assert down.headers["retry-after"] == "5"
             assert (await _same(pair, "/api/alerts/424242", viewer)).status_code == 503
-            assert _fast(pair[0]).answered == taken + 2, "the fast path gave both 503s"
+            listed = await _same(pair, "/api/alerts?status=active", viewer)
+            assert listed.status_code == 503 and listed.json() == down.json()
+            assert _fast(pair[0]).answered == taken + 3, "the fast path gave the three 503s"
             cluster.start()
             # Back: the fast path's dropped connection is replaced, not answered as an outage.
             back = await _same(pair, path, viewer)
