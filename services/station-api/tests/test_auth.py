@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from datetime import timedelta
 
+from eas_schemas.clock import utcnow
 from servicekit.auth.permissions import Role
 from servicekit.auth.tokens import TokenVerifier
+from station_api import repository as repo
 from station_api.passwords import Passwords
+from station_api.services.accounts import token_hash
+from station_api.services.sessions import SETUP_TOKEN_OVERLAP
 
 ADMIN = "root-admin"
 ADMIN_PASSWORD = "correct horse battery staple"
@@ -188,6 +194,43 @@ async def test_setup_token_works_once_and_only_while_no_user_exists(client):
     assert again.status_code == 403
     # And no new token is made once a user exists.
     assert await client.app.state.sessions.ensure_setup_token() is None
+
+
+async def test_replicas_starting_together_each_get_a_setup_token_that_works(client):
+    sessions = client.app.state.sessions
+    # Two more replicas start at once beside the fixture's (the fault run saw the second of
+    # two fail its start on the one token row, and each replica's token replace the others').
+    made = await asyncio.gather(*(sessions.ensure_setup_token() for _ in range(2)))
+    tokens = [client.app.state.setup_token, *made]
+    async with sessions.accounts.engine.connect() as conn:
+        for token in tokens:
+            assert await repo.setup_token_matches(conn, token_hash(token))
+    # Any one of them opens setup; then setup is closed for the others.
+    ok = await client.post(
+        "/api/auth/setup",
+        json={"setup_token": tokens[1], "username": "first", "password": "first-admin-pw"},
+    )
+    assert ok.status_code == 201
+    late = await client.post(
+        "/api/auth/setup",
+        json={"setup_token": tokens[2], "username": "second", "password": "second-admin-pw"},
+    )
+    assert late.status_code == 403
+
+
+async def test_a_restart_retires_setup_tokens_older_than_the_overlap(client):
+    sessions = client.app.state.sessions
+    first = client.app.state.setup_token
+    later = utcnow() + SETUP_TOKEN_OVERLAP + timedelta(seconds=1)
+    fresh = await sessions.ensure_setup_token(now=later)
+    async with sessions.accounts.engine.connect() as conn:
+        assert not await repo.setup_token_matches(conn, token_hash(first))
+        assert await repo.setup_token_matches(conn, token_hash(fresh))
+    stale = await client.post(
+        "/api/auth/setup",
+        json={"setup_token": first, "username": "first", "password": "first-admin-pw"},
+    )
+    assert stale.status_code == 403
 
 
 async def test_no_open_endpoint_creates_users(client):

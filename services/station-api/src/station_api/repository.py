@@ -136,9 +136,12 @@ async def delete_stale_refresh(conn: AsyncConnection, before: datetime) -> int:
 # ---- setup token ---------------------------------------------------------------------------
 
 
-async def replace_setup_token(conn: AsyncConnection, token_hash: str, now: datetime) -> None:
-    await conn.execute(delete(setup_tokens))
-    await conn.execute(setup_tokens.insert().values(id=1, token_hash=token_hash, created_at=now))
+async def add_setup_token(
+    conn: AsyncConnection, token_hash: str, now: datetime, keep_since: datetime
+) -> None:
+    """A new setup token; tokens made before ``keep_since`` are dropped."""
+    await conn.execute(delete(setup_tokens).where(setup_tokens.c.created_at < keep_since))
+    await conn.execute(setup_tokens.insert().values(token_hash=token_hash, created_at=now))
 
 
 async def has_setup_token(conn: AsyncConnection) -> bool:

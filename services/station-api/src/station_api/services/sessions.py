@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -35,6 +35,10 @@ from station_api.services.accounts import (
 )
 from station_api.services.audit import audit_record
 from station_api.throttle import LoginThrottle
+
+# How long a setup token made by another replica (or an earlier start) stays valid beside a
+# new one: longer than replicas take to start together, short enough to retire old logs.
+SETUP_TOKEN_OVERLAP = timedelta(minutes=10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,14 +249,23 @@ class SessionService:
 
     # ---- first admin ---------------------------------------------------------------------
 
-    async def ensure_setup_token(self) -> str | None:
-        """A new one-time setup token while no user exists (its hash replaces any older one)."""
+    async def ensure_setup_token(self, now: datetime | None = None) -> str | None:
+        """A new one-time setup token while no user exists, printed by the caller.
+
+        Replicas started together each make and print their own, and each one works (until
+        the first admin exists, which ends them all): a single token replaced by every
+        replica in turn made all but the last replica's printed token useless, and two
+        replicas inserting the one row at once failed the start of one of them (seen in the
+        scaled fault run). A token older than ``SETUP_TOKEN_OVERLAP`` is dropped when a new
+        one is made, so a restart still retires what older logs show.
+        """
+        at = now or utcnow()
         async with self.engine.begin() as conn:
             if await repo.count_users(conn) > 0:
                 await repo.clear_setup_tokens(conn)
                 return None
             token = secrets.token_urlsafe(24)
-            await repo.replace_setup_token(conn, token_hash(token), utcnow())
+            await repo.add_setup_token(conn, token_hash(token), at, at - SETUP_TOKEN_OVERLAP)
         return token
 
     async def setup(
