@@ -261,3 +261,17 @@ def test_the_worker_reads_back_every_setting_the_service_hands_it(
             monkeypatch.setenv(key, value)
     # What the worker process builds from its environment is what the service had.
     assert AudioControlSettings().model_dump() == given.model_dump()
+
+
+async def test_replicas_starting_together_make_one_first_output(
+    service: httpx.AsyncClient, settings: AudioControlSettings, tmp_path: Any
+) -> None:
+    # The fault run saw the second of two replicas fail its start on the unique output name.
+    playout = service.app.state.playout_service  # type: ignore[attr-defined]
+    engine = playout.engine
+    async with engine.begin() as conn:
+        await conn.execute(playout_outputs.delete())
+    await asyncio.gather(*(playout.ensure_an_output(tmp_path / f"aired-{i}") for i in range(4)))
+    async with engine.connect() as conn:
+        names = (await conn.execute(select(playout_outputs.c.name))).scalars().all()
+    assert names == ["wav-folder"]

@@ -12,6 +12,7 @@ airs again, ECIG 3.11).
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from datetime import datetime
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from audio_control.services.station_log import (
@@ -68,6 +70,8 @@ EAN_PRECEDENCE = 0
 LIVE_ITEM_STATES = (ItemState.QUEUED.value, ItemState.PLAYING.value, ItemState.AIRED.value)
 
 Item = tuple[StreamSpec, EventEnvelope[Any]]
+
+log = logging.getLogger(__name__)
 
 
 _REPLY_POLL_S = 1.0
@@ -350,23 +354,28 @@ class PlayoutService:
 
     async def ensure_an_output(self, aired_dir: Path) -> None:
         """A fresh station plays into a folder of WAV files, so a newcomer hears what aired."""
-        async with self.engine.begin() as conn:
-            if (await conn.execute(select(playout_outputs.c.id).limit(1))).first() is not None:
-                return
-            now = utcnow()
-            # Absolute: the worker may run from another directory than the API.
-            folder = str(Path.cwd() / aired_dir) if not aired_dir.is_absolute() else str(aired_dir)
-            await conn.execute(
-                insert(playout_outputs).values(
-                    name="wav-folder",
-                    kind="wav_folder",
-                    config=json.dumps({"kind": "wav_folder", "folder": folder}),
-                    keying=json.dumps({"kind": "none"}),
-                    enabled=True,
-                    created_at=now,
-                    updated_at=now,
+        now = utcnow()
+        # Absolute: the worker may run from another directory than the API.
+        folder = str(Path.cwd() / aired_dir) if not aired_dir.is_absolute() else str(aired_dir)
+        try:
+            async with self.engine.begin() as conn:
+                if (await conn.execute(select(playout_outputs.c.id).limit(1))).first():
+                    return
+                await conn.execute(
+                    insert(playout_outputs).values(
+                        name="wav-folder",
+                        kind="wav_folder",
+                        config=json.dumps({"kind": "wav_folder", "folder": folder}),
+                        keying=json.dumps({"kind": "none"}),
+                        enabled=True,
+                        created_at=now,
+                        updated_at=now,
+                    )
                 )
-            )
+        except IntegrityError:
+            # Another replica starting at the same moment made it (the name is unique): the
+            # station has its output. This used to fail the start of the second replica.
+            log.info("the first output was made by another replica starting at the same time")
 
     # ---- inside ------------------------------------------------------------------------
 
