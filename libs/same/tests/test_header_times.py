@@ -95,6 +95,10 @@ def test_one_minute_and_no_time_in_words() -> None:
     [
         ("0010000", 2024, "beginning at 12:00 AM on Monday, January 1, 2024"),
         ("0011200", 2024, "beginning at 12:00 PM on Monday, January 1, 2024"),
+        ("0011159", 2024, "beginning at 11:59 AM on Monday, January 1, 2024"),
+        ("0010059", 2024, "beginning at 12:59 AM on Monday, January 1, 2024"),
+        ("0011300", 2024, "beginning at 1:00 PM on Monday, January 1, 2024"),
+        ("0012359", 2024, "beginning at 11:59 PM on Monday, January 1, 2024"),
         ("3652330", 2023, "ending at 1:30 AM on Monday, January 1, 2024 (UTC)"),
     ],
 )
@@ -104,3 +108,26 @@ def test_described_dates(issued: str, year: int, words: str) -> None:
 
 def test_to_dict_duration_minutes_is_hhmm() -> None:
     assert parse_header(header("0130")).to_dict()["duration_minutes"] == 90
+
+
+def _legal_step(hh: int, mm: int) -> bool:
+    """47 CFR 11.31(c), written out once more here on purpose: 15-minute steps below an
+    hour, 30-minute steps from one hour up to 99 hours 30."""
+    return mm in (15, 30, 45) if hh == 0 else mm in (0, 30)
+
+
+def test_every_purge_time_is_strict_exactly_on_the_legal_steps() -> None:
+    # All 6,000 HHMM values with MM <= 59: strict parsing takes exactly the legal steps; a
+    # receiver takes every one, naming the others "purge_step" and none of the legal ones.
+    for hh in range(100):
+        for mm in range(60):
+            text = f"{hh:02d}{mm:02d}"
+            lenient = parse_header(header(text), lenient=True)
+            if _legal_step(hh, mm):
+                assert parse_header(header(text)).duration == text
+                assert lenient.deviations == (), text
+            else:
+                with pytest.raises(SameHeaderError, match="step"):
+                    parse_header(header(text))
+                assert lenient.deviations == ("purge_step",), text
+            assert lenient.purge_duration == timedelta(hours=hh, minutes=mm)

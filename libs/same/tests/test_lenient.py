@@ -93,3 +93,16 @@ def test_lenient_duration_alone_names_the_purge_step() -> None:
     assert h.deviations == ("purge_step",)
     with pytest.raises(SameHeaderError):
         parse_header("ZCZC-WXR-TOR-039035+0100-3181518-KCLE/NW-", lenient_duration=True)
+
+
+def test_a_receiver_takes_up_to_62_locations_and_no_more() -> None:
+    ohio = [f"039{n:03d}" for n in range(1, 176, 2)]  # 88 real Ohio counties
+    for count in (31, 32, 62, 63):
+        text = f"ZCZC-CIV-CEM-{'-'.join(ohio[:count])}+0100-3181518-KCLE/NWS-"
+        if count > 62:
+            with pytest.raises(SameHeaderError, match="location codes"):
+                parse_header(text, lenient=True)
+            continue
+        h = parse_header(text, lenient=True)
+        assert len(h.locations) == count
+        assert h.deviations == (("location_count",) if count > 31 else ())

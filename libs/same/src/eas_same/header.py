@@ -102,15 +102,16 @@ def validate_duration(text: str, *, lenient: bool = False) -> timedelta:
     hh, mm = int(text[:2]), int(text[2:])
     if mm > 59:
         raise SameHeaderError(f"purge time {text!r} has minutes above 59")
-    if not lenient:
-        if hh == 0 and mm not in (15, 30, 45):
+    # One rule for what sends and what is strict: the same steps a receiver notes as
+    # ``purge_step`` when they are off them.
+    if not lenient and not is_legal_purge_step(text):
+        if hh == 0:
             raise SameHeaderError(
                 f"purge time {text!r} is not a 15-minute step (0015, 0030, 0045) below one hour"
             )
-        if hh >= 1 and mm not in (0, 30):
-            raise SameHeaderError(
-                f"purge time {text!r} is not a 30-minute step (MM 00 or 30) above one hour"
-            )
+        raise SameHeaderError(
+            f"purge time {text!r} is not a 30-minute step (MM 00 or 30) above one hour"
+        )
     return timedelta(hours=hh, minutes=mm)
 
 
@@ -324,13 +325,16 @@ class SameHeader:
 
 
 def _clock(t: datetime) -> str:
-    h = t.hour % 12 or 12
-    return f"{h}:{t.minute:02d} {'AM' if t.hour < 12 else 'PM'}"
+    return _clock_words(t.hour, t.minute)
 
 
 def _clock_td(td: timedelta) -> str:
     minutes = int(td.total_seconds() // 60) % (24 * 60)
-    hh, mm = divmod(minutes, 60)
+    return _clock_words(*divmod(minutes, 60))
+
+
+def _clock_words(hh: int, mm: int) -> str:
+    """A 24-hour time on the 12-hour clock a listener reads: 0:05 is 12:05 AM, 12:00 noon PM."""
     return f"{hh % 12 or 12}:{mm:02d} {'AM' if hh < 12 else 'PM'}"
 
 
