@@ -139,11 +139,10 @@ def _validate_issued(text: str) -> tuple[int, int, int]:
 
 
 def _validate_callsign(text: str, *, lenient: bool = False) -> None:
+    # Its characters are checked with the whole header's (printable ASCII) and by the form
+    # (no '-'); here only its length.
     if len(text) != 8 and not (lenient and 1 <= len(text) < 8):
         raise SameHeaderError(f"callsign {text!r} is not 8 characters")
-    for ch in text:
-        if not (0x20 <= ord(ch) <= 0x7E) or ch == "-":
-            raise SameHeaderError(f"callsign {text!r} contains an invalid character {ch!r}")
 
 
 def _issue_datetime(year: int, day: int, hour: int, minute: int) -> datetime:
@@ -218,10 +217,6 @@ class SameHeader:
     @property
     def text(self) -> str:
         return format_header(self)
-
-    @property
-    def is_standard(self) -> bool:
-        return not self.deviations
 
     @property
     def deviation_texts(self) -> list[str]:
