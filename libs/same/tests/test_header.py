@@ -154,6 +154,24 @@ def test_times_utc_and_year_boundary() -> None:
     assert resolve_issue_time(1, 0, 5, datetime(2024, 12, 31, 23, 58, tzinfo=UTC)).year == 2025
     # naive "now" is treated as UTC
     assert resolve_issue_time(100, 1, 2, datetime(2024, 5, 1)).year == 2024
+    # day 366 heard mid-way through a leap year: the year before has no day 366, the search
+    # goes on to this year
+    assert resolve_issue_time(366, 12, 0, datetime(2024, 6, 1, tzinfo=UTC)) == datetime(
+        2024, 12, 31, 12, 0, tzinfo=UTC
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "national"),
+    [
+        ("ZCZC-PEP-EAN-000000+0400-0011200-WHITEHSE-", True),
+        ("ZCZC-PEP-NPT-000000+0400-0011200-WHITEHSE-", True),
+        ("ZCZC-WXR-TOR-039035+0100-3181518-KXYZ/FM -", False),
+        ("ZCZC-EAS-RWT-042001+0300-3040858-WJON/TV -", False),
+    ],
+)
+def test_national_events(text: str, national: bool) -> None:
+    assert parse_header(text).is_national is national
 
 
 def test_describe() -> None:

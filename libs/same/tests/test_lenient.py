@@ -19,6 +19,7 @@ DEVIATING = [
     # (header as heard, deviations, callsign as parsed)
     ("ZCZC-EAS-RWT-042001+0300-3040858-WJONTV7-", ["callsign_length"], "WJONTV7"),
     ("ZCZC-EAS-RWT-042001+0300-3040858-KX-", ["callsign_length"], "KX"),
+    ("ZCZC-EAS-RWT-042001+0300-3040858-K-", ["callsign_length"], "K"),
     ("ZCZC-WXR-TOR-039035+0100-3181518-kcle.nws-", ["callsign_characters"], "kcle.nws"),
     ("ZCZC-WXR-TOR-039035+0010-3181518-KCLE/NWS-", ["purge_step"], "KCLE/NWS"),
     ("ZCZC-WXR-TOR-039035+0000-3181518-KCLE/NWS-", ["purge_step"], "KCLE/NWS"),
