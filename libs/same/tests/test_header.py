@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -150,8 +150,9 @@ def test_times_utc_and_year_boundary() -> None:
     with pytest.raises(SameHeaderError):
         h366.issued_at(2023)
     assert resolve_issue_time(366, 12, 0, datetime(2025, 1, 2, tzinfo=UTC)).year == 2024
-    # day 1 heard on 31 December is next year's (clock skew at the sender)
+    # day 1 heard on 31 December is next year's (clock skew at the sender), in odd years too
     assert resolve_issue_time(1, 0, 5, datetime(2024, 12, 31, 23, 58, tzinfo=UTC)).year == 2025
+    assert resolve_issue_time(1, 0, 5, datetime(2025, 12, 31, 23, 58, tzinfo=UTC)).year == 2026
     # naive "now" is treated as UTC
     assert resolve_issue_time(100, 1, 2, datetime(2024, 5, 1)).year == 2024
     # day 366 heard mid-way through a leap year: the year before has no day 366, the search
@@ -241,3 +242,19 @@ def test_to_dict() -> None:
     assert d["issued"] == "2024-11-13T15:18:00+00:00"
     assert d["purge_at"] == "2024-11-13T16:18:00+00:00"
     assert d["duration_minutes"] == 60
+
+
+def test_create_takes_the_issue_time_in_any_zone_as_utc() -> None:
+    def issued(at: datetime) -> str:
+        return SameHeader.create(
+            originator="WXR",
+            event="SVR",
+            locations=["039035"],
+            duration="0045",
+            issued=at,
+            callsign="KXYZ",
+        ).issued_text
+
+    eastern = timezone(timedelta(hours=-5))
+    assert issued(datetime(2024, 2, 1, 4, 5, tzinfo=eastern)) == "0320905"  # 09:05 UTC
+    assert issued(datetime(2024, 2, 1, 4, 5)) == "0320405"  # a naive time is taken as UTC

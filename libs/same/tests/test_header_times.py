@@ -19,7 +19,18 @@ def header(tttt: str = "0100", issued: str = "3181518") -> str:
 
 @pytest.mark.parametrize(
     ("year", "leap"),
-    [(2023, False), (2024, True), (1900, False), (2000, True), (2100, False), (2400, True)],
+    [
+        (2023, False),
+        (2024, True),
+        (2025, False),
+        (2026, False),
+        (2027, False),
+        (2028, True),
+        (1900, False),
+        (2000, True),
+        (2100, False),
+        (2400, True),
+    ],
 )
 def test_day_366_exists_in_leap_years_only(year: int, leap: bool) -> None:
     h = parse_header(header(issued="3661200"))
