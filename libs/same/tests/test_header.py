@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -258,3 +259,9 @@ def test_create_takes_the_issue_time_in_any_zone_as_utc() -> None:
     eastern = timezone(timedelta(hours=-5))
     assert issued(datetime(2024, 2, 1, 4, 5, tzinfo=eastern)) == "0320905"  # 09:05 UTC
     assert issued(datetime(2024, 2, 1, 4, 5)) == "0320405"  # a naive time is taken as UTC
+
+
+def test_a_parsed_header_cannot_be_changed() -> None:
+    h = parse_header(GOOD)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        h.event = "EAN"  # type: ignore[misc]
