@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -349,6 +350,52 @@ NO_CODE_TABLE: list[Row] = [
      RelayAction.IGNORE,
      {"event_code": RelayAction.IGNORE, "event": RelayAction.IGNORE}),
 ]  # fmt: skip
+
+
+def test_the_reasons_name_what_decided(make_cap: CapFactory, make_air: AirFactory) -> None:
+    """The sentence an operator reads beside each check (the decisions history), for the
+    branches whose action is the same either way: a wrong one would mislead whoever decides
+    to forward or not."""
+    must_carry = (("EAS-ORG", "WXR"), ("EAS-Must-Carry", "True"))
+    cases: list[tuple[Candidate, dict[str, Any], str, str]] = [
+        (make_cap(msg_type=CapMsgType.CANCEL), {}, "msg_type", "msgType Cancel: a Cancel never"),
+        (make_cap(msg_type=CapMsgType.UPDATE), {"msg_types": ["Alert"]}, "msg_type",
+         "this station does not relay it"),
+        (make_cap(msg_type=CapMsgType.ACK), {}, "msg_type", "it is not processed"),
+        (make_cap(parameters=must_carry), {}, "must_carry", "Governor's must-carry"),
+        (make_cap(), {}, "must_carry", "Not marked EAS-Must-Carry."),
+        (make_cap(effective=NOW - timedelta(minutes=10)), {}, "not_yet_effective",
+         "In effect now."),
+        (make_cap(effective=NOW, onset=NOW), {}, "not_yet_effective", "In effect now."),
+        (dataclasses.replace(make_cap(), received_at=None), {}, "stale", "Received 0 s ago."),
+        (dataclasses.replace(make_cap(), received_at=NOW - timedelta(seconds=170)),
+         {"max_age_s": 30}, "stale", "Received 3 min ago, longer than the 30 s"),
+        (make_cap(**NO_CODE), {"cap_without_event_code": {"enabled": True}},
+         "severity_urgency", "Severity Extreme and urgency Immediate reach"),
+    ]  # fmt: skip
+    for candidate, rules, rule, words in cases:
+        detail = check(decide(candidate, **rules), rule).detail
+        assert detail.startswith(words) or words in detail, (rule, words, detail)
+        if words == "In effect now.":
+            assert detail == words, detail  # and nothing about an onset still to come
+    assert make_cap().event_name == "Tornado Warning"
+    assert (
+        check(
+            decide(make_cap(**NO_CODE), cap_without_event_code={"enabled": True}),
+            "severity_urgency",
+        ).values["severity"]
+        == "Extreme"
+    )
+    assert not any(c.rule == "must_carry" for c in decide(make_air()).checks)
+
+
+def test_a_purge_time_reached_at_the_decision_is_expired(make_cap: CapFactory) -> None:
+    candidate = dataclasses.replace(make_cap(), purge_at=NOW)
+    result = decide(candidate)
+    assert blocking(result) == {"expired": RelayAction.IGNORE}
+    assert check(result, "expired").detail == f"Expired at {NOW.isoformat()}."
+    later = dataclasses.replace(make_cap(), purge_at=NOW + timedelta(minutes=5))
+    assert "expired" not in blocking(decide(later))
 
 
 @pytest.mark.parametrize(
