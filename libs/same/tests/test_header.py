@@ -13,6 +13,7 @@ from eas_same.header import (
     header_length,
     parse_header,
     resolve_issue_time,
+    validate_duration,
 )
 
 GOOD = "ZCZC-WXR-TOR-039035-039055+0100-3181518-KXYZ/FM -"
@@ -265,3 +266,19 @@ def test_a_parsed_header_cannot_be_changed() -> None:
     h = parse_header(GOOD)
     with pytest.raises(dataclasses.FrozenInstanceError):
         h.event = "EAN"  # type: ignore[misc]
+
+
+def test_strict_is_the_default_on_send() -> None:
+    # A header the station makes, and a duration it checks, keep to the legal steps unless a
+    # caller asks otherwise by name (the origination API relies on both defaults).
+    with pytest.raises(SameHeaderError, match="15-minute step"):
+        SameHeader.create(
+            originator="CIV",
+            event="CEM",
+            locations=["039035"],
+            duration="0010",
+            issued="3181518",
+            callsign="KXYZ",
+        )
+    with pytest.raises(SameHeaderError, match="30-minute step"):
+        validate_duration("0145")
