@@ -372,6 +372,14 @@ def test_the_reasons_name_what_decided(make_cap: CapFactory, make_air: AirFactor
          {"max_age_s": 30}, "stale", "Received 3 min ago, longer than the 30 s"),
         (make_cap(**NO_CODE), {"cap_without_event_code": {"enabled": True}},
          "severity_urgency", "Severity Extreme and urgency Immediate reach"),
+        (make_cap(status=CapStatus.EXERCISE), {}, "cap_status",
+         "Status is Exercise: only Actual messages air."),
+        (make_cap(event="Emergency Action Notification", same_event="EAN", codes=("000000",),
+                  parameters=(("EAS-ORG", "PEP"),)), {"events": []}, "event",
+         "Event EAN: relayed as a national message."),
+        (make_cap(event="Civil Emergency Message", same_event="CEM",
+                  parameters=(("EAS-Must-Carry", "True"), ("EAS-ORG", "CIV"))),
+         {"originators": ["WXR"]}, "originator", "Originator CIV: relayed as a must-carry."),
     ]  # fmt: skip
     for candidate, rules, rule, words in cases:
         detail = check(decide(candidate, **rules), rule).detail
