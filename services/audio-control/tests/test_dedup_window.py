@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -92,3 +93,12 @@ def test_two_air_copies_of_one_transmission(make_air: Factory) -> None:
     first = make_air(callsign="KCLE/NWS")
     relayed = make_air(callsign="WKYC/TV ", originator="WXR", issued=NOW)
     assert same_transmission(first, relayed, WINDOW)
+
+
+def test_a_copy_without_a_purge_time_compares_on_the_rest(
+    make_cap: Factory, make_air: Factory
+) -> None:
+    untimed = dataclasses.replace(make_cap(), purge_at=None)
+    heard = make_air(duration="0200")  # a purge time that would differ from the CAP one
+    assert match_transmissions(untimed, heard, WINDOW).same
+    assert match_transmissions(heard, untimed, WINDOW).same

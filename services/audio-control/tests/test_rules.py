@@ -140,6 +140,8 @@ CAP_TABLE: list[Row] = [
      {"expired": RelayAction.IGNORE}),
     ("delay runs past expiry", {"expires_in": timedelta(minutes=5)}, {"delay_s": 300},
      RelayAction.IGNORE, {"expired": RelayAction.IGNORE}),
+    ("delay runs well past expiry", {"expires_in": timedelta(minutes=5)}, {"delay_s": 400},
+     RelayAction.IGNORE, {"expired": RelayAction.IGNORE}),
     ("no SAME geocode", {"codes": ()}, {}, RelayAction.IGNORE,
      {"geocode": RelayAction.IGNORE, "location": RelayAction.IGNORE}),
     ("other county", {"codes": ("039093",)}, {}, RelayAction.IGNORE,
@@ -394,7 +396,17 @@ def test_the_reasons_name_what_decided(make_cap: CapFactory, make_air: AirFactor
         ).values["severity"]
         == "Extreme"
     )
-    assert not any(c.rule == "must_carry" for c in decide(make_air()).checks)
+    heard = decide(make_air())
+    assert not any(c.rule in ("must_carry", "not_yet_effective") for c in heard.checks)
+    ean = decide(
+        make_cap(same_event="EAN", codes=("000000",), parameters=(("EAS-ORG", "PEP"),)),
+        events=[],
+    )
+    assert check(ean, "national").values["mandatory"] is True
+    # An ignored alert's reason is the first check that ignored it, not a passing one.
+    other = decide(make_cap(codes=("039093",)))
+    assert other.action is RelayAction.IGNORE
+    assert check(other, "location").detail in other.reason
 
 
 def test_a_purge_time_reached_at_the_decision_is_expired(make_cap: CapFactory) -> None:
