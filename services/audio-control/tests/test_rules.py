@@ -369,6 +369,8 @@ def test_the_reasons_name_what_decided(make_cap: CapFactory, make_air: AirFactor
         (make_cap(effective=NOW - timedelta(minutes=10)), {}, "not_yet_effective",
          "In effect now."),
         (make_cap(effective=NOW, onset=NOW), {}, "not_yet_effective", "In effect now."),
+        (make_cap(effective=NOW - timedelta(minutes=10), onset=NOW - timedelta(minutes=5)), {},
+         "not_yet_effective", "In effect now."),
         (dataclasses.replace(make_cap(), received_at=None), {}, "stale", "Received 0 s ago."),
         (dataclasses.replace(make_cap(), received_at=NOW - timedelta(seconds=170)),
          {"max_age_s": 30}, "stale", "Received 3 min ago, longer than the 30 s"),
@@ -389,13 +391,10 @@ def test_the_reasons_name_what_decided(make_cap: CapFactory, make_air: AirFactor
         if words == "In effect now.":
             assert detail == words, detail  # and nothing about an onset still to come
     assert make_cap().event_name == "Tornado Warning"
-    assert (
-        check(
-            decide(make_cap(**NO_CODE), cap_without_event_code={"enabled": True}),
-            "severity_urgency",
-        ).values["severity"]
-        == "Extreme"
+    offered = check(
+        decide(make_cap(**NO_CODE), cap_without_event_code={"enabled": True}), "severity_urgency"
     )
+    assert offered.values["severity"] == "Extreme" and offered.values["urgency"] == "Immediate"
     heard = decide(make_air())
     assert not any(c.rule in ("must_carry", "not_yet_effective") for c in heard.checks)
     ean = decide(
