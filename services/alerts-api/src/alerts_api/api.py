@@ -12,6 +12,8 @@ from alerts_api import repository as repo
 from alerts_api.fast_reads import detail_response, list_response
 from alerts_api.render import GEOJSON, AlertPage, feature_bytes, page_body, wants_geojson
 from alerts_api.schemas import (
+    LIST_LIMIT,
+    MAX_LIST_LIMIT,
     STATES_OF,
     AlertDetail,
     AlertStats,
@@ -91,7 +93,9 @@ async def list_alerts(
     until: Annotated[
         UtcTime | None, Query(description="sent before (ISO 8601 with offset)")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=500, description="items per page")] = 50,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_LIST_LIMIT, description="items per page")
+    ] = LIST_LIMIT,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     format: Annotated[
         OutputFormat | None,
@@ -125,8 +129,8 @@ async def list_alerts(
     else:
         wants_geo = format == OutputFormat.GEOJSON
     rows, next_cursor = await _service(request).list_page(filters, after, limit, wants_geo)
-    tail = json.dumps(next_cursor).encode()
     if wants_geo:
+        tail = json.dumps(next_cursor).encode()
         features = b",".join(feature_bytes(r.item_json, r.geometry_json, r.id) for r in rows)
         body = (
             b'{"type":"FeatureCollection","features":['

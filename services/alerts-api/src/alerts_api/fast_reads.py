@@ -37,7 +37,7 @@ from starlette.types import Scope
 
 from alerts_api import repository as repo
 from alerts_api.render import page_body, wants_geojson
-from alerts_api.schemas import STATES_OF, StatusFilter
+from alerts_api.schemas import LIST_LIMIT, MAX_LIST_LIMIT, STATES_OF, StatusFilter
 from alerts_api.service import detail_body, detail_not_found
 from servicekit.db import CONNECT_TIMEOUT_S, database_unreachable
 from servicekit.errors import database_error_handler, service_error_handler
@@ -57,7 +57,6 @@ _LIST_PATH = "/api/alerts"
 _LIST_PARAM = re.compile(rb"(status|limit|cursor)=([A-Za-z0-9_-]+)")
 _LIMIT = re.compile(rb"[1-9][0-9]{0,2}")
 _STATUS = {s.value.encode(): STATES_OF[s] for s in StatusFilter}
-_DEFAULT_LIMIT, _MAX_LIMIT = 50, 500
 
 # A pooled connection the server dropped (restart, failover, idle cut): tried once more on a
 # fresh connection, as SQLAlchemy's pre-ping would; a connect that fails is not retried.
@@ -155,9 +154,8 @@ class FastReads:
             rows = await self._run(pool, repo.fetch_list_page, states, cursor, limit + 1)
         except Exception as exc:
             return await self._failed(scope, exc)
-        more, rows = len(rows) > limit, rows[:limit]
-        next_cursor = repo.encode_cursor(rows[-1][1], rows[-1][0]) if more else None
-        return _answer(list_response(page_body([r[2] for r in rows], next_cursor)))
+        page, next_cursor = repo.split_page(rows, limit)
+        return _answer(list_response(page_body([r[2] for r in page], next_cursor)))
 
     async def _failed(self, scope: Scope, exc: Exception) -> Answer:
         if not database_unreachable(exc):
@@ -197,9 +195,9 @@ def _list_query(scope: Scope) -> ListQuery | None:
         if seen[b"status"] not in _STATUS:
             return None
         states = _STATUS[seen[b"status"]]
-    limit = _DEFAULT_LIMIT
+    limit = LIST_LIMIT
     if b"limit" in seen:
-        if _LIMIT.fullmatch(seen[b"limit"]) is None or int(seen[b"limit"]) > _MAX_LIMIT:
+        if _LIMIT.fullmatch(seen[b"limit"]) is None or int(seen[b"limit"]) > MAX_LIST_LIMIT:
             return None
         limit = int(seen[b"limit"])
     cursor = None

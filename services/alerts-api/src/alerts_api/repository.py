@@ -464,6 +464,15 @@ async def list_page(
     return list((await conn.execute(stmt)).all())
 
 
+def split_page(rows: Sequence[Any], limit: int) -> tuple[list[Any], str | None]:
+    """A page fetched with one row more than ``limit`` (rows of ``list_page`` or
+    ``fetch_list_page``, both (id, sent, ...)): the page and the cursor of the next one, None
+    on the last (the extra row tells, so an exactly full last page hands out no cursor to an
+    empty one)."""
+    more, page = len(rows) > limit, list(rows[:limit])
+    return page, encode_cursor(page[-1][1], page[-1][0]) if more else None
+
+
 # The plain list page (a status filter, a cursor, a limit: what the dashboard and the console
 # ask) as text for asyncpg, which prepares and caches each of the four per connection; the
 # read cache's fast path (alerts_api.fast_reads) runs them. The same rows, in the same order,
@@ -484,7 +493,7 @@ LIST_SQL = {
 async def fetch_list_page(
     raw: Any, states: Sequence[str] | None, cursor: tuple[datetime, int] | None, limit: int
 ) -> list[Any]:
-    """``list_sql`` on an asyncpg connection: rows of (id, sent, item_json)."""
+    """``LIST_SQL`` on an asyncpg connection: rows of (id, sent, item_json)."""
     sql = LIST_SQL[(states is not None, cursor is not None)]
     args: list[Any] = [limit]
     if states is not None:

@@ -70,6 +70,9 @@ class StatusFilter(StrEnum):
     ALL = "all"
 
 
+# GET /api/alerts page size: the route's default and bound (its fast path takes the same).
+LIST_LIMIT, MAX_LIST_LIMIT = 50, 500
+
 STATES_OF: dict[StatusFilter, tuple[str, ...] | None] = {
     StatusFilter.ACTIVE: ("active",),
     StatusFilter.EXPIRED: ("expired",),

@@ -532,13 +532,10 @@ class AlertService:
     ) -> tuple[list[Any], str | None]:
         """One page of rendered rows and the cursor of the next page (None on the last)."""
         async with self.read_engine.connect() as conn:
-            # One row more than asked for tells whether another page exists, so an exactly
-            # full last page does not hand out a cursor to an empty page.
             rows = await repo.list_page(
                 conn, filters, after, limit + 1, with_geometry=with_geometry
             )
-        more, rows = len(rows) > limit, rows[:limit]
-        return rows, repo.encode_cursor(rows[-1].sent, rows[-1].id) if more else None
+        return repo.split_page(rows, limit)
 
     async def detail(self, alert_id: int) -> bytes:
         """The AlertDetail document as JSON bytes (see ``detail_body``).
