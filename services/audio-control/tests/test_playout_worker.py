@@ -523,15 +523,20 @@ def test_a_dead_workers_lease_still_running_delays_its_eom_but_does_not_skip_it(
     assert airing.state == "interrupted"
 
 
-def test_an_item_claimed_by_a_worker_that_died_before_airing_it_airs(rig: Rig) -> None:
-    add_output(rig, "fm")
-    item = queue(rig, "TOR", 3, seconds=0.5)
+def _claimed_by_a_dead_worker(rig: Rig, item: int, started_at: datetime) -> None:
+    """The item as a worker leaves it when killed between its claim and its first airing."""
     with rig.worker("setup").store.begin() as conn:
         conn.execute(
             playout_items.update()
             .where(playout_items.c.id == item)
-            .values(state="playing", started_at=datetime.now(UTC) - timedelta(seconds=30))
+            .values(state="playing", started_at=started_at)
         )
+
+
+def test_an_item_claimed_by_a_worker_that_died_before_airing_it_airs(rig: Rig) -> None:
+    add_output(rig, "fm")
+    item = queue(rig, "TOR", 3, seconds=0.5)
+    _claimed_by_a_dead_worker(rig, item, datetime.now(UTC) - timedelta(seconds=30))
     run_worker(rig.worker("fresh"), lambda: items(rig)[item].state == "aired")
     (sink,) = rig.sinks["fm"]
     assert [e.type for e in decode_samples(sink.audio.astype(np.float64), RATE)[0]][-1] == "eom"
@@ -604,12 +609,7 @@ def test_a_claim_too_young_to_judge_at_takeover_is_looked_at_again_and_airs(rig:
     # not be left for good (the alert would never air).
     add_output(rig, "fm")
     item = queue(rig, "TOR", 3, seconds=0.5)
-    with rig.worker("setup").store.begin() as conn:
-        conn.execute(
-            playout_items.update()
-            .where(playout_items.c.id == item)
-            .values(state="playing", started_at=datetime.now(UTC))
-        )
+    _claimed_by_a_dead_worker(rig, item, datetime.now(UTC))
     run_worker(rig.worker("fresh"), lambda: items(rig)[item].state == "aired")
     assert items(rig)[item].requeue_of is None  # the same item, not a copy
 

@@ -108,6 +108,10 @@ class SinkFactory(Protocol):
 KeyingFactory = Callable[[OutputSpec], Keying]
 
 
+# What an item's record says when it ended aired, or failed on every output.
+_ENDED = {ItemState.AIRED: "Aired.", ItemState.FAILED: "Every output failed."}
+
+
 def _outcome(states: set[ItemState]) -> ItemState:
     """An item's end from its airings' ends: cut anywhere is interrupted (its EOM went out
     there), else aired anywhere is aired, else every output failed."""
@@ -495,12 +499,12 @@ class PlayoutWorker:
         if state is ItemState.INTERRUPTED:
             reason = interrupted_by[0] if interrupted_by else ""
             self.interrupted += 1
-        elif state is ItemState.AIRED:
-            reason = "Aired."
-            self.aired += 1
         else:
-            reason = "Every output failed."
-            self.failed += 1
+            reason = _ENDED[state]
+            if state is ItemState.AIRED:
+                self.aired += 1
+            else:
+                self.failed += 1
         actor = interrupted_by[1] if interrupted_by else None
         self._recorded(
             f"item {item.id}", self.store.finish_item, item.id, state, now, reason, actor
@@ -578,7 +582,7 @@ class PlayoutWorker:
                 if state is ItemState.INTERRUPTED:
                     reason = "The playout worker stopped while it was on air; not aired again."
                 else:
-                    reason = "Aired." if state is ItemState.AIRED else "Every output failed."
+                    reason = _ENDED[state]
                 self.store.finish_item(item.id, state, now, reason, None)
             elif (
                 not states
